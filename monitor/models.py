@@ -1,0 +1,195 @@
+"""Plain records passed between the pipeline's stages.
+
+The data flows one way: config -> scheduler -> fetch -> parse -> match ->
+store -> alert dispatch. Each stage takes these records in and gives these
+records out, so that each can be tested alone and the orchestrator
+(`monitor.service`) is the only place that knows the order.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Mapping
+
+
+# --------------------------------------------------------------------------
+# config
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FeedConfig:
+    """One feed as the user configured it in feeds.toml."""
+
+    name: str
+    url: str
+    interval: float  # seconds between polls
+    language: str | None = None
+    tags: tuple[str, ...] = ()
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FetchSettings:
+    """How politely and how defensively feeds are fetched."""
+
+    user_agent: str = "monitor/0.1 (+https://github.com/monitor-feeds/monitor; feed monitoring)"
+    connect_timeout: float = 10.0
+    read_timeout: float = 30.0
+    deadline: float = 60.0  # overall cap for one fetch, body included
+    max_body_bytes: int = 10 * 1024 * 1024
+    max_redirects: int = 10
+    global_limit: int = 16  # concurrent fetches in all
+    per_host_limit: int = 2  # concurrent fetches per host:port
+
+
+@dataclass(frozen=True)
+class PollSettings:
+    """Scheduling and retention policy."""
+
+    default_interval: float = 600.0
+    jitter: float = 0.1  # fraction of the interval, spread both ways
+    backlog_window: float = 24 * 3600.0  # 0 = no backlog story counts as new
+    max_backoff: float = 6 * 3600.0  # slow-probe ceiling for failing feeds
+    retention: float = 90 * 24 * 3600.0  # 0 = keep forever
+    fetch_log_keep: int = 50  # fetch log rows kept per feed
+
+
+# --------------------------------------------------------------------------
+# fetch
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FetchRequest:
+    """What the fetcher needs to know about a feed to fetch it politely."""
+
+    feed: str  # feed name, for error messages
+    url: str
+    etag: str | None = None
+    last_modified: str | None = None
+    body_hash: str | None = None  # sha256 hex of the last parsed body
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+class FetchOutcome(str, enum.Enum):
+    OK = "ok"  # a new body to parse
+    NOT_MODIFIED = "not_modified"  # 304
+    UNCHANGED = "unchanged"  # 200 with the same body hash as last time
+    GONE = "gone"  # 410
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    outcome: FetchOutcome
+    url: str  # the URL requested
+    final_url: str  # after redirects
+    permanent_url: str | None = None  # new URL to store (leading 301/308 run only)
+    status: int | None = None
+    body: bytes | None = None  # decompressed, only for OK
+    headers: Mapping[str, str] = field(default_factory=dict)  # lowercase keys
+    etag: str | None = None
+    last_modified: str | None = None
+    body_hash: str | None = None
+    retry_after: datetime | None = None  # UTC; from 429/503 Retry-After
+    error_kind: str | None = None  # dns, tls, connect, timeout, http, too_large, decode, redirect, protocol
+    error: str | None = None  # human readable, never contains secrets
+    bytes_read: int = 0  # bytes on the wire
+    duration: float = 0.0  # seconds
+
+
+# --------------------------------------------------------------------------
+# parse
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One story, normalised: plain text, UTC times, canonical URL."""
+
+    feed: str
+    guid: str
+    url: str | None
+    title: str
+    summary: str = ""
+    content: str = ""
+    published: datetime | None = None  # aware, UTC
+    updated: datetime | None = None  # aware, UTC
+    authors: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    language: str | None = None
+    content_hash: str = ""  # sha256 hex of the text that matters for "changed"
+
+
+@dataclass(frozen=True)
+class ParsedFeed:
+    title: str | None
+    link: str | None
+    language: str | None
+    entries: list[Entry]
+    warning: str | None = None  # bozo message when the feed was malformed but usable
+
+
+class ParseError(Exception):
+    """The body is not a feed we can read (HTML page, garbage, empty XML...)."""
+
+
+# --------------------------------------------------------------------------
+# match (filled by monitor.match)
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Hit:
+    field: str  # title, summary or content
+    start: int  # character offsets into the original field text
+    end: int
+    term: str  # the alias / keyword that matched
+
+
+@dataclass(frozen=True)
+class Match:
+    rule: str
+    score: float
+    severity: str  # info, warning, critical
+    tags: tuple[str, ...]
+    hits: tuple[Hit, ...]
+    snippet: str  # short text with hits marked as [[...]]
+
+
+# --------------------------------------------------------------------------
+# store
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FeedState:
+    """Fetch state of one feed as the store keeps it."""
+
+    id: int
+    name: str
+    url: str
+    status: str  # new, ok, error, gone, removed
+    etag: str | None = None
+    last_modified: str | None = None
+    body_hash: str | None = None
+    last_success: datetime | None = None
+    last_attempt: datetime | None = None
+    last_error: str | None = None
+    last_error_kind: str | None = None
+    consecutive_errors: int = 0
+    next_poll: datetime | None = None
+    retry_after: datetime | None = None
+    baselined: bool = False  # first successful poll done
+
+
+@dataclass(frozen=True)
+class StoreResult:
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    new_for_alerting: int = 0  # new entries inside the backlog window
+    matched: int = 0

@@ -1,0 +1,174 @@
+"""A real HTTP server on 127.0.0.1 for tests: serves feed files and misbehaves on request.
+
+Each path maps to a route: a callable that gets the request handler and writes
+the whole response itself, so a route can drip bytes, reset the connection or
+redirect. `static()` covers the ordinary case and honours conditional GET.
+Every request is logged (path and headers) so tests can assert on what the
+client sent.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Callable
+
+Route = Callable[[BaseHTTPRequestHandler], None]
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+
+def fixture_bytes(name: str) -> bytes:
+    """Bytes of tests/fixtures/feeds/NAME."""
+    return (FIXTURES / "feeds" / name).read_bytes()
+
+
+@dataclass
+class LoggedRequest:
+    method: str
+    path: str
+    headers: dict[str, str]
+
+
+def send(handler: BaseHTTPRequestHandler, status: int, body: bytes = b"",
+         headers: dict[str, str] | None = None) -> None:
+    handler.send_response(status)
+    headers = dict(headers or {})
+    headers.setdefault("Content-Length", str(len(body)))
+    for key, value in headers.items():
+        handler.send_header(key, value)
+    handler.end_headers()
+    if body and handler.command != "HEAD":
+        handler.wfile.write(body)
+
+
+def static(body: bytes, content_type: str = "application/rss+xml; charset=utf-8",
+           status: int = 200, headers: dict[str, str] | None = None,
+           etag: bool = True, last_modified: bool = True) -> Route:
+    """Serve fixed bytes with ETag/Last-Modified, answering 304 to matching validators."""
+    tag = '"' + hashlib.sha1(body).hexdigest()[:16] + '"'
+    modified = email.utils.formatdate(1_700_000_000, usegmt=True)
+
+    def route(handler: BaseHTTPRequestHandler) -> None:
+        out = {"Content-Type": content_type, **(headers or {})}
+        if etag:
+            out["ETag"] = tag
+        if last_modified:
+            out["Last-Modified"] = modified
+        inm = handler.headers.get("If-None-Match")
+        ims = handler.headers.get("If-Modified-Since")
+        if (etag and inm == tag) or (not etag and last_modified and ims == modified):
+            send(handler, 304, b"", {k: v for k, v in out.items() if k != "Content-Type"})
+            return
+        send(handler, status, body, out)
+
+    return route
+
+
+def redirect(location: str, status: int = 301) -> Route:
+    def route(handler: BaseHTTPRequestHandler) -> None:
+        send(handler, status, b"", {"Location": location})
+
+    return route
+
+
+def drip(body: bytes, delay: float = 1.0, chunk: int = 1,
+         stop: threading.Event | None = None) -> Route:
+    """Send CHUNK bytes every DELAY seconds: a slow server that never finishes in time."""
+
+    def route(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/rss+xml")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        try:
+            for i in range(0, len(body), chunk):
+                handler.wfile.write(body[i:i + chunk])
+                handler.wfile.flush()
+                if stop is not None and stop.wait(delay):
+                    return
+                if stop is None:
+                    time.sleep(delay)
+        except OSError:
+            return
+
+    return route
+
+
+@dataclass
+class FeedServer:
+    """Threaded HTTP server on 127.0.0.1 with a mutable route table."""
+
+    host: str = "127.0.0.1"
+    routes: dict[str, Route] = field(default_factory=dict)
+    requests: list[LoggedRequest] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: object) -> None:  # quiet
+                pass
+
+            def _dispatch(self) -> None:
+                path = self.path
+                server.requests.append(LoggedRequest(self.command, path, dict(self.headers.items())))
+                route = server.routes.get(path) or server.routes.get(path.split("?", 1)[0])
+                if route is None:
+                    send(self, 404, b"not found", {"Content-Type": "text/plain"})
+                    return
+                try:
+                    route(self)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            do_GET = _dispatch
+            do_HEAD = _dispatch
+
+        self._httpd = ThreadingHTTPServer((self.host, 0), Handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return self._httpd.server_address[1]
+
+    def url(self, path: str) -> str:
+        return f"http://{self.host}:{self.port}{path}"
+
+    def start(self) -> "FeedServer":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def requests_to(self, path: str) -> list[LoggedRequest]:
+        return [r for r in self.requests if r.path == path]
+
+    def __enter__(self) -> "FeedServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def reset_connection(handler: BaseHTTPRequestHandler) -> None:
+    """Send half a response, then reset the TCP connection (RST, not FIN)."""
+    handler.send_response(200)
+    handler.send_header("Content-Length", "100000")
+    handler.end_headers()
+    handler.wfile.write(b"<rss><channel>")
+    handler.wfile.flush()
+    sock = handler.connection
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    sock.close()
