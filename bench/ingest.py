@@ -1,0 +1,198 @@
+"""Ingest benchmark: N realistic feeds served from a local server in a second process.
+
+Measures, on one database:
+  1. first poll of every feed (feeds/s, entries/s, peak RSS),
+  2. a re-poll answered with 304s,
+  3. a re-poll answered with unchanged 200 bodies (the server stops honouring validators),
+and then feedparser's own parse-only rate on the same bytes with its defaults.
+
+    python bench/ingest.py                 # 500 feeds x 50 items
+    python bench/ingest.py --feeds 50      # a quick run
+
+All traffic stays on 127.0.0.1. The per-host limit is raised (default 16),
+since every feed here lives on one host:port.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import email.utils
+import hashlib
+import multiprocessing
+import os
+import re
+import resource
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+FIXTURES = ROOT / "tests" / "fixtures" / "feeds"
+SHAPES = ["other_feeder_rss_theguardian.xml", "scmp_hknews-backend_rss2-feed.xml",
+          "other_feeder_rss_ukrnet.xml", "other_rss-parser_content-encoded.rss"]
+
+
+def sample_texts() -> list[tuple[str, str]]:
+    """(title, description-html) pairs taken from real fixture feeds."""
+    import feedparser
+
+    pairs = []
+    for name in SHAPES:
+        parsed = feedparser.parse((FIXTURES / name).read_bytes())
+        for entry in parsed.entries:
+            title = entry.get("title", "")
+            body = entry.get("summary", "") or ""
+            if title:
+                pairs.append((title, body[:1500]))
+    return pairs
+
+
+def build_feed(index: int, items: int, texts: list[tuple[str, str]]) -> bytes:
+    now = datetime(2026, 11, 29, tzinfo=timezone.utc)
+    parts = ['<?xml version="1.0" encoding="UTF-8"?>',
+             '<rss version="2.0" xmlns:dc="http://purl.org/dc/elements/1.1/" '
+             'xmlns:content="http://purl.org/rss/1.0/modules/content/"><channel>',
+             f"<title>Bench feed {index}</title><link>https://bench{index}.example/</link>",
+             "<description>benchmark</description><language>en</language>"]
+    for j in range(items):
+        title, body = texts[(index * items + j) % len(texts)]
+        published = email.utils.format_datetime(now - timedelta(minutes=37 * j + index))
+        parts.append(
+            f"<item><title>{escape(title)}</title>"
+            f"<link>https://bench{index}.example/story/{j}?utm_source=rss</link>"
+            f'<guid isPermaLink="false">bench-{index}-{j}</guid>'
+            f"<pubDate>{published}</pubDate><dc:creator>Desk {j % 7}</dc:creator>"
+            f"<category>World</category><description>{escape(body)}</description>"
+            f"<content:encoded><![CDATA[<p>{body}</p><p>{escape(title)}</p>]]></content:encoded></item>")
+    parts.append("</channel></rss>")
+    return "\n".join(parts).encode()
+
+
+def serve(bodies: dict[str, bytes], port_queue: multiprocessing.Queue) -> None:
+    """The feed server, in its own process so it does not share our GIL."""
+    tags = {path: '"' + hashlib.sha1(b).hexdigest()[:16] + '"' for path, b in bodies.items()}
+    honour = {"validators": True}
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            if self.path == "/control/no-validators":
+                honour["validators"] = False
+                self._send(200, b"ok", {})
+                return
+            body = bodies.get(self.path)
+            if body is None:
+                self._send(404, b"", {})
+                return
+            headers = {"Content-Type": "application/rss+xml; charset=utf-8"}
+            if honour["validators"]:
+                headers["ETag"] = tags[self.path]
+                if self.headers.get("If-None-Match") == tags[self.path]:
+                    self._send(304, b"", headers)
+                    return
+            self._send(200, body, headers)
+
+        def _send(self, status: int, body: bytes, headers: dict) -> None:
+            self.send_response(status)
+            for k, v in headers.items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    server.request_queue_size = 256
+    port_queue.put(server.server_address[1])
+    server.serve_forever()
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+async def timed_cycle(config, db: Path, match) -> tuple[float, object]:
+    from monitor.service import run_once
+
+    started = time.perf_counter()
+    summary = await run_once(config, db, match)
+    return time.perf_counter() - started, summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--feeds", type=int, default=500)
+    parser.add_argument("--items", type=int, default=50)
+    parser.add_argument("--per-host-limit", type=int, default=16)
+    parser.add_argument("--global-limit", type=int, default=32)
+    parser.add_argument("--no-watch", action="store_true", help="skip matching (ingest only)")
+    args = parser.parse_args()
+
+    from monitor.config import Config
+    from monitor.models import FeedConfig, FetchSettings, PollSettings
+
+    texts = sample_texts()
+    bodies = {f"/feed/{i}.xml": build_feed(i, args.items, texts) for i in range(args.feeds)}
+    total_bytes = sum(len(b) for b in bodies.values())
+    queue: multiprocessing.Queue = multiprocessing.Queue()
+    server = multiprocessing.Process(target=serve, args=(bodies, queue), daemon=True)
+    server.start()
+    port = queue.get(timeout=30)
+    os.environ["NO_PROXY"] = "127.0.0.1"
+
+    feeds = tuple(FeedConfig(f"bench-{i}", f"http://127.0.0.1:{port}/feed/{i}.xml", 600.0, "en")
+                  for i in range(args.feeds))
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Config(dir=ROOT / "config", fetch=FetchSettings(per_host_limit=args.per_host_limit,
+                                                                 global_limit=args.global_limit),
+                        poll=PollSettings(), feeds=feeds, timezone="UTC", log_level="warning")
+        match = None
+        watch_note = "none"
+        if not args.no_watch:
+            from monitor.service import matcher_for
+
+            match = matcher_for(config)
+            watch_note = "shipped config/watch.toml" if match else "none (no rules)"
+        db = Path(tmp) / "bench.db"
+        rss_before = peak_rss_mb()
+        first, s1 = asyncio.run(timed_cycle(config, db, match))
+        rss_first = peak_rss_mb()
+        second, s2 = asyncio.run(timed_cycle(config, db, match))
+        import urllib.request
+
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/control/no-validators").read()
+        third, s3 = asyncio.run(timed_cycle(config, db, match))
+    server.terminate()
+
+    import feedparser
+
+    started = time.perf_counter()
+    parsed_entries = sum(len(feedparser.parse(body).entries) for body in bodies.values())
+    fp_time = time.perf_counter() - started
+
+    entries = s1.new
+    print(f"feeds={args.feeds} items/feed={args.items} bytes={total_bytes / 1e6:.1f} MB "
+          f"watch={watch_note} per_host_limit={args.per_host_limit} global_limit={args.global_limit}")
+    print(f"first poll:         {first:7.2f} s  {args.feeds / first:7.1f} feeds/s  {entries / first:8.0f} entries/s  "
+          f"({s1.line()})")
+    print(f"re-poll, 304:       {second:7.2f} s  {args.feeds / second:7.1f} feeds/s  ({s2.line()})")
+    print(f"re-poll, same 200:  {third:7.2f} s  {args.feeds / third:7.1f} feeds/s  ({s3.line()})")
+    print(f"feedparser defaults, parse only: {fp_time:7.2f} s  {args.feeds / fp_time:7.1f} feeds/s  "
+          f"{parsed_entries / fp_time:8.0f} entries/s")
+    print(f"peak RSS: before {rss_before:.0f} MB, after first poll {rss_first:.0f} MB "
+          f"(the parse-only pass runs after and is not included)")
+
+
+if __name__ == "__main__":
+    main()

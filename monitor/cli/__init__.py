@@ -1,0 +1,70 @@
+"""The `monitor` command line: a thin layer that parses arguments, calls the
+library and formats the result (a table on a terminal, JSON Lines with --json).
+
+Global options go before the command: `monitor --config DIR --db PATH COMMAND`.
+Exit codes: 0 success, 1 could not run (or nothing found where that matters),
+2 usage or configuration error. A user mistake never shows a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from monitor import __version__
+from monitor.cli.context import App, setup_logging
+from monitor.errors import MonitorError
+
+
+class MonitorGroup(click.Group):
+    """Turns the library's user-facing errors into one message and an exit code."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except MonitorError as exc:
+            click.echo(f"monitor: error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+@click.group(cls=MonitorGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="monitor")
+@click.option("--config", "config_dir", metavar="DIR", envvar="MONITOR_CONFIG",
+              help="Config folder (default: $MONITOR_CONFIG, $CONFIGURATION_DIRECTORY, "
+                   "else ~/.config/monitor, created from the shipped defaults).")
+@click.option("--db", "db_path", metavar="PATH", envvar="MONITOR_DB",
+              help="SQLite database (default: $MONITOR_DB, $STATE_DIRECTORY/monitor.db, "
+                   "else ~/.local/share/monitor/monitor.db).")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
+              default=None, help="Log level (default: the config's log_level, else info).")
+@click.pass_context
+def main(ctx: click.Context, config_dir: str | None, db_path: str | None,
+         log_level: str | None) -> None:
+    """Watch news feeds for the stories you care about.
+
+    \b
+    Examples:
+      monitor init ~/watch --no-feeds
+      monitor --config ~/watch feeds add https://example.org/rss/
+      monitor --config ~/watch run --once
+      monitor --config ~/watch stories --since 1d
+    """
+    ctx.obj = App(config_flag=config_dir, db_flag=db_path, log_level=log_level)
+    setup_logging(log_level or "info")
+
+
+def _register() -> None:
+    from monitor.cli import config_cmd, feeds, run, stories
+
+    for module in (config_cmd, feeds, run, stories):
+        for command in module.COMMANDS:
+            main.add_command(command)
+
+
+_register()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""`monitor run`: the daemon, or one polling cycle with --once."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import sys
+
+import click
+
+from monitor.cli.context import App
+from monitor.errors import MonitorError
+from monitor.lock import DaemonLock
+from monitor.service import CycleSummary, Daemon, PollReport, matcher_for, run_once
+
+
+@click.command("run")
+@click.option("--once", is_flag=True,
+              help="Poll every active feed now (honouring backoff and Retry-After), print a "
+                   "summary and exit.")
+@click.pass_obj
+def run_command(app: App, once: bool) -> None:
+    """Poll the configured feeds on their schedule until stopped (SIGTERM or Ctrl-C).
+
+    Exit codes with --once: 0 when the cycle ran (even if some feeds failed),
+    1 when it could not run (database unwritable, another daemon holds it),
+    2 for a configuration error.
+
+    \b
+    Examples:
+      monitor run
+      monitor --config ~/watch --db ~/watch/monitor.db run --once
+    """
+    config = app.config()
+    match = matcher_for(config)
+    lock = DaemonLock(app.db_path)
+    lock.acquire()
+    try:
+        if once:
+            summary = _run(run_once(config, app.db_path, match, progress=_progress_line(len(config.feeds))))
+            _print_summary(summary)
+        else:
+            _run(Daemon(config, app.db_path, match).run())
+    finally:
+        lock.release()
+
+
+def _run(coro):
+    """Run the coroutine; database failures become a clear message and exit 1."""
+    try:
+        return asyncio.run(coro)
+    except sqlite3.Error as exc:
+        raise MonitorError(f"database error: {exc}") from None
+    except PermissionError as exc:
+        raise MonitorError(f"cannot write {exc.filename}: permission denied") from None
+
+
+def _progress_line(total: int):
+    """A live `polled 3/5` line on a terminal; silent otherwise."""
+    if not sys.stderr.isatty() or total == 0:
+        return None
+    done = 0
+
+    def show(report: PollReport) -> None:
+        nonlocal done
+        done += 1
+        end = "\n" if done == total else ""
+        click.echo(f"\rpolled {done}/{total} feeds ({report.feed}: {report.outcome})\x1b[K", err=True, nl=False)
+        if end:
+            click.echo("", err=True)
+
+    return show
+
+
+def _print_summary(summary: CycleSummary) -> None:
+    for report in sorted(summary.reports, key=lambda r: r.feed):
+        if report.outcome == "error":
+            click.echo(f"{report.feed}: error: {report.error}")
+    click.echo(summary.line())
+
+
+COMMANDS = [run_command]

@@ -1,0 +1,654 @@
+"""Read and validate the config folder: monitor.toml (settings) and feeds.toml (what to poll).
+
+Both files are optional: a missing monitor.toml means the defaults of
+FetchSettings and PollSettings, a missing feeds.toml means no feeds. Every
+problem becomes a ConfigError naming the file, the line, the key path (such
+as `feed[2].url`) and what was expected; all problems of a load are reported
+together so one edit-and-retry fixes them all.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import re
+import tomllib
+import zoneinfo
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+from urllib.parse import urlsplit
+
+from monitor.durations import GRAMMAR, format_duration, parse_duration
+from monitor.errors import ConfigError
+from monitor.models import FeedConfig, FetchSettings, PollSettings
+from monitor.tomlpos import key_line, value_column
+
+log = logging.getLogger("monitor.config")
+
+MONITOR_FILE = "monitor.toml"
+FEEDS_FILE = "feeds.toml"
+LOG_LEVELS = ("debug", "info", "warning", "error")
+POLITE_INTERVAL = 60.0  # shorter feed intervals are allowed, with a warning
+MAX_NAME_LENGTH = 100
+# Headers the fetcher sets itself: overriding them would break conditional GET or bounded decompression.
+MANAGED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection",
+                             "accept-encoding", "if-none-match", "if-modified-since"})
+
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_LANGUAGE = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*")
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kmg]?i?b)?\s*", re.IGNORECASE)
+_SIZE_FACTORS = {"b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3}
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_URL_PASSWORD = re.compile(r"(//[^/@\s\"':]*:)[^/@\s\"']*@")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the config folder says, validated and converted to plain records."""
+
+    dir: Path
+    fetch: FetchSettings
+    poll: PollSettings
+    feeds: tuple[FeedConfig, ...]
+    timezone: str  # IANA name
+    log_level: str  # debug, info, warning or error
+
+
+class ConfigErrors(ConfigError):
+    """Several configuration problems at once; behaves as the first for callers that want one."""
+
+    def __init__(self, errors: Sequence[ConfigError]) -> None:
+        self.errors = tuple(errors)
+        first = self.errors[0]
+        super().__init__(first.message, path=first.path, line=first.line, column=first.column,
+                         key=first.key, context=first.context)
+
+    def __str__(self) -> str:
+        listed = "\n".join(str(error) for error in self.errors)
+        return f"{len(self.errors)} problems in the configuration:\n{listed}"
+
+
+def raise_errors(errors: Sequence[ConfigError]) -> None:
+    """Raise nothing, the single error, or all of them as one ConfigErrors."""
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise ConfigErrors(errors)
+
+
+class _Invalid(Exception):
+    """A value failed its check; the message says what was expected."""
+
+
+# --------------------------------------------------------------------------
+# locating problems in the source
+# --------------------------------------------------------------------------
+
+
+def key_name(path: Sequence[str | int]) -> str:
+    """The key path as a user reads it: ("feed", 2, "url") -> feed[2].url."""
+    text = ""
+    for part in path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+            continue
+        shown = part if _BARE_KEY.fullmatch(part) else f'"{part}"'
+        text += f".{shown}" if text else shown
+    return text
+
+
+def redact(text: str) -> str:
+    """TEXT with any password in a URL's user-info replaced by ***."""
+    return _URL_PASSWORD.sub(r"\1***@", text)
+
+
+@dataclass(frozen=True)
+class _Source:
+    """One TOML file's path and text, to turn a key path into a positioned ConfigError."""
+
+    path: Path
+    text: str
+
+    def error(self, path: Sequence[str | int], message: str, *, at_value: bool = True,
+              show_line: bool = True) -> ConfigError:
+        line = self._line(path)
+        column = None
+        if line is not None:
+            source_line = self.text.split("\n")[line - 1]
+            column = value_column(self.text, line) if at_value else None
+            if column is None:
+                column = len(source_line) - len(source_line.lstrip()) + 1
+        context = self.context_at(line, column) if show_line and line is not None else None
+        return ConfigError(message, path=self.path, line=line, column=column,
+                           key=key_name(path) or None, context=context)
+
+    def _line(self, path: Sequence[str | int]) -> int | None:
+        """The key's line, else the nearest enclosing key or table that has one."""
+        for length in range(len(path), 0, -1):
+            line = key_line(self.text, path[:length])
+            if line is not None:
+                return line
+        return None
+
+    def context_at(self, line: int, column: int | None) -> str:
+        """The source line (passwords redacted) with a caret under COLUMN."""
+        source_line = redact(self.text.split("\n")[line - 1].rstrip("\r"))
+        caret = " " * ((column or 1) - 1) + "^"
+        return f"    {source_line}\n    {caret}"
+
+
+def _syntax_error(error: tomllib.TOMLDecodeError, source: _Source) -> ConfigError:
+    """tomllib's message carries '(at line L, column C)': move those into the error's fields."""
+    message = str(error)
+    match = re.search(r"\s*\(at line (\d+), column (\d+)\)$", message)
+    line = column = None
+    if match:
+        line, column = int(match.group(1)), int(match.group(2))
+        message = message[:match.start()]
+    elif message.endswith("(at end of document)"):
+        message = message[: -len("(at end of document)")].rstrip()
+        lines = source.text.rstrip("\n").split("\n")
+        line, column = len(lines), len(lines[-1]) + 1
+    context = source.context_at(line, column) if line is not None else None
+    return ConfigError(f"invalid TOML: {message}", path=source.path, line=line, column=column,
+                       context=context)
+
+
+# --------------------------------------------------------------------------
+# value checks
+# --------------------------------------------------------------------------
+
+
+def type_name(value: object) -> str:
+    """A TOML value's type as the TOML spec names it, with its article."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a float"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (datetime, date, time)):
+        return "a date/time"
+    if isinstance(value, list):
+        return "an array"
+    return "a table"
+
+
+def describe(value: object) -> str:
+    """A TOML value with its type, for 'expected X, got Y' messages."""
+    if isinstance(value, bool):
+        return f"{str(value).lower()} ({type_name(value)})"
+    if isinstance(value, str):
+        shown = value if len(value) <= 60 else value[:57] + "..."
+        return f"{redact(shown)!r} ({type_name(value)})"
+    if isinstance(value, (int, float)):
+        return f"{_number(value)} ({type_name(value)})"
+    if isinstance(value, (datetime, date, time)):
+        return f"{value.isoformat()} ({type_name(value)})"
+    return type_name(value)
+
+
+def _number(value: int | float) -> str:
+    """VALUE for a message; TOML integers can have more digits than Python will print."""
+    if isinstance(value, int) and abs(value) >= 10**40:
+        return "a huge number"
+    return str(value)
+
+
+def _duration(*, allow_zero: bool) -> Callable[[object], float]:
+    def check(value: object) -> float:
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise _Invalid(f"expected a duration such as '10m' or '1h30m' (or a number of seconds), "
+                           f"got {describe(value)}")
+        try:
+            seconds = parse_duration(value)
+        except ValueError as error:
+            raise _Invalid(str(error)) from None
+        if seconds == 0 and not allow_zero:
+            raise _Invalid(f"must be longer than 0 seconds, got {value!r}; expected {GRAMMAR}")
+        return seconds
+    return check
+
+
+def _integer(minimum: int, maximum: int) -> Callable[[object], int]:
+    def check(value: object) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _Invalid(f"expected a whole number, got {describe(value)}")
+        if not minimum <= value <= maximum:
+            raise _Invalid(f"must be from {minimum} to {maximum}, got {_number(value)}")
+        return value
+    return check
+
+
+def _fraction(low: float, high: float) -> Callable[[object], float]:
+    def check(value: object) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _Invalid(f"expected a number from {low} to {high}, got {describe(value)}")
+        if not low <= value <= high:
+            raise _Invalid(f"must be from {low} to {high}, got {_number(value)}")
+        return float(value)
+    return check
+
+
+def parse_size(value: str | int) -> int:
+    """Bytes in '10MB', '512KB', '1GB', '2048B' or a plain integer (units are powers of 1024)."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ValueError(f"expected a size such as '10MB' or a number of bytes, got {describe(value)}")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"a size must not be negative, got {_number(value)}")
+        return value
+    match = _SIZE.fullmatch(value)
+    if not match:
+        raise ValueError(f"invalid size {value!r}: expected a number with B, KB, MB or GB, such as '10MB'")
+    unit = (match.group(2) or "b").lower().replace("i", "")
+    return int(float(match.group(1)) * _SIZE_FACTORS[unit])
+
+
+def _size(value: object) -> int:
+    try:
+        size = parse_size(value)  # type: ignore[arg-type]
+    except ValueError as error:
+        raise _Invalid(str(error)) from None
+    if size == 0:
+        raise _Invalid("must be larger than 0 bytes")
+    return size
+
+
+def _user_agent(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise _Invalid(f"expected a non-empty string, got {describe(value)}")
+    if any(char in value for char in "\r\n\0"):
+        raise _Invalid("must be a single line")
+    return value
+
+
+def _timezone(value: object) -> str:
+    if not isinstance(value, str):
+        raise _Invalid(f"expected an IANA time zone name such as 'Europe/Kyiv', got {describe(value)}")
+    if value == "UTC":
+        return value
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        raise _Invalid(f"unknown time zone {value!r}: use an IANA name such as 'UTC', "
+                       "'Europe/Kyiv' or 'Asia/Hong_Kong'") from None
+    return value
+
+
+def _log_level(value: object) -> str:
+    if not isinstance(value, str):
+        raise _Invalid(f"expected one of {', '.join(LOG_LEVELS)}, got {describe(value)}")
+    level = value.strip().lower()
+    if level not in LOG_LEVELS:
+        raise _Invalid(f"unknown log level {value!r}{_did_you_mean(level, LOG_LEVELS)}; "
+                       f"expected one of {', '.join(LOG_LEVELS)}")
+    return level
+
+
+def _did_you_mean(word: str, candidates: Sequence[str]) -> str:
+    lowered = {candidate.lower(): candidate for candidate in candidates}
+    if word.lower() in lowered:
+        return f" (did you mean {lowered[word.lower()]!r}?)"
+    close = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.6)
+    return f" (did you mean {lowered[close[0]]!r}?)" if close else ""
+
+
+def check_feed_url(url: str) -> str | None:
+    """Why URL cannot be polled, or None if it can (http or https with a host)."""
+    shown = redact(url)
+    if url != url.strip():
+        return f"URL {shown!r} has leading or trailing spaces"
+    if any(char.isspace() or not char.isprintable() for char in url):
+        return f"URL {shown!r} contains spaces or control characters: percent-encode them"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError as error:
+        return f"URL {shown!r} is not valid: {error}"
+    if not parts.scheme:
+        return f"URL {shown!r} has no scheme: write it in full, such as 'https://example.com/feed'"
+    if parts.scheme.lower() not in ("http", "https"):
+        return f"URL {shown!r} uses the unsupported scheme {parts.scheme!r}: only http and https feeds can be fetched"
+    if not parts.hostname:
+        return f"URL {shown!r} has no host, such as 'https://example.com/feed'"
+    return None
+
+
+# --------------------------------------------------------------------------
+# monitor.toml
+# --------------------------------------------------------------------------
+
+# TOML key -> (field of the settings record, check)
+_FETCH_KEYS: dict[str, tuple[str, Callable[[object], Any]]] = {
+    "user_agent": ("user_agent", _user_agent),
+    "connect_timeout": ("connect_timeout", _duration(allow_zero=False)),
+    "read_timeout": ("read_timeout", _duration(allow_zero=False)),
+    "deadline": ("deadline", _duration(allow_zero=False)),
+    "max_body": ("max_body_bytes", _size),
+    "max_redirects": ("max_redirects", _integer(0, 100)),
+    "global_limit": ("global_limit", _integer(1, 10_000)),
+    "per_host_limit": ("per_host_limit", _integer(1, 1_000)),
+}
+_POLL_KEYS: dict[str, tuple[str, Callable[[object], Any]]] = {
+    "interval": ("default_interval", _duration(allow_zero=False)),
+    "jitter": ("jitter", _fraction(0.0, 0.5)),
+    "backlog_window": ("backlog_window", _duration(allow_zero=True)),
+    "max_backoff": ("max_backoff", _duration(allow_zero=False)),
+    "retention": ("retention", _duration(allow_zero=True)),
+    "fetch_log_keep": ("fetch_log_keep", _integer(1, 1_000_000)),
+}
+_SECTIONS = {"fetch": _FETCH_KEYS, "poll": _POLL_KEYS}
+_TOP_KEYS = {"timezone": _timezone, "log_level": _log_level}
+
+
+@dataclass(frozen=True)
+class _Settings:
+    fetch: FetchSettings = FetchSettings()
+    poll: PollSettings = PollSettings()
+    timezone: str = "UTC"
+    log_level: str = "info"
+
+
+def _unknown_key(source: _Source, path: tuple[str | int, ...], key: str, known: Sequence[str],
+                 elsewhere: Mapping[str, str] | None = None) -> ConfigError:
+    """'unknown key', suggesting a close spelling, or the section where that key belongs."""
+    hint = _did_you_mean(key, known)
+    if not hint and elsewhere and key in elsewhere:
+        hint = f" (did you mean {elsewhere[key]!r}? it belongs in that section)"
+    return source.error(path + (key,), f"unknown key {key!r}{hint}", at_value=False)
+
+
+def _check_settings(source: _Source, data: dict[str, Any], errors: list[ConfigError]) -> _Settings:
+    values: dict[str, Any] = {}
+    sections: dict[str, dict[str, Any]] = {"fetch": {}, "poll": {}}
+    section_of = {key: f"{section}.{key}" for section, keys in _SECTIONS.items() for key in keys}
+    for key, value in data.items():
+        if key in _TOP_KEYS:
+            try:
+                values[key] = _TOP_KEYS[key](value)
+            except _Invalid as problem:
+                errors.append(source.error((key,), str(problem)))
+        elif key in _SECTIONS:
+            if isinstance(value, dict):
+                sections[key] = _check_section(source, key, value, errors)
+            else:
+                errors.append(source.error((key,), f"expected a [{key}] table, got {describe(value)}"))
+        else:
+            errors.append(_unknown_key(source, (), key, [*_TOP_KEYS, *_SECTIONS], section_of))
+    return _Settings(fetch=FetchSettings(**sections["fetch"]), poll=PollSettings(**sections["poll"]),
+                     **values)
+
+
+def _check_section(source: _Source, section: str, table: dict[str, Any],
+                   errors: list[ConfigError]) -> dict[str, Any]:
+    known = _SECTIONS[section]
+    fields: dict[str, Any] = {}
+    for key, value in table.items():
+        if key not in known:
+            errors.append(_unknown_key(source, (section,), key, list(known)))
+            continue
+        field_name, check = known[key]
+        try:
+            fields[field_name] = check(value)
+        except _Invalid as problem:
+            errors.append(source.error((section, key), str(problem)))
+    if section == "poll" and fields.get("default_interval", POLITE_INTERVAL) < POLITE_INTERVAL:
+        log.warning("%s: poll.interval %s is under a minute: allowed, but it is hard on the servers",
+                    source.path, format_duration(fields["default_interval"]))
+    return fields
+
+
+# --------------------------------------------------------------------------
+# feeds.toml
+# --------------------------------------------------------------------------
+
+_FEED_KEYS = ("name", "url", "interval", "language", "tags", "headers")
+
+
+def check_feed_name(name: str) -> str | None:
+    """Why NAME cannot name a feed, or None if it can."""
+    if not name.strip():
+        return "a feed name must not be empty"
+    if name != name.strip():
+        return f"feed name {name!r} has leading or trailing spaces"
+    if not name.isprintable():
+        return f"feed name {name!r} contains control characters"
+    if len(name) > MAX_NAME_LENGTH:
+        return f"a feed name must be at most {MAX_NAME_LENGTH} characters, this one has {len(name)}"
+    return None
+
+
+def check_language(code: str) -> str | None:
+    """Why CODE is not a language code such as 'en' or 'pt-BR', or None if it is."""
+    if _LANGUAGE.fullmatch(code):
+        return None
+    return f"expected a language code such as 'en', 'uk' or 'ru', got {code!r}"
+
+
+def _check_name(value: object) -> str:
+    if not isinstance(value, str):
+        raise _Invalid(f"expected a string, got {describe(value)}")
+    problem = check_feed_name(value)
+    if problem:
+        raise _Invalid(problem)
+    return value
+
+
+def _check_url(value: object) -> str:
+    if not isinstance(value, str):
+        raise _Invalid(f"expected a URL string such as 'https://example.com/feed', got {describe(value)}")
+    problem = check_feed_url(value)
+    if problem:
+        raise _Invalid(problem)
+    return value
+
+
+def _check_language(value: object) -> str:
+    if not isinstance(value, str):
+        raise _Invalid(f"expected a language code such as 'en', 'uk' or 'ru', got {describe(value)}")
+    problem = check_language(value)
+    if problem:
+        raise _Invalid(problem)
+    return value.lower().replace("_", "-")
+
+
+class _FeedChecker:
+    """Checks the [[feed]] tables of one feeds.toml, collecting every problem."""
+
+    def __init__(self, source: _Source, poll: PollSettings, errors: list[ConfigError]) -> None:
+        self.source = source
+        self.poll = poll
+        self.errors = errors
+        self.names: dict[str, int] = {}  # casefolded name -> index of the first feed using it
+        self.urls: dict[str, int] = {}
+
+    def check_document(self, data: dict[str, Any]) -> tuple[FeedConfig, ...]:
+        for key in data:
+            if key != "feed":
+                self.errors.append(_unknown_key(self.source, (), key, ["feed"]))
+        entries = data.get("feed", [])
+        if isinstance(entries, dict):
+            self.errors.append(self.source.error(
+                ("feed",), "expected [[feed]] tables (double brackets, one per feed), got a single [feed] table",
+                at_value=False))
+            return ()
+        if not isinstance(entries, list):
+            self.errors.append(self.source.error(("feed",), f"expected [[feed]] tables, got {describe(entries)}"))
+            return ()
+        feeds = [self.check_feed(index, entry) for index, entry in enumerate(entries)]
+        return tuple(feed for feed in feeds if feed is not None)
+
+    def _fail(self, path: tuple[str | int, ...], message: str, **options: bool) -> None:
+        self.errors.append(self.source.error(path, message, **options))
+
+    def check_feed(self, index: int, entry: object) -> FeedConfig | None:
+        where: tuple[str | int, ...] = ("feed", index)
+        if not isinstance(entry, dict):
+            self._fail(where, f"expected a table with at least name and url, got {describe(entry)}")
+            return None
+        before = len(self.errors)
+        for key in entry:
+            if key not in _FEED_KEYS:
+                self.errors.append(_unknown_key(self.source, where, key, _FEED_KEYS))
+        for required in ("name", "url"):
+            if required not in entry:
+                self._fail(where, f"missing required key {required!r}", at_value=False)
+        fields: dict[str, Any] = {"interval": self.poll.default_interval}
+        for key, check in (("name", _check_name), ("url", _check_url), ("language", _check_language),
+                           ("interval", _duration(allow_zero=False))):
+            if key in entry:
+                try:
+                    fields[key] = check(entry[key])
+                except _Invalid as problem:
+                    self._fail(where + (key,), str(problem))
+        fields["tags"] = self.check_tags(where, entry.get("tags", []))
+        fields["headers"] = self.check_headers(where, entry.get("headers", {}))
+        self.check_unique(index, fields)
+        if len(self.errors) > before:
+            return None
+        feed = FeedConfig(**fields)
+        if feed.interval < POLITE_INTERVAL:
+            log.warning("%s: feed %r polls every %s, under a minute: allowed, but it is hard on the server",
+                        self.source.path, feed.name, format_duration(feed.interval))
+        return feed
+
+    def check_tags(self, where: tuple[str | int, ...], tags: object) -> tuple[str, ...]:
+        if not isinstance(tags, list):
+            self._fail(where + ("tags",), f"expected a list of strings such as [\"news\"], got {describe(tags)}")
+            return ()
+        for position, tag in enumerate(tags):
+            if not isinstance(tag, str) or not tag.strip():
+                self._fail(where + ("tags", position), f"expected a non-empty string, got {describe(tag)}")
+        return tuple(tags)
+
+    def check_headers(self, where: tuple[str | int, ...], headers: object) -> dict[str, str]:
+        """Header tables often hold credentials: errors name the header, never show its value."""
+        path = where + ("headers",)
+        if not isinstance(headers, dict):
+            self._fail(path, f"expected a table of header names to strings, got {describe(headers)}")
+            return {}
+        for name, value in headers.items():
+            if not _HEADER_NAME.fullmatch(name):
+                self._fail(path + (name,), f"{name!r} is not a valid HTTP header name", at_value=False,
+                           show_line=False)
+            elif name.lower() in MANAGED_HEADERS:
+                self._fail(path + (name,), f"header {name!r} is set by monitor itself and cannot be "
+                           "configured per feed", at_value=False, show_line=False)
+            elif not isinstance(value, str):
+                self._fail(path + (name,), f"expected a string value, got {type_name(value)}",
+                           show_line=False)
+            elif any(char in value for char in "\r\n\0"):
+                self._fail(path + (name,), "a header value must be a single line", show_line=False)
+        return dict(headers)
+
+    def check_unique(self, index: int, fields: dict[str, Any]) -> None:
+        name = fields.get("name")
+        if isinstance(name, str):
+            folded = name.casefold()
+            if folded in self.names:
+                first = self.names[folded]
+                line = key_line(self.source.text, ("feed", first, "name"))
+                self._fail(("feed", index, "name"), f"duplicate feed name {name!r}: feed[{first}]"
+                           f"{f' on line {line}' if line else ''} already uses it (names are compared "
+                           "ignoring case)")
+            else:
+                self.names[folded] = index
+        url = fields.get("url")
+        if isinstance(url, str):
+            if url in self.urls:
+                log.warning("%s: feed[%d] and feed[%d] poll the same URL %s", self.source.path,
+                            self.urls[url], index, redact(url))
+            self.urls.setdefault(url, index)
+
+
+def parse_toml(text: str, path: Path) -> dict[str, Any]:
+    """TEXT parsed as TOML; a syntax error becomes a ConfigError at its line and column."""
+    return _parse(_Source(path, text))
+
+
+def _parse(source: _Source) -> dict[str, Any]:
+    try:
+        return tomllib.loads(source.text)
+    except tomllib.TOMLDecodeError as error:
+        raise _syntax_error(error, source) from None
+    except ValueError:  # tomllib lets int()'s digit limit escape as a bare ValueError
+        digits = re.search(r"\d{4000,}", source.text)
+        line = source.text.count("\n", 0, digits.start()) + 1 if digits else None
+        raise ConfigError("invalid TOML: a number has too many digits", path=source.path, line=line) from None
+
+
+def validate_feeds_text(text: str, path: Path, poll: PollSettings) -> tuple[FeedConfig, ...]:
+    """The feeds in feeds.toml TEXT (as if read from PATH), or a ConfigError for every problem."""
+    source = _Source(path, text)
+    errors: list[ConfigError] = []
+    feeds = _FeedChecker(source, poll, errors).check_document(_parse(source))
+    raise_errors(errors)
+    return feeds
+
+
+# --------------------------------------------------------------------------
+# the folder
+# --------------------------------------------------------------------------
+
+
+def read_config_text(path: Path) -> str | None:
+    """A config file's text (UTF-8, a leading BOM dropped), or None if it does not exist."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise ConfigError(f"cannot read the file: {error.strerror or error}", path=path) from None
+    try:
+        return data.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as error:
+        line = data[:error.start].count(b"\n") + 1
+        raise ConfigError(f"the file is not UTF-8 text (bad byte at offset {error.start})",
+                          path=path, line=line) from None
+
+
+def load_config(config_dir: Path) -> Config:
+    """The validated config folder; ConfigError (or ConfigErrors) naming every problem found."""
+    if not config_dir.exists():
+        raise ConfigError(f"the config folder does not exist; create it with `monitor init {config_dir}`",
+                          path=config_dir)
+    if not config_dir.is_dir():
+        raise ConfigError("expected a config folder, but this is a file", path=config_dir)
+    errors: list[ConfigError] = []
+    settings = _Settings()
+    feeds: tuple[FeedConfig, ...] = ()
+    try:
+        settings = _read_settings(config_dir / MONITOR_FILE, errors)
+    except ConfigError as error:
+        errors.append(error)
+    try:
+        feeds = _read_feeds(config_dir / FEEDS_FILE, settings.poll)
+    except ConfigErrors as many:
+        errors.extend(many.errors)
+    except ConfigError as error:
+        errors.append(error)
+    raise_errors(errors)
+    return Config(dir=config_dir, fetch=settings.fetch, poll=settings.poll, feeds=feeds,
+                  timezone=settings.timezone, log_level=settings.log_level)
+
+
+def _read_settings(path: Path, errors: list[ConfigError]) -> _Settings:
+    """monitor.toml's settings (defaults if the file is missing); problems go to ERRORS."""
+    text = read_config_text(path)
+    if text is None:
+        return _Settings()
+    source = _Source(path, text)
+    found: list[ConfigError] = []
+    settings = _check_settings(source, _parse(source), found)
+    errors.extend(found)
+    return _Settings() if found else settings
+
+
+def _read_feeds(path: Path, poll: PollSettings) -> tuple[FeedConfig, ...]:
+    text = read_config_text(path)
+    return () if text is None else validate_feeds_text(text, path, poll)

@@ -1,0 +1,240 @@
+"""`monitor feeds add` and `feeds remove`: edit feeds.toml without losing a byte of the user's text.
+
+tomlkit keeps comments on a round trip, but it attaches the comment above a
+[[feed]] to the previous table, so deleting a feed through it takes the wrong
+comment along. So the edit is a splice of the source text: the new feed is
+rendered by tomlkit and appended; a removed feed's lines (with the comment
+directly above it) are cut out. Every part of the file not being edited stays
+byte-identical, and the result is parsed again and compared with the intended
+data before anything is written. Writes are atomic.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Sequence
+from urllib.parse import urlsplit
+
+import tomlkit
+import tomlkit.items
+
+from monitor.config import (
+    FEEDS_FILE,
+    MAX_NAME_LENGTH,
+    check_feed_name,
+    check_feed_url,
+    check_language,
+    load_config,
+    parse_toml,
+    read_config_text,
+    redact,
+    validate_feeds_text,
+)
+from monitor.durations import format_duration, parse_duration
+from monitor.errors import ConfigError, MonitorError, UsageError
+from monitor.models import FeedConfig
+from monitor.paths import atomic_write_text, default_file_text
+from monitor.tomlpos import table_spans
+
+__all__ = ["add_feed", "remove_feed", "atomic_write_text"]
+
+
+def add_feed(config_dir: Path, *, url: str, name: str | None = None, interval: str | None = None,
+             language: str | None = None, tags: Sequence[str] = ()) -> FeedConfig:
+    """Append a [[feed]] to feeds.toml (created from the commented template if missing)."""
+    _check_new_feed(url, name, language, tags)
+    interval_text = _interval_text(interval) if interval is not None else None
+    config = load_config(config_dir)
+    _refuse_duplicates(config.feeds, url, name)
+    path = config_dir / FEEDS_FILE
+    text = read_config_text(path)
+    if text is None:
+        text = default_file_text(FEEDS_FILE, no_feeds=True)
+    _require_feed_tables(text, path)
+    table = tomlkit.table()
+    table.add("name", name if name is not None else _unique_slug(url, {f.name.casefold() for f in config.feeds}))
+    table.add("url", url)
+    for key, value in (("interval", interval_text), ("language", language), ("tags", list(tags))):
+        if value:
+            table.add(key, value)
+    new_text = _append_block(text, _render(table))
+    try:
+        feeds = validate_feeds_text(new_text, path, config.poll)
+    except ConfigError as error:
+        raise UsageError(f"cannot add the feed: {error.message}") from None
+    data = parse_toml(text, path)
+    _verify(new_text, path, {**data, "feed": [*data.get("feed", []), table.unwrap()]})
+    atomic_write_text(path, new_text)
+    return feeds[-1]
+
+
+def remove_feed(config_dir: Path, name: str) -> None:
+    """Cut the named feed (exact name, else ignoring case) and its own comment out of feeds.toml.
+
+    The rest of the file need not be valid: removing a broken feed is a way to fix it.
+    """
+    path = config_dir / FEEDS_FILE
+    text = read_config_text(path)
+    if text is None:
+        raise UsageError(f"no feed named {name!r}: {path} does not exist")
+    data = parse_toml(text, path)
+    _require_feed_tables(text, path)
+    entries = data.get("feed", [])
+    names = [entry.get("name") for entry in entries]
+    index = _find(names, name)
+    if index is None:
+        raise UsageError(f"no feed named {name!r} in {path}{_known_names(names, name)}")
+    new_text = _cut_feed(text, index)
+    remaining = entries[:index] + entries[index + 1:]
+    expected = {key: value for key, value in data.items() if key != "feed"}
+    _verify(new_text, path, {**expected, "feed": remaining} if remaining else expected)
+    atomic_write_text(path, new_text)
+
+
+# --------------------------------------------------------------------------
+# checks
+# --------------------------------------------------------------------------
+
+
+def _check_new_feed(url: str, name: str | None, language: str | None, tags: Sequence[str]) -> None:
+    """Command-line values checked up front, so errors name the option rather than a line not yet written."""
+    problems = [check_feed_url(url)]
+    if name is not None:
+        problems.append(check_feed_name(name))
+    if language is not None:
+        problems.append(check_language(language))
+    problems += [f"tag {tag!r} is empty" for tag in tags if not tag.strip()]
+    for problem in problems:
+        if problem:
+            raise UsageError(f"cannot add the feed: {problem}")
+
+
+def _interval_text(interval: str) -> str:
+    try:
+        seconds = parse_duration(interval)
+    except ValueError as error:
+        raise UsageError(f"invalid --interval: {error}") from None
+    if seconds == 0:
+        raise UsageError(f"invalid --interval {interval!r}: it must be longer than 0 seconds")
+    return format_duration(seconds)
+
+
+def _same_url(first: str, second: str) -> bool:
+    """Equal up to case of scheme and host, a missing '/' path and the fragment."""
+    def key(url: str) -> tuple[str, str, str, str]:
+        parts = urlsplit(url)
+        return parts.scheme.lower(), parts.netloc.lower(), parts.path or "/", parts.query
+    return key(first) == key(second)
+
+
+def _unique_slug(url: str, taken: set[str]) -> str:
+    """A name from the URL's host and path: https://www.example.com/rss/ -> example-com-rss."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").removeprefix("www.")
+    slug = re.sub(r"[^a-z0-9]+", "-", f"{host}{parts.path}".lower()).strip("-")[:MAX_NAME_LENGTH - 4]
+    candidate, number = slug, 2
+    while candidate.casefold() in taken:
+        candidate, number = f"{slug}-{number}", number + 1
+    return candidate
+
+
+def _refuse_duplicates(feeds: Sequence[FeedConfig], url: str, name: str | None) -> None:
+    for existing in feeds:
+        if _same_url(existing.url, url):
+            raise UsageError(f"feed {existing.name!r} already polls {redact(url)}")
+        if name is not None and existing.name.casefold() == name.casefold():
+            raise UsageError(f"a feed named {existing.name!r} already exists (names are compared ignoring case)")
+
+
+def _known_names(names: Sequence[object], wanted: str) -> str:
+    """A hint for an unknown name: the feeds there are, or the closest few when there are many."""
+    known = [name for name in names if isinstance(name, str)]
+    if not known:
+        return " (it has no feeds)"
+    if len(known) <= 10:
+        return f" (feeds: {', '.join(repr(name) for name in known)})"
+    close = difflib.get_close_matches(wanted, known, n=3)
+    return f" (did you mean {' or '.join(repr(name) for name in close)}?)" if close else ""
+
+
+def _find(names: Sequence[object], wanted: str) -> int | None:
+    for index, name in enumerate(names):
+        if name == wanted:
+            return index
+    for index, name in enumerate(names):
+        if isinstance(name, str) and name.casefold() == wanted.casefold():
+            return index
+    return None
+
+
+def _require_feed_tables(text: str, path: Path) -> None:
+    """The splice works on [[feed]] tables; an inline `feed = [...]` array is left to the user."""
+    try:
+        document = tomlkit.parse(text)
+    except Exception as error:  # tomlkit raises its own parse error types, all user-fixable
+        raise ConfigError(f"cannot edit the file: {error}", path=path) from None
+    feeds = document.get("feed")
+    if feeds is not None and not isinstance(feeds, tomlkit.items.AoT):
+        found = "an inline array `feed = [...]`" if isinstance(feeds, list) else "a single [feed] table"
+        raise UsageError(f"{path} has {found}, not [[feed]] tables: write each feed as a [[feed]] "
+                         "table, or edit the file by hand")
+
+
+def _verify(new_text: str, path: Path, expected: dict[str, Any]) -> None:
+    """Refuse to write unless the edited text means exactly the intended data."""
+    try:
+        actual = tomllib.loads(new_text)
+    except tomllib.TOMLDecodeError:
+        actual = None
+    if actual != expected:
+        raise MonitorError(f"could not edit {path} safely (its layout is unusual); "
+                           "the file was not changed: please edit it by hand")
+
+
+# --------------------------------------------------------------------------
+# text splicing
+# --------------------------------------------------------------------------
+
+
+def _render(table: tomlkit.items.Table) -> str:
+    array = tomlkit.aot()
+    array.append(table)
+    document = tomlkit.document()
+    document.add("feed", array)
+    return tomlkit.dumps(document)
+
+
+def _append_block(text: str, block: str) -> str:
+    """TEXT with BLOCK at the end, one blank line between; TEXT itself is kept as is."""
+    if not text.strip():
+        return block
+    separator = "" if text.endswith("\n") else "\n"
+    if not (text + separator).endswith("\n\n"):
+        separator += "\n"
+    return text + separator + block
+
+
+def _is_comment(line: str) -> bool:
+    return line.lstrip().startswith("#")
+
+
+def _cut_feed(text: str, index: int) -> str:
+    """TEXT without the INDEX-th [[feed]] table, its sub-tables and the comment lines right above it."""
+    spans = table_spans(text)
+    own = [span for span in spans if span.path[:2] == ("feed", index)]
+    before = [span for span in spans if span.header_line < own[0].header_line]
+    lines = text.splitlines(keepends=True)
+    floor = before[-1].last_line if before else 0  # never climb into the previous table's values
+    start = own[0].header_line - 1  # 0-based
+    while start > floor and _is_comment(lines[start - 1]):
+        start -= 1
+    end = max(span.last_line for span in own)  # 0-based index of the first line after the feed
+    while end < len(lines) and not lines[end].strip():
+        end += 1
+    if end == len(lines):  # the last feed: drop the blank lines that separated it instead
+        while start > floor and not lines[start - 1].strip():
+            start -= 1
+    return "".join(lines[:start] + lines[end:])

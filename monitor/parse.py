@@ -1,0 +1,487 @@
+"""Feed bodies (RSS, RDF, Atom, JSON Feed) turned into normalised `Entry` records.
+
+XML goes through feedparser, on the raw bytes so that declared charsets
+(windows-1251, ISO-8859-1...) are honoured, with its HTML sanitiser and URI
+rewriting switched off: we keep plain text only (`monitor.htmltext`), and
+those two passes are most of feedparser's cost. JSON Feed, which feedparser
+does not read, is parsed here.
+
+Choices a reader of the stored data should know:
+
+* summary and content: `summary` is the feed's own summary/description (not
+  the copy of the content feedparser puts there when it is missing), `content`
+  the longest full-text body. When both come out as the same text (many feeds
+  repeat the description as `content:encoded`) it is kept once, as `summary`,
+  and `content` is empty, so nothing is stored or matched twice.
+* published falls back to the updated date when the feed gives only one
+  (RDF `dc:date`, Atom `<updated>`), so every dated story has `published`.
+* url is kept only for http(s) links: a `javascript:` link never reaches an
+  alert.
+* guid: the entry id; else the canonical link; else `sha256:` of the title and
+  published time, which is stable across polls. An id longer than
+  `MAX_GUID_CHARS` is replaced by its hash. Repeated guids keep the first entry.
+* language: the item's own (`dc:language`, JSON `language`), else the feed's,
+  else the configured one, always as a lowercase primary subtag ('uk-UA' -> 'uk').
+* text fields are capped (`MAX_TITLE_CHARS`, `MAX_TEXT_CHARS`...) so a hostile
+  feed cannot bloat the database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import time
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import urljoin
+
+import feedparser
+
+from monitor.htmltext import fold_whitespace, html_to_text
+from monitor.models import Entry, ParsedFeed, ParseError
+from monitor.urls import canonical_url
+
+MAX_TITLE_CHARS = 1_000
+MAX_TEXT_CHARS = 100_000  # summary, content
+MAX_SOURCE_CHARS = 1_000_000  # of a field's raw text/HTML; the rest is never read
+MAX_GUID_CHARS = 1_000
+MAX_NAMES = 50  # authors, tags per entry
+MAX_NAME_CHARS = 200
+MAX_WARNING_CHARS = 200
+
+_ABSOLUTE_WEB_URL = re.compile(r"https?://", re.IGNORECASE)
+_HTML_ELEMENT = re.compile(rb"<html[\s>]", re.IGNORECASE)
+
+
+def parse_feed(body: bytes, headers: Mapping[str, str], *, feed: str, url: str,
+               language: str | None = None) -> ParsedFeed:
+    """Every entry of a fetched feed body, normalised; ParseError if it is no feed.
+
+    `headers` are the HTTP response headers; `url` is where the body came from
+    (the base for relative links unless a Content-Location says otherwise);
+    `language` is the configured fallback for entries and feeds that say none.
+    """
+    response_headers = {name.lower(): value for name, value in headers.items()}
+    # Links are resolved here, not by feedparser: given a Content-Location it
+    # urljoins the base at every element (10-15% of its parse time) and
+    # resolves relative Atom ids, which would tie guids to the feed's URL.
+    base = urljoin(url, response_headers.pop("content-location", "")) or url
+    first = _first_significant_byte(body)
+    if not first:
+        raise ParseError("not a feed: empty body")
+    if first in b"{[" or (first != b"<" and "json" in response_headers.get("content-type", "")):
+        return _parse_json_feed(body, response_headers, feed=feed, base=base, language=language)
+    return _parse_xml_feed(body, response_headers, feed=feed, base=base, language=language)
+
+
+def entry_content_hash(title: str, summary: str, content: str, url: str | None) -> str:
+    """sha256 hex of the fields whose change makes a stored story "updated"."""
+    digest = hashlib.sha256()
+    for part in (title, summary, content, url or ""):
+        data = part.encode("utf-8", "surrogatepass")
+        digest.update(b"%d:" % len(data))
+        digest.update(data)
+    return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------
+# XML through feedparser
+# --------------------------------------------------------------------------
+
+
+def _parse_xml_feed(body: bytes, headers: dict[str, str], *, feed: str, base: str,
+                    language: str | None) -> ParsedFeed:
+    cleaned, root = strip_doctype_subsets(body)
+    if root == "html":
+        raise ParseError("HTML page, not a feed")
+    parsed = feedparser.parse(io.BytesIO(cleaned), response_headers=headers,
+                              sanitize_html=False, resolve_relative_uris=False)
+    channel = parsed["feed"]
+    title = _detail_text(channel, "title", MAX_TITLE_CHARS)
+    if not parsed["entries"] and not parsed.get("version") and not title:
+        raise ParseError(_not_a_feed_reason(parsed, cleaned))
+    feed_language = primary_language(channel.get("language")) or primary_language(language)
+    entries = _unique_by_guid(
+        _entry_from_feedparser(item, feed=feed, base=base, language=feed_language)
+        for item in parsed["entries"]
+    )
+    warning = _short(parsed.get("bozo_exception")) if parsed.get("bozo") else None
+    return ParsedFeed(title=title or None, link=_web_url(channel.get("link"), base),
+                      language=feed_language, entries=entries, warning=warning)
+
+
+def _entry_from_feedparser(item: Mapping[str, Any], *, feed: str, base: str,
+                           language: str | None) -> Entry:
+    title = _detail_text(item, "title", MAX_TITLE_CHARS)
+    summary = _detail_text(item, "summary", MAX_TEXT_CHARS)
+    content = max((_value_text(part, MAX_TEXT_CHARS) for part in dict.get(item, "content") or ()),
+                  key=len, default="")
+    published = _utc(dict.get(item, "published_parsed"))
+    updated = _utc(dict.get(item, "updated_parsed"))
+    names = [author.get("name") or author.get("email") for author in dict.get(item, "authors") or ()]
+    if not any(names):
+        names = [dict.get(item, "author")]
+    return _make_entry(
+        feed=feed, raw_id=dict.get(item, "id"), raw_link=_item_link(item), base=base,
+        title=title, summary=summary, content=content,
+        published=published or updated, updated=updated,
+        authors=names, tags=[tag.get("term") or tag.get("label") for tag in dict.get(item, "tags") or ()],
+        language=primary_language(dict.get(item, "language")) or language,
+    )
+
+
+def _item_link(item: Mapping[str, Any]) -> str | None:
+    """The entry's link; a relative RSS guid that feedparser promoted to link is no link."""
+    link = dict.get(item, "link")
+    if dict.get(item, "links") or (link and _ABSOLUTE_WEB_URL.match(link.strip())):
+        return link
+    return None
+
+
+def _detail_text(item: Mapping[str, Any], key: str, limit: int) -> str:
+    """Plain text of feedparser's `<key>_detail` (HTML converted, plain folded)."""
+    detail = dict.get(item, f"{key}_detail")
+    if detail is None:
+        return ""
+    return _value_text(detail, limit)
+
+
+def _value_text(detail: Mapping[str, Any], limit: int) -> str:
+    value = detail.get("value") or ""
+    if "html" in (detail.get("type") or ""):
+        return _html_text(value, limit)
+    return _plain_text(value, limit)
+
+
+def _html_text(html: str, limit: int) -> str:
+    return _capped(html_to_text(html[:MAX_SOURCE_CHARS]), limit)
+
+
+def _plain_text(text: str, limit: int) -> str:
+    return _capped(fold_whitespace(text[:MAX_SOURCE_CHARS]), limit)
+
+
+def _utc(parsed: time.struct_time | None) -> datetime | None:
+    """feedparser's UTC struct_time as an aware datetime; None if unusable."""
+    if parsed is None:
+        return None
+    try:
+        return datetime(*parsed[:6], tzinfo=timezone.utc)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _not_a_feed_reason(parsed: Mapping[str, Any], body: bytes) -> str:
+    if _HTML_ELEMENT.search(body, 0, 65536):
+        return "HTML page, not a feed"
+    problem = _short(parsed.get("bozo_exception")) if parsed.get("bozo") else None
+    return f"not a feed: {problem or 'no RSS, RDF or Atom elements'}"
+
+
+# --------------------------------------------------------------------------
+# JSON Feed 1.0 / 1.1
+# --------------------------------------------------------------------------
+
+
+def _parse_json_feed(body: bytes, headers: Mapping[str, str], *, feed: str, base: str,
+                     language: str | None) -> ParsedFeed:
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError) as error:  # JSONDecodeError, bad encoding, huge ints
+        raise ParseError(f"not a feed: invalid JSON ({_short(error)})") from None
+    if not isinstance(document, dict):
+        raise ParseError("not a feed: JSON document is not an object")
+    declared = "jsonfeed.org" in _string(document.get("version"))
+    if not declared and "feed+json" not in headers.get("content-type", ""):
+        raise ParseError("not a feed: JSON document without a jsonfeed.org version (an error page?)")
+    items = document.get("items")
+    if not isinstance(items, list):
+        raise ParseError("not a feed: JSON Feed without an 'items' list")
+    feed_language = primary_language(_string(document.get("language"))) or primary_language(language)
+    entries = _unique_by_guid(
+        _entry_from_json(item, feed=feed, base=base, language=feed_language)
+        for item in items if isinstance(item, dict)
+    )
+    title = _plain_text(_string(document.get("title")), MAX_TITLE_CHARS)
+    return ParsedFeed(title=title or None, link=_web_url(_string(document.get("home_page_url")), base),
+                      language=feed_language, entries=entries)
+
+
+def _entry_from_json(item: Mapping[str, Any], *, feed: str, base: str,
+                     language: str | None) -> Entry:
+    tags = item.get("tags")
+    html_content = _html_text(_string(item.get("content_html")), MAX_TEXT_CHARS)
+    plain_content = _plain_text(_string(item.get("content_text")), MAX_TEXT_CHARS)
+    authors = item.get("authors")
+    if not isinstance(authors, list):
+        authors = [item.get("author")]
+    updated = _iso_datetime(item.get("date_modified"))
+    return _make_entry(
+        feed=feed, raw_id=_json_id(item.get("id")),
+        raw_link=_string(item.get("url")) or _string(item.get("external_url")), base=base,
+        title=_plain_text(_string(item.get("title")), MAX_TITLE_CHARS),
+        summary=_plain_text(_string(item.get("summary")), MAX_TEXT_CHARS),
+        content=max(html_content, plain_content, key=len),
+        published=_iso_datetime(item.get("date_published")) or updated, updated=updated,
+        authors=[_string(a.get("name")) or _string(a.get("url")) for a in authors if isinstance(a, dict)],
+        tags=[_string(tag) for tag in tags] if isinstance(tags, list) else (),
+        language=primary_language(_string(item.get("language"))) or language,
+    )
+
+
+def _json_id(value: object) -> str | None:
+    """A JSON Feed id: a string, or the number some generators put there."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        return None
+    return str(value)
+
+
+def _string(value: object) -> str:
+    """`value` if it is a string (lone surrogates from JSON escapes replaced), else ''."""
+    if not isinstance(value, str):
+        return ""
+    if value.isascii():
+        return value
+    return value.encode("utf-8", "replace").decode("utf-8")
+
+
+def _iso_datetime(value: object) -> datetime | None:
+    """An RFC 3339 date as aware UTC; a date without offset is taken as UTC."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone.utc)
+    try:
+        return moment.astimezone(timezone.utc)
+    except OverflowError:
+        return None
+
+
+# --------------------------------------------------------------------------
+# shared normalisation
+# --------------------------------------------------------------------------
+
+
+def _make_entry(*, feed: str, raw_id: str | None, raw_link: str | None, base: str,
+                title: str, summary: str, content: str,
+                published: datetime | None, updated: datetime | None,
+                authors: Iterable[str | None], tags: Iterable[str | None],
+                language: str | None) -> Entry:
+    url = _web_url(raw_link, base)
+    if content == summary:
+        content = ""
+    return Entry(
+        feed=feed,
+        guid=_guid(raw_id, url or (raw_link or "").strip(), title, published),
+        url=url, title=title, summary=summary, content=content,
+        published=published, updated=updated,
+        authors=_names(authors), tags=_names(tags), language=language,
+        content_hash=entry_content_hash(title, summary, content, url),
+    )
+
+
+def _guid(raw_id: str | None, link: str, title: str, published: datetime | None) -> str:
+    guid = (raw_id or "").strip() or link
+    if not guid:
+        stamp = published.isoformat() if published else ""
+        guid = "sha256:" + hashlib.sha256(f"{title}\n{stamp}".encode("utf-8", "replace")).hexdigest()
+    elif len(guid) > MAX_GUID_CHARS:
+        guid = "sha256:" + hashlib.sha256(guid.encode("utf-8", "replace")).hexdigest()
+    return guid
+
+
+def _web_url(link: str | None, base: str) -> str | None:
+    """Canonical absolute http(s) URL of `link`, resolved against `base`; else None."""
+    link = (link or "").strip()
+    if not link:
+        return None
+    if not _ABSOLUTE_WEB_URL.match(link):
+        try:
+            link = urljoin(base, link)
+        except ValueError:
+            return None
+        if not _ABSOLUTE_WEB_URL.match(link):
+            return None
+    return canonical_url(link)
+
+
+def _names(values: Iterable[str | None]) -> tuple[str, ...]:
+    """Distinct, folded, length-capped names in their original order."""
+    seen: dict[str, None] = {}
+    for value in values:
+        name = _plain_text(value, MAX_NAME_CHARS) if isinstance(value, str) else ""
+        if name:
+            seen.setdefault(name, None)
+        if len(seen) >= MAX_NAMES:
+            break
+    return tuple(seen)
+
+
+def _unique_by_guid(entries: Iterable[Entry]) -> list[Entry]:
+    """Entries with the first occurrence of each guid only."""
+    unique: dict[str, Entry] = {}
+    for entry in entries:
+        unique.setdefault(entry.guid, entry)
+    return list(unique.values())
+
+
+def _capped(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _short(problem: object) -> str | None:
+    if problem is None:
+        return None
+    text = fold_whitespace(str(problem)) or type(problem).__name__
+    return _capped(text, MAX_WARNING_CHARS)
+
+
+_LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,3}(?=$|[-_])")
+
+
+def primary_language(tag: str | None) -> str | None:
+    """Lowercase primary subtag of a language tag: 'en-US' -> 'en', 'uk_UA' -> 'uk'."""
+    if not tag:
+        return None
+    match = _LANGUAGE_TAG.match(tag.strip())
+    return match.group(0).lower() if match else None
+
+
+# --------------------------------------------------------------------------
+# prolog clean-up: DOCTYPE internal subsets (entity blow-up, billion laughs, XXE)
+# --------------------------------------------------------------------------
+
+_SIGNIFICANT = re.compile(rb"\S")
+_MARKUP_START = re.compile(rb"<[!?\w]")  # feedparser's prolog ends at the first <\w too
+_NAME = re.compile(rb"\w[\w:.-]*")
+_SUBSET_TOKEN = re.compile(rb"""[\]"']|<!--|<\?""")
+_DECLARATION_TOKEN = re.compile(rb"""[\[>"']""")
+_XML_DECLARATION = re.compile(rb"<\?xml\s")
+_UTF16_32 = (  # (leading bytes, codec, BOM to write back); longest patterns first
+    (b"\x00\x00\xfe\xff", "utf-32-be", b"\x00\x00\xfe\xff"),
+    (b"\xff\xfe\x00\x00", "utf-32-le", b"\xff\xfe\x00\x00"),
+    (b"\x00\x00\x00<", "utf-32-be", b""),
+    (b"<\x00\x00\x00", "utf-32-le", b""),
+    (b"\xfe\xff", "utf-16-be", b"\xfe\xff"),
+    (b"\xff\xfe", "utf-16-le", b"\xff\xfe"),
+    (b"\x00<", "utf-16-be", b""),
+    (b"<\x00", "utf-16-le", b""),
+)
+
+
+def _first_significant_byte(body: bytes) -> bytes:
+    """First byte after a UTF-8 BOM and whitespace; b'' for an empty body."""
+    start = 3 if body.startswith(b"\xef\xbb\xbf") else 0
+    match = _SIGNIFICANT.search(body, start)
+    return body[match.start():match.start() + 1] if match else b""
+
+
+def strip_doctype_subsets(body: bytes) -> tuple[bytes, str]:
+    """`body` with no entity declarations before its root element, and the root's name.
+
+    Entities can only be declared in a DOCTYPE's internal subset; without
+    them neither expat nor feedparser's loose parser can expand a blow-up
+    or billion-laughs entity, or an external (XXE) one. feedparser itself
+    re-reads `<!ENTITY` declarations anywhere before the first element
+    (even in a comment), so everything but the XML declaration and the bare
+    DOCTYPE is dropped from the prolog. Works on bytes for every
+    ASCII-compatible encoding; UTF-16/32 bodies are transcoded to do the
+    same and written back in their own encoding.
+    """
+    for leading, codec, bom in _UTF16_32:
+        if body.startswith(leading):
+            text = body[len(bom):].decode(codec, "replace")
+            cleaned, root = _clean_prolog(text.encode("utf-8"))
+            return bom + cleaned.decode("utf-8").encode(codec), root
+    return _clean_prolog(body)
+
+
+def _clean_prolog(data: bytes) -> tuple[bytes, str]:
+    """The ASCII-compatible case of `strip_doctype_subsets`.
+
+    Dropped markup leaves its line breaks behind, so that line numbers in
+    parser warnings still point at the served document.
+    """
+    kept: list[bytes] = []
+    position = 0
+    while markup := _MARKUP_START.search(data, position):
+        start = markup.start()
+        kept.append(data[position:start])
+        name = _NAME.match(data, start + 1)
+        if name:  # the root element: the prolog is over
+            kept.append(data[start:])
+            return b"".join(kept), name.group(0).decode("ascii", "replace").lower()
+        replacement = b""
+        if data.startswith(b"<?", start):
+            position = _after(data, b"?>", start + 2)
+            if _XML_DECLARATION.match(data, start) and b"<" not in data[start + 1:position]:
+                replacement = data[start:position]
+        elif data.startswith(b"<!--", start):
+            position = _after(data, b"-->", start + 4)
+        elif data[start:start + 9].upper() == b"<!DOCTYPE":
+            position, replacement = _bare_doctype(data, start)
+        else:  # <!ENTITY ...> outside a DOCTYPE and the like
+            position = _declaration_end(data, start + 2)
+        kept.append(replacement)
+        kept.append(b"\n" * (data.count(b"\n", start, position) - replacement.count(b"\n")))
+    kept.append(data[position:])
+    return b"".join(kept), ""
+
+
+def _after(data: bytes, terminator: bytes, search_from: int) -> int:
+    """Position just after the next `terminator`; ParseError if there is none."""
+    end = data.find(terminator, search_from)
+    if end < 0:
+        raise ParseError("not a feed: unterminated markup before the root element")
+    return end + len(terminator)
+
+
+def _bare_doctype(data: bytes, start: int) -> tuple[int, bytes]:
+    """End of the DOCTYPE at `start`, and that DOCTYPE without its internal subset.
+
+    A DOCTYPE whose quoted identifiers hide markup is dropped altogether.
+    """
+    position = start + 9
+    while token := _DECLARATION_TOKEN.search(data, position):
+        char = token.group(0)
+        if char in (b'"', b"'"):
+            position = _after(data, char, token.end())
+            continue
+        head = data[start:token.start()].rstrip()
+        doctype = head + b">" if b"<" not in head[1:] else b""
+        if char == b">":
+            return token.end(), doctype
+        return _internal_subset_end(data, token.end()), doctype
+    raise ParseError("not a feed: unterminated DOCTYPE")
+
+
+def _internal_subset_end(data: bytes, position: int) -> int:
+    """Position after the `]>` closing an internal subset that starts at `position`."""
+    while token := _SUBSET_TOKEN.search(data, position):
+        found = token.group(0)
+        if found == b"]":
+            return _after(data, b">", token.end())
+        if found in (b'"', b"'"):
+            position = _after(data, found, token.end())
+        elif found == b"<!--":
+            position = _after(data, b"-->", token.end())
+        else:
+            position = _after(data, b"?>", token.end())
+    raise ParseError("not a feed: unterminated DOCTYPE")
+
+
+def _declaration_end(data: bytes, position: int) -> int:
+    """Position after a `<!...>` declaration whose body starts at `position`."""
+    while token := _DECLARATION_TOKEN.search(data, position):
+        char = token.group(0)
+        if char == b">":
+            return token.end()
+        position = _after(data, char, token.end()) if char in (b'"', b"'") else token.end()
+    raise ParseError("not a feed: unterminated declaration before the root element")

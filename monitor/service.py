@@ -1,0 +1,323 @@
+"""The orchestrator: the one place that knows the order of the stages.
+
+For each feed poll: fetch -> parse -> classify against the store -> match the
+new and changed stories -> store the entries, their matches and the feed's
+new state in one transaction. `run_once` polls every due feed a single time;
+`Daemon` keeps polling on APScheduler jobs, one per feed, until stopped.
+
+Parsing and matching are CPU-bound and run on a worker thread so the event
+loop keeps fetching; every database call goes through the store's owner
+thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Sequence
+
+from monitor.config import Config
+from monitor.fetch import Fetcher
+from monitor.models import (Entry, FeedConfig, FeedState, FetchOutcome, FetchRequest,
+                            FetchResult, Match, ParsedFeed, ParseError, StoreResult)
+from monitor.parse import parse_feed
+from monitor.schedule import after_poll, counts_as_new, first_poll_time, is_due
+from monitor.store import Store, StoreThread
+
+log = logging.getLogger("monitor.service")
+
+Clock = Callable[[], datetime]
+MatchFn = Callable[[Entry, Sequence[str]], list[Match]]
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class PollReport:
+    """What one feed poll did, for summaries and logs."""
+
+    feed: str
+    outcome: str  # ok, not_modified, unchanged, gone, error, skipped
+    new: int = 0
+    updated: int = 0
+    matched: int = 0
+    error: str | None = None
+    duration: float = 0.0
+
+
+@dataclass
+class CycleSummary:
+    """Totals of one pass over the feeds (`run --once`, or a daemon summary window)."""
+
+    reports: list[PollReport] = field(default_factory=list)
+
+    def add(self, report: PollReport) -> None:
+        self.reports.append(report)
+
+    def count(self, outcome: str) -> int:
+        return sum(1 for r in self.reports if r.outcome == outcome)
+
+    @property
+    def new(self) -> int:
+        return sum(r.new for r in self.reports)
+
+    @property
+    def updated(self) -> int:
+        return sum(r.updated for r in self.reports)
+
+    @property
+    def matched(self) -> int:
+        return sum(r.matched for r in self.reports)
+
+    def line(self) -> str:
+        polled = len([r for r in self.reports if r.outcome != "skipped"])
+        return (f"polled={polled} ok={self.count('ok')} not_modified={self.count('not_modified')} "
+                f"unchanged={self.count('unchanged')} errors={self.count('error')} "
+                f"gone={self.count('gone')} skipped={self.count('skipped')} "
+                f"new={self.new} updated={self.updated} matched={self.matched}")
+
+
+class Pipeline:
+    """Polls one feed end to end; shared by `run --once` and the daemon."""
+
+    def __init__(self, config: Config, store: StoreThread, fetcher: Fetcher,
+                 match: MatchFn | None = None, *, clock: Clock = utc_now,
+                 rng: random.Random | None = None) -> None:
+        self.config = config
+        self.store = store
+        self.fetcher = fetcher
+        self.match = match
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self._cpu = ThreadPoolExecutor(max_workers=1, thread_name_prefix="monitor-parse")
+
+    def close(self) -> None:
+        self._cpu.shutdown(wait=True, cancel_futures=True)
+
+    async def poll(self, feed: FeedConfig) -> PollReport:
+        """Fetch, parse, match and store one feed; never raises for a bad feed."""
+        started = time.monotonic()
+        state = await self.store.call(Store.feed_state, feed.name)
+        if state is None or state.status in ("gone", "paused", "removed"):
+            return PollReport(feed.name, "skipped")
+        request = FetchRequest(feed=feed.name, url=state.url, etag=state.etag,
+                               last_modified=state.last_modified, body_hash=state.body_hash,
+                               headers=feed.headers)
+        result = await self.fetcher.fetch(request, self.clock())
+        parsed: ParsedFeed | None = None
+        parse_error: str | None = None
+        if result.outcome is FetchOutcome.OK and result.body is not None:
+            try:
+                parsed = await self._run_cpu(parse_feed, result.body, result.headers,
+                                             feed=feed.name, url=result.final_url,
+                                             language=feed.language)
+            except ParseError as exc:
+                parse_error = str(exc)
+        now = self.clock()
+        update = after_poll(state, result, now, interval=feed.interval, poll=self.config.poll,
+                            rng=self.rng, parse_error=parse_error)
+        columns = dict(update.columns)
+        if parsed is not None:
+            columns["baselined"] = True
+            if parsed.title:
+                columns["title"] = parsed.title
+        fetch_log = _fetch_log_row(result, now, parse_error)
+        keep = self.config.poll.fetch_log_keep
+        elapsed = time.monotonic() - started
+        if parsed is None:
+            await self.store.call(Store.record_poll, feed.name, columns, fetch_log, keep=keep)
+            outcome = "error" if parse_error else result.outcome.value
+            error = parse_error or result.error
+            _log_poll(feed.name, outcome, result, error)
+            return PollReport(feed.name, outcome, error=error, duration=elapsed)
+
+        stored = await self._store_entries(feed, state, parsed, now, columns, fetch_log)
+        _log_poll(feed.name, "ok", result, None, stored)
+        return PollReport(feed.name, "ok", new=stored.new, updated=stored.updated,
+                          matched=stored.matched, duration=time.monotonic() - started)
+
+    async def _store_entries(self, feed: FeedConfig, state: FeedState, parsed: ParsedFeed,
+                             now: datetime, columns: dict, fetch_log: dict) -> StoreResult:
+        classified = await self.store.call(Store.classify, feed.name, parsed.entries)
+        fresh = [(entry, kind) for entry, kind in classified if kind in ("new", "updated")]
+        matches = await self._run_cpu(self._match_all, [entry for entry, _ in fresh], feed.tags)
+        backlog = self.config.poll.backlog_window
+        items = []
+        for (entry, kind), entry_matches in zip(fresh, matches):
+            alertable = kind == "updated" or counts_as_new(
+                entry.published, now, baselined=state.baselined, backlog_window=backlog)
+            items.append((entry, kind, alertable, entry_matches))
+        items.extend((entry, kind, False, []) for entry, kind in classified if kind == "same")
+        fetch_log.update(entries_new=sum(1 for _, k in fresh if k == "new"),
+                         entries_updated=sum(1 for _, k in fresh if k == "updated"))
+        return await self.store.call(Store.save_poll, feed.name, items, now, columns, fetch_log,
+                                     keep=self.config.poll.fetch_log_keep)
+
+    def _match_all(self, entries: list[Entry], feed_tags: Sequence[str]) -> list[list[Match]]:
+        if self.match is None:
+            return [[] for _ in entries]
+        return [self.match(entry, feed_tags) for entry in entries]
+
+    async def _run_cpu(self, fn, *args, **kwargs):
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._cpu, lambda: fn(*args, **kwargs))
+
+
+def _fetch_log_row(result: FetchResult, now: datetime, parse_error: str | None) -> dict:
+    return {
+        "at": now,
+        "outcome": "error" if parse_error else result.outcome.value,
+        "status": result.status,
+        "bytes": result.bytes_read,
+        "duration": round(result.duration, 4),
+        "error_kind": "not_a_feed" if parse_error else result.error_kind,
+        "error": parse_error or result.error,
+        "entries_new": 0,
+        "entries_updated": 0,
+    }
+
+
+def _log_poll(name: str, outcome: str, result: FetchResult, error: str | None,
+              stored: StoreResult | None = None) -> None:
+    if error:
+        log.warning("poll feed=%s outcome=%s status=%s error=%r", name, outcome, result.status, error)
+    elif stored is not None and (stored.new or stored.updated):
+        log.info("poll feed=%s outcome=ok new=%d updated=%d matched=%d", name, stored.new,
+                 stored.updated, stored.matched)
+    else:
+        log.debug("poll feed=%s outcome=%s", name, outcome)
+
+
+async def poll_all(pipeline: Pipeline, feeds: Sequence[FeedConfig], *,
+                   progress: Callable[[PollReport], None] | None = None) -> CycleSummary:
+    """Poll the given feeds concurrently (the fetcher enforces the limits)."""
+    summary = CycleSummary()
+
+    async def one(feed: FeedConfig) -> None:
+        report = await pipeline.poll(feed)
+        summary.add(report)
+        if progress is not None:
+            progress(report)
+
+    await asyncio.gather(*(one(feed) for feed in feeds))
+    return summary
+
+
+async def run_once(config: Config, db_path: Path, match: MatchFn | None = None, *,
+                   clock: Clock = utc_now,
+                   progress: Callable[[PollReport], None] | None = None) -> CycleSummary:
+    """Poll every active feed now, whatever its interval, honouring backoff and Retry-After."""
+    store = StoreThread(db_path)
+    try:
+        await store.call(Store.sync_feeds, config.feeds, clock())
+        states = {s.name: s for s in await store.call(Store.feed_states)}
+        now = clock()
+        due = [feed for feed in config.feeds if feed.name in states and is_due(states[feed.name], now)]
+        skipped = [feed for feed in config.feeds if feed not in due]
+        async with Fetcher(config.fetch) as fetcher:
+            pipeline = Pipeline(config, store, fetcher, match, clock=clock)
+            try:
+                summary = await poll_all(pipeline, due, progress=progress)
+            finally:
+                pipeline.close()
+        for feed in skipped:
+            summary.add(PollReport(feed.name, "skipped"))
+        await store.call(Store.set_meta, "last_cycle", clock().isoformat())
+        return summary
+    finally:
+        store.close()
+
+
+class Daemon:
+    """Keeps polling every feed on its own rhythm until SIGTERM or SIGINT."""
+
+    def __init__(self, config: Config, db_path: Path, match: MatchFn | None = None, *,
+                 clock: Clock = utc_now) -> None:
+        self.config = config
+        self.db_path = db_path
+        self.match = match
+        self.clock = clock
+        self._stop = asyncio.Event()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+        store = StoreThread(self.db_path)
+        scheduler = AsyncIOScheduler(timezone=timezone.utc)
+        try:
+            await store.call(Store.sync_feeds, self.config.feeds, self.clock())
+            await store.call(Store.set_meta, "daemon_started", self.clock().isoformat())
+            async with Fetcher(self.config.fetch) as fetcher:
+                pipeline = Pipeline(self.config, store, fetcher, self.match, clock=self.clock)
+                states = {s.name: s for s in await store.call(Store.feed_states)}
+                for feed in self.config.feeds:
+                    self._add_job(scheduler, pipeline, feed, states.get(feed.name))
+                scheduler.start()
+                log.info("daemon started feeds=%d db=%s", len(self.config.feeds), self.db_path)
+                await self._stop.wait()
+                log.info("daemon stopping")
+                scheduler.shutdown(wait=False)
+                pipeline.close()
+        finally:
+            store.close()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+
+    def _add_job(self, scheduler, pipeline: Pipeline, feed: FeedConfig,
+                 state: FeedState | None) -> None:
+        """One job per feed; the pipeline's computed next poll re-times it after each run."""
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        async def job() -> None:
+            report = await pipeline.poll(feed)
+            if self._stop.is_set():
+                return
+            fresh = await pipeline.store.call(Store.feed_state, feed.name)
+            if fresh is not None and fresh.next_poll is not None:
+                scheduler.modify_job(feed.name, next_run_time=fresh.next_poll)
+            elif report.outcome == "gone":
+                scheduler.pause_job(feed.name)
+
+        scheduler.add_job(
+            job, IntervalTrigger(seconds=feed.interval), id=feed.name, name=feed.name,
+            next_run_time=first_poll_time(state, self.clock()),
+            coalesce=True, max_instances=1,
+            misfire_grace_time=max(60, int(feed.interval)),
+        )
+
+
+def load_watch_for(config: Config):
+    """The watch rules of the config folder (watch.toml); an absent file means no rules."""
+    from monitor.match import load_watch
+
+    return load_watch(config.dir / "watch.toml")
+
+
+def matcher_for(config: Config) -> MatchFn | None:
+    """Compile the config folder's watch rules once into the pipeline's match step."""
+    from monitor.match import Matcher, match_entry
+
+    watch = load_watch_for(config)
+    if not watch.rules:
+        return None
+    matcher = Matcher.compile(watch)
+
+    def match(entry: Entry, feed_tags: Sequence[str]) -> list[Match]:
+        return match_entry(matcher, entry, feed_tags)
+
+    return match

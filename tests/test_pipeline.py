@@ -1,0 +1,206 @@
+"""The orchestrated poll: fetch -> parse -> classify -> match -> store, with an injected clock."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sqlite3
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from monitor.config import Config
+from monitor.fetch import Fetcher
+from monitor.models import FeedConfig, FetchSettings, Hit, Match, PollSettings
+from monitor.service import Pipeline, run_once
+from monitor.store import Store, StoreThread
+from support.feeds import Item, rss
+from support.feedserver import send, static
+
+T0 = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
+
+
+class Clock:
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kw: float) -> None:
+        self.now += timedelta(**kw)
+
+
+def make_config(tmp_path: Path, feeds: list[FeedConfig], **poll: float) -> Config:
+    return Config(dir=tmp_path, fetch=FetchSettings(deadline=5.0), poll=PollSettings(**poll),
+                  feeds=tuple(feeds), timezone="UTC", log_level="info")
+
+
+def rows(db: Path, sql: str, *args) -> list[tuple]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(sql, args).fetchall()
+
+
+async def poll_sequence(config: Config, db: Path, clock: Clock, feed: FeedConfig, polls: int,
+                        between=None, match=None):
+    """Poll one feed `polls` times on one pipeline, calling between(i) after each poll."""
+    store = StoreThread(db)
+    reports = []
+    try:
+        await store.call(Store.sync_feeds, config.feeds, clock())
+        async with Fetcher(config.fetch) as fetcher:
+            pipeline = Pipeline(config, store, fetcher, match, clock=clock, rng=random.Random(1))
+            try:
+                for i in range(polls):
+                    reports.append(await pipeline.poll(feed))
+                    if between is not None:
+                        between(i)
+            finally:
+                pipeline.close()
+    finally:
+        store.close()
+    return reports
+
+
+def test_baseline_alerts_only_recent_backlog_and_repoll_stores_nothing_twice(feed_server, tmp_path):
+    items = [
+        Item("old-1", "Old story one", published=T0 - timedelta(days=3)),
+        Item("old-2", "Old story two", published=T0 - timedelta(days=2)),
+        Item("recent", "Recent story", published=T0 - timedelta(hours=2)),
+        Item("undated", "Story without a date"),
+    ]
+    feed_server.routes["/feed"] = static(rss(items))
+    feed = FeedConfig("test", feed_server.url("/feed"), 600.0)
+    config = make_config(tmp_path, [feed])
+    db = tmp_path / "monitor.db"
+    clock = Clock(T0)
+
+    def more(i: int) -> None:
+        clock.advance(minutes=10)
+        if i == 1:  # after the second poll (a 304), a new story appears
+            feed_server.routes["/feed"] = static(rss(items + [Item("fresh", "Fresh story", published=T0)]))
+
+    reports = asyncio.run(poll_sequence(config, db, clock, feed, 3, between=more))
+
+    assert [r.outcome for r in reports] == ["ok", "not_modified", "ok"]
+    assert [r.new for r in reports] == [4, 0, 1]
+    stored = dict(rows(db, "select guid, alertable from entries"))
+    assert stored == {"old-1": 0, "old-2": 0, "recent": 1, "undated": 0, "fresh": 1}
+    assert rows(db, "select count(*) from entries")[0][0] == 5
+    # the conditional GET really was conditional on the second poll
+    second = feed_server.requests_to("/feed")[1]
+    assert second.headers.get("If-None-Match")
+
+
+def test_backlog_window_zero_alerts_nothing_from_the_backlog(feed_server, tmp_path):
+    feed_server.routes["/feed"] = static(rss([Item("a", "A story", published=T0)]))
+    feed = FeedConfig("test", feed_server.url("/feed"), 600.0)
+    config = make_config(tmp_path, [feed], backlog_window=0)
+    db = tmp_path / "monitor.db"
+    asyncio.run(poll_sequence(config, db, Clock(T0), feed, 1))
+    assert rows(db, "select guid, alertable from entries") == [("a", 0)]
+
+
+def test_matches_are_stored_with_their_entry(feed_server, tmp_path):
+    feed_server.routes["/feed"] = static(rss([
+        Item("a", "Chinese drone parts reach Russia", published=T0),
+        Item("b", "Weather in Kyiv", published=T0),
+    ]))
+    feed = FeedConfig("test", feed_server.url("/feed"), 600.0)
+    config = make_config(tmp_path, [feed])
+    db = tmp_path / "monitor.db"
+
+    def match(entry, feed_tags):
+        if "drone" not in entry.title:
+            return []
+        start = entry.title.index("drone")
+        return [Match("china_drones", 3.0, "warning", ("drones",),
+                      (Hit("title", start, start + 5, "drone*"),), "Chinese [[drone]] parts")]
+
+    asyncio.run(poll_sequence(config, db, Clock(T0), feed, 1, match=match))
+    assert rows(db, "select e.guid, m.rule, m.score from matches m join entries e on e.id = m.entry_id") == [
+        ("a", "china_drones", 3.0)]
+
+
+def test_errors_back_off_and_gone_stops_polling(feed_server, tmp_path):
+    status = {"code": 500}
+
+    def route(handler):
+        send(handler, status["code"], b"boom", {"Content-Type": "text/plain"})
+
+    feed_server.routes["/feed"] = route
+    feed = FeedConfig("test", feed_server.url("/feed"), 600.0)
+    config = make_config(tmp_path, [feed])
+    db = tmp_path / "monitor.db"
+    clock = Clock(T0)
+
+    def step(i: int) -> None:
+        if i == 1:
+            status["code"] = 410
+
+    reports = asyncio.run(poll_sequence(config, db, clock, feed, 4, between=step))
+    assert [r.outcome for r in reports] == ["error", "error", "gone", "skipped"]
+    assert len(feed_server.requests_to("/feed")) == 3
+    store = Store.open(db, readonly=True)
+    state = store.feed_state("test")
+    store.close()
+    assert state.status == "gone"
+    assert state.consecutive_errors == 2
+    assert "410" in state.last_error
+
+
+def test_html_page_is_a_feed_error_not_a_crash(feed_server, tmp_path):
+    feed_server.routes["/feed"] = static(b"<!doctype html><html><body>Hi</body></html>",
+                                         content_type="text/html")
+    feed_server.routes["/ok"] = static(rss([Item("a", "Story", published=T0)]))
+    feeds = [FeedConfig("html", feed_server.url("/feed"), 600.0),
+             FeedConfig("good", feed_server.url("/ok"), 600.0)]
+    config = make_config(tmp_path, feeds)
+    db = tmp_path / "monitor.db"
+    summary = asyncio.run(run_once(config, db, clock=Clock(T0)))
+    outcomes = {r.feed: r.outcome for r in summary.reports}
+    assert outcomes == {"html": "error", "good": "ok"}
+    store = Store.open(db, readonly=True)
+    state = store.feed_state("html")
+    store.close()
+    assert state.last_error_kind == "not_a_feed"
+    assert state.consecutive_errors == 1
+
+
+def test_run_once_honours_backoff_and_retry_after(feed_server, tmp_path):
+    def limited(handler):
+        send(handler, 429, b"slow down", {"Retry-After": "3600", "Content-Type": "text/plain"})
+
+    feed_server.routes["/limited"] = limited
+    feed = FeedConfig("limited", feed_server.url("/limited"), 600.0)
+    config = make_config(tmp_path, [feed])
+    db = tmp_path / "monitor.db"
+    clock = Clock(T0)
+    first = asyncio.run(run_once(config, db, clock=clock))
+    clock.advance(minutes=30)
+    second = asyncio.run(run_once(config, db, clock=clock))
+    clock.advance(minutes=31)
+    third = asyncio.run(run_once(config, db, clock=clock))
+    assert [r.outcome for r in first.reports] == ["error"]
+    assert [r.outcome for r in second.reports] == ["skipped"]
+    assert [r.outcome for r in third.reports] == ["error"]
+    assert len(feed_server.requests_to("/limited")) == 2
+
+
+def test_permanent_redirect_updates_stored_url(feed_server, tmp_path):
+    from support.feedserver import redirect
+
+    feed_server.routes["/old"] = redirect("/new", 301)
+    feed_server.routes["/new"] = static(rss([Item("a", "Story", published=T0)]))
+    feed = FeedConfig("moved", feed_server.url("/old"), 600.0)
+    config = make_config(tmp_path, [feed])
+    db = tmp_path / "monitor.db"
+    clock = Clock(T0)
+    asyncio.run(run_once(config, db, clock=clock))
+    store = Store.open(db, readonly=True)
+    assert store.feed_state("moved").url == feed_server.url("/new")
+    store.close()
+    asyncio.run(run_once(config, db, clock=clock))
+    assert len(feed_server.requests_to("/old")) == 1
+    assert rows(db, "select count(*) from entries")[0][0] == 1
