@@ -193,3 +193,66 @@ class StoreResult:
     unchanged: int = 0
     new_for_alerting: int = 0  # new entries inside the backlog window
     matched: int = 0
+
+
+# --------------------------------------------------------------------------
+# alerts
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where alerts go: one apprise URL with its routing and flood-control settings."""
+
+    name: str
+    url: str = field(repr=False)  # secrets expanded: never log, print or store it
+    safe_url: str = ""  # the same URL with secrets masked (apprise privacy form)
+    tags: tuple[str, ...] = ()  # empty = every rule's alerts
+    mode: str = "immediate"  # immediate | digest
+    digest_every: float | None = None  # seconds, for mode digest
+    digest_at: str | None = None  # "HH:MM" in the configured timezone, for mode digest
+    quiet_hours: tuple[str, str] | None = None  # ("22:00", "07:00"): held, then one digest
+    rate_limit: int | None = None  # at most this many alerts per rule per rate_window; beyond -> digest
+    rate_window: float = 3600.0
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    """Delivery policy shared by every destination (alerts.toml [settings])."""
+
+    max_age: float = 24 * 3600.0  # a failing alert is retried this long, then marked dead
+    retry_base: float = 60.0  # first retry delay; doubles per attempt
+    retry_cap: float = 3600.0
+    grouping_delay: float = 0.0  # hold immediate alerts this long so copies can merge
+    duplicate_window: float = 48 * 3600.0  # same story from several outlets within this window
+    send_timeout: float = 30.0  # seconds one send may take before it counts as TIMEOUT
+    health_failures: int = 5  # consecutive failed polls that raise a feed-health alert
+    health_silence: float = 10.0  # x the feed's interval without a new story -> "silent" alert (0 = off)
+
+
+@dataclass(frozen=True)
+class AlertView:
+    """Everything a message about one matched story shows; all of it is untrusted feed text."""
+
+    rule: str
+    severity: str
+    score: float
+    title: str
+    url: str | None
+    feed: str  # the outlet (feed name)
+    published: datetime | None
+    snippet: str  # with hits marked [[like this]]
+    terms: tuple[str, ...] = ()  # the matched terms
+    description: str = ""  # the rule's description
+    is_update: bool = False  # the story changed and now matches this rule
+    also_reported_by: tuple[str, ...] = ()  # other outlets that carried the same story
+
+
+@dataclass(frozen=True)
+class Message:
+    """One rendered notification in every format a destination might take."""
+
+    subject: str
+    text: str
+    html: str
+    markdown: str

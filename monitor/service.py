@@ -5,19 +5,24 @@ new and changed stories -> store the entries, their matches and the feed's
 new state in one transaction. `run_once` polls every due feed a single time;
 `Daemon` keeps polling on APScheduler jobs, one per feed, until stopped.
 
-Parsing and matching are CPU-bound and run on a worker thread so the event
-loop keeps fetching; every database call goes through the store's owner
-thread.
+Parsing is CPU-bound and runs in worker processes (both cores, and a hostile
+feed cannot hold the event loop's GIL); matching runs on a worker thread,
+where the compiled rules and language data live once. Every database call
+goes through the store's owner thread.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import multiprocessing
+import os
 import logging
 import random
 import signal
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -91,17 +96,21 @@ class Pipeline:
 
     def __init__(self, config: Config, store: StoreThread, fetcher: Fetcher,
                  match: MatchFn | None = None, *, clock: Clock = utc_now,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, parse_workers: int | None = None) -> None:
         self.config = config
         self.store = store
         self.fetcher = fetcher
         self.match = match
         self.clock = clock
         self.rng = rng or random.Random()
-        self._cpu = ThreadPoolExecutor(max_workers=1, thread_name_prefix="monitor-parse")
+        self._parse_workers = default_parse_workers() if parse_workers is None else parse_workers
+        self._parser: Executor | None = None  # started on the first body to parse
+        self._matcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="monitor-match")
 
     def close(self) -> None:
-        self._cpu.shutdown(wait=True, cancel_futures=True)
+        if self._parser is not None:
+            self._parser.shutdown(wait=True, cancel_futures=True)
+        self._matcher.shutdown(wait=True, cancel_futures=True)
 
     async def poll(self, feed: FeedConfig) -> PollReport:
         """Fetch, parse, match and store one feed; never raises for a bad feed."""
@@ -117,9 +126,7 @@ class Pipeline:
         parse_error: str | None = None
         if result.outcome is FetchOutcome.OK and result.body is not None:
             try:
-                parsed = await self._run_cpu(parse_feed, result.body, result.headers,
-                                             feed=feed.name, url=result.final_url,
-                                             language=feed.language)
+                parsed = await self._parse(result, feed)
             except ParseError as exc:
                 parse_error = str(exc)
         now = self.clock()
@@ -149,7 +156,9 @@ class Pipeline:
                              now: datetime, columns: dict, fetch_log: dict) -> StoreResult:
         classified = await self.store.call(Store.classify, feed.name, parsed.entries)
         fresh = [(entry, kind) for entry, kind in classified if kind in ("new", "updated")]
-        matches = await self._run_cpu(self._match_all, [entry for entry, _ in fresh], feed.tags)
+        loop = asyncio.get_running_loop()
+        matches = await loop.run_in_executor(self._matcher, self._match_all,
+                                             [entry for entry, _ in fresh], feed.tags)
         backlog = self.config.poll.backlog_window
         items = []
         for (entry, kind), entry_matches in zip(fresh, matches):
@@ -167,9 +176,35 @@ class Pipeline:
             return [[] for _ in entries]
         return [self.match(entry, feed_tags) for entry in entries]
 
-    async def _run_cpu(self, fn, *args, **kwargs):
+    async def _parse(self, result: FetchResult, feed: FeedConfig) -> ParsedFeed:
+        """Parse in a worker; a crashed worker is replaced and counts as this feed's error."""
+        job = functools.partial(parse_feed, result.body, dict(result.headers), feed=feed.name,
+                                url=result.final_url, language=feed.language)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._cpu, lambda: fn(*args, **kwargs))
+        if self._parser is None:
+            self._parser = _parse_executor(self._parse_workers)
+        try:
+            return await loop.run_in_executor(self._parser, job)
+        except BrokenProcessPool:
+            self._parser.shutdown(wait=False, cancel_futures=True)
+            self._parser = None
+            raise ParseError("the parser process crashed on this feed") from None
+
+
+def default_parse_workers() -> int:
+    """One parser process per core, at most two: parsing is the pipeline's main CPU cost."""
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+def _parse_executor(workers: int) -> Executor:
+    """Worker processes for parsing; 0 parses on a thread (small runs, tests of the stage).
+
+    forkserver, not fork: the daemon has threads (store, matcher) that a fork would copy
+    mid-lock.
+    """
+    if workers <= 0:
+        return ThreadPoolExecutor(max_workers=1, thread_name_prefix="monitor-parse")
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("forkserver"))
 
 
 def _fetch_log_row(result: FetchResult, now: datetime, parse_error: str | None) -> dict:
@@ -231,6 +266,7 @@ async def run_once(config: Config, db_path: Path, match: MatchFn | None = None, 
                 pipeline.close()
         for feed in skipped:
             summary.add(PollReport(feed.name, "skipped"))
+        await store.call(Store.prune, clock(), config.poll.retention)
         await store.call(Store.set_meta, "last_cycle", clock().isoformat())
         return summary
     finally:
@@ -238,62 +274,93 @@ async def run_once(config: Config, db_path: Path, match: MatchFn | None = None, 
 
 
 class Daemon:
-    """Keeps polling every feed on its own rhythm until SIGTERM or SIGINT."""
+    """Keeps polling every feed on its own rhythm until SIGTERM or SIGINT.
+
+    `start()` and `stop()` are separate from `run()` so that tests can look at
+    the scheduler between them.
+    """
+
+    PRUNE_EVERY = 3600.0  # seconds between retention passes
 
     def __init__(self, config: Config, db_path: Path, match: MatchFn | None = None, *,
                  clock: Clock = utc_now) -> None:
+        from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
         self.config = config
         self.db_path = db_path
         self.match = match
         self.clock = clock
+        self.scheduler = AsyncIOScheduler(timezone=timezone.utc)
         self._stop = asyncio.Event()
+        self._store: StoreThread | None = None
+        self._fetcher: Fetcher | None = None
+        self._pipeline: Pipeline | None = None
 
     def request_stop(self) -> None:
         self._stop.set()
 
     async def run(self) -> None:
-        from apscheduler.schedulers.asyncio import AsyncIOScheduler
-
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
-        store = StoreThread(self.db_path)
-        scheduler = AsyncIOScheduler(timezone=timezone.utc)
         try:
-            await store.call(Store.sync_feeds, self.config.feeds, self.clock())
-            await store.call(Store.set_meta, "daemon_started", self.clock().isoformat())
-            async with Fetcher(self.config.fetch) as fetcher:
-                pipeline = Pipeline(self.config, store, fetcher, self.match, clock=self.clock)
-                states = {s.name: s for s in await store.call(Store.feed_states)}
-                for feed in self.config.feeds:
-                    self._add_job(scheduler, pipeline, feed, states.get(feed.name))
-                scheduler.start()
-                log.info("daemon started feeds=%d db=%s", len(self.config.feeds), self.db_path)
-                await self._stop.wait()
-                log.info("daemon stopping")
-                scheduler.shutdown(wait=False)
-                pipeline.close()
+            await self.start()
+            await self._stop.wait()
         finally:
-            store.close()
+            await self.stop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
 
-    def _add_job(self, scheduler, pipeline: Pipeline, feed: FeedConfig,
-                 state: FeedState | None) -> None:
+    async def start(self) -> None:
+        """Open the store, resume each feed's stored rhythm and start the scheduler."""
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        self._store = store = StoreThread(self.db_path)
+        now = self.clock()
+        await store.call(Store.sync_feeds, self.config.feeds, now)
+        await store.call(Store.set_meta, "daemon_started", now.isoformat())
+        self._fetcher = Fetcher(self.config.fetch)
+        self._pipeline = Pipeline(self.config, store, self._fetcher, self.match, clock=self.clock)
+        states = {s.name: s for s in await store.call(Store.feed_states)}
+        for feed in self.config.feeds:
+            self._add_job(feed, states.get(feed.name))
+        self.scheduler.add_job(self._prune, IntervalTrigger(seconds=self.PRUNE_EVERY), id="prune",
+                               coalesce=True, max_instances=1)
+        self.scheduler.start()
+        log.info("daemon started feeds=%d db=%s", len(self.config.feeds), self.db_path)
+
+    async def stop(self) -> None:
+        """Stop taking new work, then close the fetcher, parsers and store."""
+        log.info("daemon stopping")
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        if self._pipeline is not None:
+            self._pipeline.close()
+        if self._fetcher is not None:
+            await self._fetcher.aclose()
+        if self._store is not None:
+            self._store.close()
+
+    async def _prune(self) -> None:
+        pruned = await self._store.call(Store.prune, self.clock(), self.config.poll.retention)
+        if pruned:
+            log.info("retention pruned=%d", pruned)
+
+    def _add_job(self, feed: FeedConfig, state: FeedState | None) -> None:
         """One job per feed; the pipeline's computed next poll re-times it after each run."""
         from apscheduler.triggers.interval import IntervalTrigger
 
         async def job() -> None:
-            report = await pipeline.poll(feed)
+            report = await self._pipeline.poll(feed)
             if self._stop.is_set():
                 return
-            fresh = await pipeline.store.call(Store.feed_state, feed.name)
+            fresh = await self._store.call(Store.feed_state, feed.name)
             if fresh is not None and fresh.next_poll is not None:
-                scheduler.modify_job(feed.name, next_run_time=fresh.next_poll)
+                self.scheduler.modify_job(feed.name, next_run_time=fresh.next_poll)
             elif report.outcome == "gone":
-                scheduler.pause_job(feed.name)
+                self.scheduler.pause_job(feed.name)
 
-        scheduler.add_job(
+        self.scheduler.add_job(
             job, IntervalTrigger(seconds=feed.interval), id=feed.name, name=feed.name,
             next_run_time=first_poll_time(state, self.clock()),
             coalesce=True, max_instances=1,

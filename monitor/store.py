@@ -546,6 +546,24 @@ class Store:
             "entries_updated FROM fetch_log WHERE feed_id = ? ORDER BY id DESC LIMIT ?",
             [self._feed_id(name), limit]))
 
+    def iter_entries(self, *, since: datetime | None = None) -> Iterator[dict]:
+        """Stored stories with their text, oldest first: the input of a backtest."""
+        return self.db.query(
+            "SELECT e.id, f.name AS feed, e.title, e.summary, e.content, e.language, e.first_seen "
+            "FROM entries e JOIN feeds f ON f.id = e.feed_id "
+            "WHERE (:since IS NULL OR e.first_seen >= :since) ORDER BY e.first_seen, e.id",
+            {"since": to_text(since)})
+
+    def matched_rules(self, *, since: datetime | None = None) -> dict[int, set[str]]:
+        """entry id -> the rules recorded as matching it, for entries first seen since."""
+        rows = self.db.execute(
+            "SELECT m.entry_id, m.rule FROM matches m JOIN entries e ON e.id = m.entry_id "
+            "WHERE (? IS NULL OR e.first_seen >= ?)", [to_text(since), to_text(since)])
+        found: dict[int, set[str]] = {}
+        for entry_id, rule in rows:
+            found.setdefault(entry_id, set()).add(rule)
+        return found
+
     def get_meta(self, key: str) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
         return None if row is None else row[0]

@@ -28,7 +28,7 @@ def stories_command(app: App, since: str | None, feed: str | None, limit: int | 
       monitor stories --feed kyiv-independent --json
       monitor stories --since 2026-11-01 --limit 20
     """
-    since_at = _since(since)
+    since_at = parse_since_option(since) if since else None
     if not app.db_path.exists():
         raise UsageError(f"no database at {app.db_path} yet: run `monitor run --once` first")
     store = Store.open(app.db_path, readonly=True)
@@ -44,9 +44,8 @@ def stories_command(app: App, since: str | None, feed: str | None, limit: int | 
                [[r["id"], r["first_seen"], r["feed"], _clip(r["title"], 90)] for r in rows])
 
 
-def _since(text: str | None) -> datetime | None:
-    if text is None:
-        return None
+def parse_since_option(text: str) -> datetime:
+    """--since as a moment; a bad value is a usage error (exit 2) naming the option."""
     try:
         return parse_since(text, datetime.now(timezone.utc))
     except ValueError as exc:

@@ -1,0 +1,45 @@
+"""The daemon resumes each feed's stored rhythm instead of resetting every timer."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+
+from monitor.config import Config
+from monitor.models import FeedConfig, FetchSettings, PollSettings
+from monitor.service import Daemon, run_once
+from monitor.store import Store
+from support.feeds import Item, rss
+from support.feedserver import static
+
+
+def test_restart_resumes_stored_next_poll_and_new_feeds_start_now(feed_server, tmp_path):
+    feed_server.routes["/a"] = static(rss([Item("1", "Story")]))
+    old = FeedConfig("old", feed_server.url("/a"), 600.0)
+    db = tmp_path / "monitor.db"
+    config = Config(dir=tmp_path, fetch=FetchSettings(), poll=PollSettings(), feeds=(old,),
+                    timezone="UTC", log_level="info")
+    asyncio.run(run_once(config, db))
+    store = Store.open(db, readonly=True)
+    stored_next = store.feed_state("old").next_poll
+    store.close()
+    assert stored_next > datetime.now(timezone.utc) + timedelta(minutes=8)
+
+    new = FeedConfig("new", feed_server.url("/a"), 600.0)
+    config = Config(dir=tmp_path, fetch=FetchSettings(), poll=PollSettings(), feeds=(old, new),
+                    timezone="UTC", log_level="info")
+
+    async def scheduled() -> dict[str, datetime]:
+        daemon = Daemon(config, db)
+        await daemon.start()
+        try:
+            return {job.id: job.next_run_time for job in daemon.scheduler.get_jobs()}
+        finally:
+            daemon.scheduler.pause()
+            await daemon.stop()
+
+    before = datetime.now(timezone.utc)
+    jobs = asyncio.run(scheduled())
+    assert jobs["old"] == stored_next
+    assert before - timedelta(seconds=1) <= jobs["new"] <= datetime.now(timezone.utc) + timedelta(seconds=1)
+    assert "prune" in jobs
