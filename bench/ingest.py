@@ -214,9 +214,9 @@ def main() -> None:
         match = None
         watch_note = "none"
         if not args.no_watch:
-            from monitor.service import matcher_for
+            from monitor.service import prepare
 
-            match = matcher_for(config)
+            match = prepare(config).match
             watch_note = "shipped config/watch.toml" if match else "none (no rules)"
         db = Path(tmp) / "bench.db"
         rss_before = peak_rss_mb()

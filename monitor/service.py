@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import multiprocessing
 import os
-import logging
 import random
 import signal
 import time
@@ -26,7 +26,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from monitor.config import Config
 from monitor.fetch import Fetcher
@@ -34,9 +34,13 @@ from monitor.models import (Entry, FeedConfig, FeedState, FetchOutcome, FetchReq
                             FetchResult, Match, ParsedFeed, ParseError, StoreResult)
 from monitor.parse import parse_feed
 from monitor.schedule import after_poll, counts_as_new, first_poll_time, is_due
-from monitor.store import Store, StoreThread
+from monitor.store import AlertPlanner, Store, StoreThread
+from monitor.urls import strip_userinfo
 
 log = logging.getLogger("monitor.service")
+
+if TYPE_CHECKING:
+    from monitor.alert.dispatch import Dispatcher, DispatchReport
 
 Clock = Callable[[], datetime]
 MatchFn = Callable[[Entry, Sequence[str]], list[Match]]
@@ -64,6 +68,7 @@ class CycleSummary:
     """Totals of one pass over the feeds (`run --once`, or a daemon summary window)."""
 
     reports: list[PollReport] = field(default_factory=list)
+    alerts: "DispatchReport | None" = None
 
     def add(self, report: PollReport) -> None:
         self.reports.append(report)
@@ -88,7 +93,9 @@ class CycleSummary:
         return (f"polled={polled} ok={self.count('ok')} not_modified={self.count('not_modified')} "
                 f"unchanged={self.count('unchanged')} errors={self.count('error')} "
                 f"gone={self.count('gone')} skipped={self.count('skipped')} "
-                f"new={self.new} updated={self.updated} matched={self.matched}")
+                f"new={self.new} updated={self.updated} matched={self.matched}"
+                + (f" alerts_sent={self.alerts.sent} alerts_failed={self.alerts.failed}"
+                   if self.alerts is not None else ""))
 
 
 class Pipeline:
@@ -96,11 +103,13 @@ class Pipeline:
 
     def __init__(self, config: Config, store: StoreThread, fetcher: Fetcher,
                  match: MatchFn | None = None, *, clock: Clock = utc_now,
-                 rng: random.Random | None = None, parse_workers: int | None = None) -> None:
+                 rng: random.Random | None = None, parse_workers: int | None = None,
+                 alerting: "Alerting | None" = None) -> None:
         self.config = config
         self.store = store
         self.fetcher = fetcher
         self.match = match
+        self.alerting = alerting
         self.clock = clock
         self.rng = rng or random.Random()
         self._parse_workers = default_parse_workers() if parse_workers is None else parse_workers
@@ -142,12 +151,14 @@ class Pipeline:
         elapsed = time.monotonic() - started
         if parsed is None:
             await self.store.call(Store.record_poll, feed.name, columns, fetch_log, keep=keep)
+            await self._health(feed, state, columns, now)
             outcome = "error" if parse_error else result.outcome.value
             error = parse_error or result.error
             _log_poll(feed.name, outcome, result, error)
             return PollReport(feed.name, outcome, error=error, duration=elapsed)
 
         stored = await self._store_entries(feed, state, parsed, now, columns, fetch_log)
+        await self._health(feed, state, columns, now)
         _log_poll(feed.name, "ok", result, None, stored)
         return PollReport(feed.name, "ok", new=stored.new, updated=stored.updated,
                           matched=stored.matched, duration=time.monotonic() - started)
@@ -168,8 +179,30 @@ class Pipeline:
         items.extend((entry, kind, False, []) for entry, kind in classified if kind == "same")
         fetch_log.update(entries_new=sum(1 for _, k in fresh if k == "new"),
                          entries_updated=sum(1 for _, k in fresh if k == "updated"))
+        planner = self.alerting.planner if self.alerting else None
         return await self.store.call(Store.save_poll, feed.name, items, now, columns, fetch_log,
-                                     keep=self.config.poll.fetch_log_keep)
+                                     keep=self.config.poll.fetch_log_keep, planner=planner)
+
+    async def _health(self, feed: FeedConfig, before: FeedState, columns: dict,
+                      now: datetime) -> None:
+        """A feed-health alert to the admin destinations once per state change, not per poll."""
+        if self.alerting is None or not self.alerting.admins:
+            return
+        from monitor.alert.outbox import queue_health
+        from monitor.alert.route import health_event
+
+        if columns.get("status") == "gone":
+            event: str | None = "gone"
+        else:
+            event = health_event(before.consecutive_errors, columns.get("consecutive_errors", 0),
+                                 self.alerting.settings.health_failures)
+        if event is None:
+            return
+        detail = columns.get("last_error") or before.last_error or ""
+        if event == "recovered":
+            detail = f"polling again after {before.consecutive_errors} failed polls"
+        await self.store.call(queue_health, self.alerting.admins, feed=feed.name,
+                              url=strip_userinfo(columns.get("url", before.url)), event=event, detail=detail, now=now)
 
     def _match_all(self, entries: list[Entry], feed_tags: Sequence[str]) -> list[list[Match]]:
         if self.match is None:
@@ -248,9 +281,12 @@ async def poll_all(pipeline: Pipeline, feeds: Sequence[FeedConfig], *,
 
 
 async def run_once(config: Config, db_path: Path, match: MatchFn | None = None, *,
-                   clock: Clock = utc_now,
-                   progress: Callable[[PollReport], None] | None = None) -> CycleSummary:
-    """Poll every active feed now, whatever its interval, honouring backoff and Retry-After."""
+                   alerting: Alerting | None = None, clock: Clock = utc_now,
+                   progress: Callable[[PollReport], None] | None = None,
+                   deliver_wait: float = 60.0) -> CycleSummary:
+    """Poll every active feed now, whatever its interval, honouring backoff and Retry-After;
+    then send the alerts that are due, waiting (at most `deliver_wait` seconds) for
+    alerts held by a short grouping delay."""
     store = StoreThread(db_path)
     try:
         await store.call(Store.sync_feeds, config.feeds, clock())
@@ -259,18 +295,40 @@ async def run_once(config: Config, db_path: Path, match: MatchFn | None = None, 
         due = [feed for feed in config.feeds if feed.name in states and is_due(states[feed.name], now)]
         skipped = [feed for feed in config.feeds if feed not in due]
         async with Fetcher(config.fetch) as fetcher:
-            pipeline = Pipeline(config, store, fetcher, match, clock=clock)
+            pipeline = Pipeline(config, store, fetcher, match, clock=clock, alerting=alerting)
             try:
                 summary = await poll_all(pipeline, due, progress=progress)
             finally:
                 pipeline.close()
         for feed in skipped:
             summary.add(PollReport(feed.name, "skipped"))
+        if alerting is not None:
+            wait = min(deliver_wait, alerting.settings.grouping_delay + 1.0)
+            summary.alerts = await _deliver_due(alerting.dispatcher(store, clock), store, clock, wait)
         await store.call(Store.prune, clock(), config.poll.retention)
         await store.call(Store.set_meta, "last_cycle", clock().isoformat())
         return summary
     finally:
         store.close()
+
+
+async def _deliver_due(dispatcher: "Dispatcher", store: StoreThread, clock: Clock,
+                       wait: float) -> "DispatchReport":
+    """Send what is due now, then new alerts that fall due within `wait` seconds (held by a
+    grouping delay); failed ones wait for their retry time, digests for their schedule."""
+    from monitor.alert.outbox import next_pending
+
+    report = await dispatcher.dispatch_due()
+    deadline = time.monotonic() + wait
+    while True:
+        upcoming = await store.call(next_pending)
+        if upcoming is None:
+            return report
+        delay = (upcoming - clock()).total_seconds()
+        if delay > deadline - time.monotonic():
+            return report
+        await asyncio.sleep(max(0.0, delay))
+        report.add(await dispatcher.dispatch_due())
 
 
 class Daemon:
@@ -281,20 +339,23 @@ class Daemon:
     """
 
     PRUNE_EVERY = 3600.0  # seconds between retention passes
+    DISPATCH_EVERY = 5.0  # seconds between outbox checks (retries, digests, `alerts retry`)
 
     def __init__(self, config: Config, db_path: Path, match: MatchFn | None = None, *,
-                 clock: Clock = utc_now) -> None:
+                 alerting: Alerting | None = None, clock: Clock = utc_now) -> None:
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
         self.config = config
         self.db_path = db_path
         self.match = match
+        self.alerting = alerting
         self.clock = clock
         self.scheduler = AsyncIOScheduler(timezone=timezone.utc)
         self._stop = asyncio.Event()
         self._store: StoreThread | None = None
         self._fetcher: Fetcher | None = None
         self._pipeline: Pipeline | None = None
+        self._dispatcher: Dispatcher | None = None
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -320,12 +381,18 @@ class Daemon:
         await store.call(Store.sync_feeds, self.config.feeds, now)
         await store.call(Store.set_meta, "daemon_started", now.isoformat())
         self._fetcher = Fetcher(self.config.fetch)
-        self._pipeline = Pipeline(self.config, store, self._fetcher, self.match, clock=self.clock)
+        self._pipeline = Pipeline(self.config, store, self._fetcher, self.match, clock=self.clock,
+                                  alerting=self.alerting)
         states = {s.name: s for s in await store.call(Store.feed_states)}
         for feed in self.config.feeds:
             self._add_job(feed, states.get(feed.name))
         self.scheduler.add_job(self._prune, IntervalTrigger(seconds=self.PRUNE_EVERY), id="prune",
                                coalesce=True, max_instances=1)
+        if self.alerting is not None:
+            self._dispatcher = self.alerting.dispatcher(store, self.clock)
+            self.scheduler.add_job(self._dispatch, IntervalTrigger(seconds=self.DISPATCH_EVERY),
+                                   id="dispatch", coalesce=True, max_instances=1,
+                                   next_run_time=self.clock())
         self.scheduler.start()
         log.info("daemon started feeds=%d db=%s", len(self.config.feeds), self.db_path)
 
@@ -341,6 +408,10 @@ class Daemon:
         if self._store is not None:
             self._store.close()
 
+    async def _dispatch(self) -> None:
+        if self._dispatcher is not None and not self._stop.is_set():
+            await self._dispatcher.dispatch_due()
+
     async def _prune(self) -> None:
         pruned = await self._store.call(Store.prune, self.clock(), self.config.poll.retention)
         if pruned:
@@ -354,6 +425,8 @@ class Daemon:
             report = await self._pipeline.poll(feed)
             if self._stop.is_set():
                 return
+            if report.matched:
+                asyncio.get_running_loop().create_task(self._dispatch())
             fresh = await self._store.call(Store.feed_state, feed.name)
             if fresh is not None and fresh.next_poll is not None:
                 self.scheduler.modify_job(feed.name, next_run_time=fresh.next_poll)
@@ -375,16 +448,58 @@ def load_watch_for(config: Config):
     return load_watch(config.dir / "watch.toml")
 
 
-def matcher_for(config: Config) -> MatchFn | None:
-    """Compile the config folder's watch rules once into the pipeline's match step."""
+@dataclass(frozen=True)
+class Alerting:
+    """Destinations, delivery policy and templates, plus the planner that fills the outbox."""
+
+    destinations: tuple  # of Destination
+    admins: tuple  # destinations tagged "admin": feed-health alerts
+    settings: object  # AlertSettings
+    tz: str
+    templates: object  # Templates
+    planner: AlertPlanner
+    warnings: tuple[str, ...] = ()
+
+    def dispatcher(self, store: StoreThread, clock: Clock) -> "Dispatcher":
+        from monitor.alert.dispatch import Dispatcher
+
+        return Dispatcher(store, self.destinations, self.settings, self.tz, self.templates,
+                          clock=clock)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The config folder compiled into what the pipeline runs with."""
+
+    config: Config
+    match: MatchFn | None
+    alerting: Alerting
+
+
+def prepare(config: Config, env: dict[str, str] | None = None) -> Prepared:
+    """Validate and compile watch.toml, alerts.toml and the templates (ConfigError on mistakes)."""
+    from monitor.alert.destinations import load_alerts
+    from monitor.alert.outbox import Planner
+    from monitor.alert.render import load_templates
+    from monitor.alert.route import admin_recipients
     from monitor.match import Matcher, match_entry
 
     watch = load_watch_for(config)
-    if not watch.rules:
-        return None
-    matcher = Matcher.compile(watch)
+    match: MatchFn | None = None
+    if any(rule.enabled for rule in watch.rules):
+        matcher = Matcher.compile(watch)
 
-    def match(entry: Entry, feed_tags: Sequence[str]) -> list[Match]:
-        return match_entry(matcher, entry, feed_tags)
+        def match(entry: Entry, feed_tags: Sequence[str]) -> list[Match]:
+            return match_entry(matcher, entry, feed_tags)
 
-    return match
+    alerts = load_alerts(config.dir, dict(os.environ) if env is None else env)
+    planner = Planner(alerts.destinations, alerts.settings, config.timezone,
+                      {rule.name: rule.description for rule in watch.rules})
+    alerting = Alerting(destinations=tuple(alerts.destinations),
+                        admins=tuple(admin_recipients(alerts.destinations)),
+                        settings=alerts.settings, tz=config.timezone,
+                        templates=load_templates(config.dir), planner=planner,
+                        warnings=tuple(alerts.warnings))
+    for warning in alerting.warnings:
+        log.warning("config %s", warning)
+    return Prepared(config, match, alerting)

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence, TypeVar
+from typing import Any, Callable, Iterator, Protocol, Sequence, TypeVar
 
 from sqlite_utils import Database, Migrations
 
@@ -30,6 +30,13 @@ from monitor.errors import MonitorError
 from monitor.models import Entry, FeedConfig, FeedState, Match, StoreResult
 
 T = TypeVar("T")
+
+
+class AlertPlanner(Protocol):
+    """Writes the outbox rows of new matches (monitor.alert.outbox.Planner)."""
+
+    def plan(self, store: "Store", *, entry_id: int, entry: Entry,
+             matches: Sequence[tuple[int, Match]], is_update: bool, now: datetime) -> int: ...
 
 BUSY_TIMEOUT_MS = 5000
 CHUNK = 500  # guids per IN (...) query, well under SQLite's variable limit
@@ -151,6 +158,49 @@ def _create_schema(db: Database) -> None:
 # --------------------------------------------------------------------------
 # conversions
 # --------------------------------------------------------------------------
+
+
+@migrations(name="0002_alerts")
+def _alerts(db: Database) -> None:
+    """The durable outbox: one row per (story, rule, destination), written with the match.
+
+    `payload` is a JSON snapshot of what the message shows, so an alert can be
+    sent (or listed) without the config that made it; `copy_of` points a
+    story carried by several outlets at the alert that went out for it.
+    """
+    db.executescript("""
+        CREATE TABLE alerts (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,
+            entry_id INTEGER REFERENCES entries(id) ON DELETE CASCADE,
+            match_id INTEGER REFERENCES matches(id) ON DELETE CASCADE,
+            rule TEXT,
+            destination TEXT NOT NULL,
+            status TEXT NOT NULL,
+            delivery TEXT NOT NULL,
+            reason TEXT,
+            due_at TEXT NOT NULL,
+            created TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            first_attempt_at TEXT,
+            last_attempt_at TEXT,
+            last_error TEXT,
+            sent_at TEXT,
+            possible_duplicate INTEGER NOT NULL DEFAULT 0,
+            copy_of INTEGER REFERENCES alerts(id) ON DELETE SET NULL,
+            payload TEXT NOT NULL,
+            UNIQUE (entry_id, rule, destination)
+        );
+        CREATE INDEX alerts_due ON alerts(status, due_at);
+        CREATE INDEX alerts_rate ON alerts(destination, rule, created);
+        CREATE TABLE alert_keys (
+            key TEXT NOT NULL,
+            destination TEXT NOT NULL,
+            alert_id INTEGER NOT NULL REFERENCES alerts(id) ON DELETE CASCADE,
+            created TEXT NOT NULL
+        );
+        CREATE INDEX alert_keys_lookup ON alert_keys(key, destination, created);
+    """)
 
 
 def to_text(moment: datetime | None) -> str | None:
@@ -289,7 +339,7 @@ class Store:
         self.db.close()
 
     @contextmanager
-    def _write(self) -> Iterator[None]:
+    def transaction(self) -> Iterator[None]:
         """One write transaction, all or nothing.
 
         BEGIN IMMEDIATE takes the write lock up front, so a second writer
@@ -321,7 +371,7 @@ class Store:
     def sync_feeds(self, feeds: Sequence[FeedConfig], now: datetime) -> None:
         """Make the feeds table follow the config: add, rename, remove, restore, re-point."""
         wanted = {feed.name for feed in feeds}
-        with self._write():
+        with self.transaction():
             rows = {row["name"]: row for row in self.db.query("SELECT * FROM feeds")}
             orphans = [row for name, row in rows.items() if name not in wanted]
             for feed in feeds:
@@ -374,7 +424,7 @@ class Store:
         """Pause, resume or reset a feed; 'removed' belongs to sync_feeds alone."""
         if status not in STATUSES - {"removed"}:
             raise ValueError(f"cannot set feed status to {status!r}")
-        with self._write():
+        with self.transaction():
             self._update_feed(self._feed_id(name), {"status": status})
 
     def record_poll(self, name: str, state: dict, log: dict, *, keep: int) -> None:
@@ -382,7 +432,7 @@ class Store:
 
         `log` must hold `at`; datetimes in both dicts are aware UTC.
         """
-        with self._write():
+        with self.transaction():
             feed_id = self._feed_id(name)
             self._save_state(feed_id, state)
             self._append_log(feed_id, log, keep)
@@ -434,15 +484,19 @@ class Store:
         return found
 
     def save_poll(self, name: str, items: Sequence[tuple[Entry, str, bool, Sequence[Match]]],
-                  now: datetime, state: dict, log: dict, *, keep: int) -> StoreResult:
-        """Store one successful poll (stories, their matches, state, log) in ONE transaction.
+                  now: datetime, state: dict, log: dict, *, keep: int,
+                  planner: "AlertPlanner | None" = None) -> StoreResult:
+        """Store one successful poll (stories, their matches, their alerts, state, log)
+        in ONE transaction.
 
         `items` are classify()'s labels plus alertable and the matches; the log's
-        `at` defaults to `now` and its entry counts are filled in here.
+        `at` defaults to `now` and its entry counts are filled in here. `planner`
+        writes the alert rows of each newly inserted match, inside this transaction,
+        so a match is never stored without its alerts.
         """
         counts = dict.fromkeys(("new", "updated", "unchanged", "new_for_alerting", "matched"), 0)
         seen: list[str] = []
-        with self._write():
+        with self.transaction():
             feed_id = self._feed_id(name)
             for entry, kind, alertable, matches in items:
                 if kind == "new":
@@ -456,7 +510,11 @@ class Store:
                     continue
                 if stored:
                     counts[kind] += 1
-                    counts["matched"] += self._insert_matches(*stored, matches, now)
+                    inserted = self._insert_matches(*stored, matches, now)
+                    counts["matched"] += len(inserted)
+                    if planner is not None and inserted and (alertable or kind == "updated"):
+                        planner.plan(self, entry_id=stored[0], entry=entry, matches=inserted,
+                                     is_update=kind == "updated", now=now)
             self._touch(feed_id, seen, now)
             self._save_state(feed_id, state)
             self._append_log(feed_id, {"at": now, **log, "entries_new": counts["new"],
@@ -484,17 +542,22 @@ class Store:
         return tuple(found) if found else None
 
     def _insert_matches(self, entry_id: int, version: int, matches: Sequence[Match],
-                        now: datetime) -> int:
-        """A rule matches an entry once: the first explanation is kept across updates."""
-        inserted = 0
+                        now: datetime) -> list[tuple[int, Match]]:
+        """A rule matches an entry once: the first explanation is kept across updates.
+
+        Returns the (match id, match) pairs inserted now, the ones that may alert.
+        """
+        inserted = []
         for match in matches:
-            inserted += self.db.execute(
+            row = self.db.execute(
                 "INSERT INTO matches (entry_id, rule, score, severity, tags, hits, snippet, "
                 "entry_version, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (entry_id, rule) DO NOTHING",
+                "ON CONFLICT (entry_id, rule) DO NOTHING RETURNING id",
                 [entry_id, match.rule, match.score, match.severity, _json(list(match.tags)),
                  _json([asdict(hit) for hit in match.hits]), match.snippet, version,
-                 to_text(now)]).rowcount
+                 to_text(now)]).fetchone()
+            if row is not None:
+                inserted.append((row[0], match))
         return inserted
 
     def _touch(self, feed_id: int, guids: Sequence[str], now: datetime) -> None:
@@ -511,7 +574,7 @@ class Store:
             cutoff = to_text(now - timedelta(seconds=retention_seconds))
         except OverflowError:  # a retention longer than the calendar keeps everything
             return 0
-        with self._write():
+        with self.transaction():
             self.db.execute(
                 "INSERT OR REPLACE INTO tombstones (feed_id, guid, content_hash, pruned_at) "
                 "SELECT feed_id, guid, content_hash, ? FROM entries WHERE last_seen < ?",
@@ -569,7 +632,7 @@ class Store:
         return None if row is None else row[0]
 
     def set_meta(self, key: str, value: str) -> None:
-        with self._write():
+        with self.transaction():
             self.db.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
                             "ON CONFLICT (key) DO UPDATE SET value = excluded.value", [key, value])
 

@@ -46,14 +46,19 @@ def config_check(app: App) -> None:
       monitor --config /etc/monitor config check
     """
     config = app.config()
-    from monitor.service import load_watch_for
+    from monitor.service import load_watch_for, prepare
 
+    prepared = prepare(config)
     watch = load_watch_for(config)
+    destinations = prepared.alerting.destinations
     click.echo(f"config folder: {config.dir}")
     click.echo(f"database:      {app.db_path}")
     click.echo(f"feeds:         {len(config.feeds)}")
     click.echo(f"rules:         {len([r for r in watch.rules if r.enabled])} enabled, "
                f"{len(watch.rules)} in all")
+    click.echo(f"destinations:  {len(destinations) or 'none (alerts print to the console)'}")
+    for warning in prepared.alerting.warnings:
+        click.echo(f"warning: {warning}", err=True)
     click.echo("ok")
 
 

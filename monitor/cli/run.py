@@ -11,7 +11,7 @@ import click
 from monitor.cli.context import App
 from monitor.errors import MonitorError
 from monitor.lock import DaemonLock
-from monitor.service import CycleSummary, Daemon, PollReport, matcher_for, run_once
+from monitor.service import CycleSummary, Daemon, PollReport, prepare, run_once
 
 
 @click.command("run")
@@ -32,15 +32,16 @@ def run_command(app: App, once: bool) -> None:
       monitor --config ~/watch --db ~/watch/monitor.db run --once
     """
     config = app.config()
-    match = matcher_for(config)
+    prepared = prepare(config)
     lock = DaemonLock(app.db_path)
     lock.acquire()
     try:
         if once:
-            summary = _run(run_once(config, app.db_path, match, progress=_progress_line(len(config.feeds))))
+            summary = _run(run_once(config, app.db_path, prepared.match, alerting=prepared.alerting,
+                                    progress=_progress_line(len(config.feeds))))
             _print_summary(summary)
         else:
-            _run(Daemon(config, app.db_path, match).run())
+            _run(Daemon(config, app.db_path, prepared.match, alerting=prepared.alerting).run())
     finally:
         lock.release()
 

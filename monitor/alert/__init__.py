@@ -1,0 +1,1 @@
+"""Alerts: destinations, routing, rendering, the outbox and its dispatcher."""

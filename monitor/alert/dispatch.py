@@ -1,0 +1,184 @@
+"""The dispatcher: sends due outbox rows through apprise and records each outcome.
+
+Each destination is served by its own task, so a dead mail server never
+delays a chat webhook. Immediate alerts go one message each; digest rows due
+together go as one message. A send counts as delivered only on apprise's
+SUCCESS; a TIMEOUT may have been delivered, so it is retried and flagged as
+a possible duplicate. An alert is marked sent only after the send returned:
+a crash in between repeats at most the alerts in flight, never loses one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+import logging
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Callable, Sequence
+from urllib.parse import parse_qsl, unquote, urlsplit
+from zoneinfo import ZoneInfo
+
+from monitor.alert import outbox
+from monitor.alert.outbox import CONSOLE, load_view
+from monitor.alert.render import (Templates, escape_markdown, render_alert, render_digest,
+                                  render_health)
+from monitor.models import AlertSettings, Destination, Message
+from monitor.store import StoreThread, from_text
+
+log = logging.getLogger("monitor.alert")
+
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True)
+class SendOutcome:
+    ok: bool
+    possible_duplicate: bool = False  # a TIMEOUT: the service may have delivered it
+    error: str | None = None
+
+
+@dataclass
+class DispatchReport:
+    sent: int = 0
+    failed: int = 0
+    dead: int = 0
+
+    def add(self, other: "DispatchReport") -> None:
+        self.sent += other.sent
+        self.failed += other.failed
+        self.dead += other.dead
+
+
+async def send(destination: Destination, message: Message, *, timeout: float,
+               console: Callable[[str], None] = print) -> SendOutcome:
+    """Deliver one message to one destination; never raises, never leaks the URL's secrets."""
+    if destination.url == CONSOLE.url:
+        console(f"{message.subject}\n{message.text}\n")
+        return SendOutcome(True)
+    import apprise
+
+    notifier = apprise.Apprise()
+    if not notifier.add(destination.url):
+        return SendOutcome(False, error=f"apprise cannot load the URL of {destination.name}")
+    service = notifier[0]
+    formats = service.notify_format  # apprise 2.x: the service's formats, preferred first
+    body_format = formats[0] if isinstance(formats, (tuple, list)) else formats
+    body = {apprise.NotifyFormat.HTML: message.html,
+            apprise.NotifyFormat.MARKDOWN: message.markdown}.get(body_format, message.text)
+    title = message.subject
+    if getattr(service, "title_maxlen", 1) <= 0:
+        # The service puts the title inside the body, so it is read in the body's format.
+        title = {apprise.NotifyFormat.HTML: html.escape(title),
+                 apprise.NotifyFormat.MARKDOWN: escape_markdown(title)}.get(body_format, title)
+    try:
+        result = await notifier.async_notify(body=body, title=title,
+                                             body_format=body_format, timeout=timeout)
+    except Exception as exc:  # a plugin bug must not kill the dispatcher
+        return SendOutcome(False, error=redact(f"{type(exc).__name__}: {exc}", destination))
+    status = result.status
+    if status == apprise.AppriseResultStatus.SUCCESS:
+        return SendOutcome(True)
+    timed_out = status == apprise.AppriseResultStatus.TIMEOUT or result.timeout_count > 0
+    return SendOutcome(False, possible_duplicate=timed_out,
+                       error=redact(_error_text(result, status), destination))
+
+
+def _error_text(result: Any, status: Any) -> str:
+    """The last warning or error apprise logged for the call, else the status name."""
+    messages = [entry.message for entry in result.logs()
+                if entry.level in ("WARNING", "ERROR", "CRITICAL")]
+    text = messages[-1] if messages else ""
+    return f"{status.name}: {text}".strip(": ") if text else status.name
+
+
+def redact(text: str, destination: Destination) -> str:
+    """Remove every secret-looking part of the destination's URL from a message.
+
+    A part counts as secret when it is in the real URL but not in the
+    privacy-masked one: passwords, tokens in paths and query values.
+    """
+    parts = urlsplit(destination.url)
+    candidates = {parts.password or "", parts.username or ""}
+    candidates.update(unquote(p) for p in re.split(r"[/@:]", parts.netloc + parts.path))
+    candidates.update(unquote(v) for _, v in parse_qsl(parts.query))
+    for secret in sorted(candidates, key=len, reverse=True):
+        if len(secret) >= 4 and secret not in destination.safe_url:
+            text = text.replace(secret, "***")
+    return text
+
+
+class Dispatcher:
+    """Sends what the outbox says is due, one task per destination."""
+
+    def __init__(self, store: StoreThread, destinations: Sequence[Destination],
+                 settings: AlertSettings, tz: str, templates: Templates = Templates(), *,
+                 clock: Clock, console: Callable[[str], None] = print) -> None:
+        self.store = store
+        self.destinations = {d.name: d for d in (destinations or (CONSOLE,))}
+        self.settings = settings
+        self.tz = tz
+        self.templates = templates
+        self.clock = clock
+        self.console = console
+        self._lock = asyncio.Lock()  # one dispatch pass at a time
+
+    async def dispatch_due(self) -> DispatchReport:
+        async with self._lock:
+            rows = await self.store.call(outbox.due_alerts, self.clock())
+            by_destination: dict[str, list[dict]] = defaultdict(list)
+            for row in rows:
+                by_destination[row["destination"]].append(row)
+            reports = await asyncio.gather(*(self._deliver(name, batch)
+                                             for name, batch in by_destination.items()))
+            total = DispatchReport()
+            for report in reports:
+                total.add(report)
+            return total
+
+    async def _deliver(self, name: str, rows: list[dict]) -> DispatchReport:
+        report = DispatchReport()
+        destination = self.destinations.get(name)
+        if destination is None:
+            ids = [row["id"] for row in rows]
+            report.dead += await self.store.call(
+                outbox.mark_failed, ids, self.clock(),
+                f"destination {name!r} is no longer configured", self.settings)
+            report.failed += len(ids)
+            return report
+        digest = [row for row in rows if row["delivery"] == "digest"]
+        singles = [row for row in rows if row["delivery"] != "digest"]
+        batches: list[tuple[list[int], Message]] = [([row["id"]], self._render(row)) for row in singles]
+        if digest:
+            views = [load_view(row["payload"]) for row in digest]
+            since = from_text(min(row["created"] for row in digest))
+            period = f"since {since.astimezone(ZoneInfo(self.tz)):%Y-%m-%d %H:%M %Z}"
+            batches.append(([row["id"] for row in digest],
+                            render_digest(views, self.tz, destination=name, period=period,
+                                          templates=self.templates)))
+        for ids, message in batches:
+            outcome = await send(destination, message, timeout=self.settings.send_timeout,
+                                 console=self.console)
+            now = self.clock()
+            if outcome.ok:
+                await self.store.call(outbox.mark_sent, ids, now)
+                report.sent += len(ids)
+                log.info("alert sent destination=%s alerts=%d", name, len(ids))
+            else:
+                report.dead += await self.store.call(
+                    outbox.mark_failed, ids, now, outcome.error or "failed", self.settings,
+                    possible_duplicate=outcome.possible_duplicate)
+                report.failed += len(ids)
+                log.warning("alert failed destination=%s alerts=%d error=%r", name, len(ids),
+                            outcome.error)
+        return report
+
+    def _render(self, row: dict) -> Message:
+        if row["kind"] == "health":
+            data = json.loads(row["payload"])
+            return render_health(data["feed"], data["url"], data["event"], data["detail"], self.tz,
+                                 self.clock())
+        return render_alert(load_view(row["payload"]), self.tz, self.templates)

@@ -1,0 +1,231 @@
+"""The durable outbox: alert rows written in the same transaction as their match.
+
+An alert row exists per (story, rule, destination) and moves through
+`pending` -> `sent`, or `failed` (retried with backoff) -> `dead` after the
+maximum age. A copy of a story already alerted to a destination (same URL,
+same story on a sister edition, or the same headline, from another outlet)
+is stored as `duplicate` and named on the original as "also reported by";
+it is never sent again. Every function here runs on the store's owner
+thread (via `StoreThread.call`) and takes the `Store` first.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Mapping, Sequence
+
+from monitor.alert.route import plan_delivery, recipients, retry_due, story_keys
+from monitor.models import AlertSettings, AlertView, Destination, Entry, Match
+from monitor.store import Store, from_text, to_text
+
+CONSOLE = Destination(name="console", url="console://", safe_url="console (standard output)")
+RETRYABLE = ("pending", "failed")
+
+
+@dataclass
+class Planner:
+    """Writes the outbox rows of newly inserted matches (called inside save_poll's transaction)."""
+
+    destinations: Sequence[Destination]
+    settings: AlertSettings
+    tz: str
+    descriptions: Mapping[str, str] = field(default_factory=dict)  # rule -> description
+
+    def __post_init__(self) -> None:
+        # With no destination configured, alerts go to the console and stay in the database.
+        if not self.destinations:
+            self.destinations = (CONSOLE,)
+
+    def plan(self, store: Store, *, entry_id: int, entry: Entry,
+             matches: Sequence[tuple[int, Match]], is_update: bool, now: datetime) -> int:
+        keys = story_keys(entry.url, entry.title)
+        created = 0
+        for match_id, match in matches:
+            view = _view(entry, match, self.descriptions.get(match.rule, ""), is_update)
+            for destination in recipients(match.tags, self.destinations):
+                created += self._plan_one(store, destination, entry_id, match_id, match, view,
+                                          keys, now)
+        return created
+
+    def _plan_one(self, store: Store, destination: Destination, entry_id: int, match_id: int,
+                  match: Match, view: AlertView, keys: Sequence[str], now: datetime) -> int:
+        db = store.db
+        recent = db.execute(
+            "SELECT COUNT(*) FROM alerts WHERE destination = ? AND rule = ? AND created >= ? "
+            "AND delivery = 'immediate' AND status != 'duplicate'",
+            [destination.name, match.rule, to_text(now - timedelta(seconds=destination.rate_window))],
+        ).fetchone()[0]
+        plan = plan_delivery(destination, match.severity, now, self.tz, recent_count=recent,
+                             settings=self.settings)
+        original = _original(store, keys, destination.name, entry_id,
+                             now - timedelta(seconds=self.settings.duplicate_window))
+        row = db.execute(
+            "INSERT INTO alerts (kind, entry_id, match_id, rule, destination, status, delivery, "
+            "reason, due_at, created, copy_of, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (entry_id, rule, destination) DO NOTHING RETURNING id",
+            ["update" if view.is_update else "match", entry_id, match_id, match.rule,
+             destination.name, "duplicate" if original else "pending", plan.delivery,
+             "copy of an alerted story" if original else plan.reason, to_text(plan.due_at),
+             to_text(now), original, _dump(view)],
+        ).fetchone()
+        if row is None:
+            return 0
+        if original:
+            _add_reporter(store, original, view.feed)
+        else:
+            db.conn.executemany("INSERT INTO alert_keys (key, destination, alert_id, created) "
+                           "VALUES (?, ?, ?, ?)",
+                           [(key, destination.name, row[0], to_text(now)) for key in keys])
+        return 1
+
+
+def _view(entry: Entry, match: Match, description: str, is_update: bool) -> AlertView:
+    terms = tuple(dict.fromkeys(hit.term for hit in match.hits))
+    return AlertView(rule=match.rule, severity=match.severity, score=match.score,
+                     title=entry.title, url=entry.url, feed=entry.feed, published=entry.published,
+                     snippet=match.snippet, terms=terms, description=description,
+                     is_update=is_update)
+
+
+def _original(store: Store, keys: Sequence[str], destination: str, entry_id: int,
+              since: datetime) -> int | None:
+    """The alert this destination already has for the same story from another entry."""
+    if not keys:
+        return None
+    marks = ", ".join("?" * len(keys))
+    row = store.db.execute(
+        f"SELECT k.alert_id FROM alert_keys k JOIN alerts a ON a.id = k.alert_id "
+        f"WHERE k.key IN ({marks}) AND k.destination = ? AND k.created >= ? AND a.entry_id != ? "
+        f"ORDER BY k.alert_id LIMIT 1",
+        [*keys, destination, to_text(since), entry_id]).fetchone()
+    return None if row is None else row[0]
+
+
+def _add_reporter(store: Store, alert_id: int, feed: str) -> None:
+    payload = json.loads(store.db.execute("SELECT payload FROM alerts WHERE id = ?",
+                                          [alert_id]).fetchone()[0])
+    reporters = payload.setdefault("also_reported_by", [])
+    if feed not in reporters and feed != payload.get("feed"):
+        reporters.append(feed)
+        store.db.execute("UPDATE alerts SET payload = ? WHERE id = ?", [json.dumps(payload), alert_id])
+
+
+def _dump(view: AlertView) -> str:
+    data = asdict(view)
+    data["published"] = to_text(view.published)
+    return json.dumps(data, ensure_ascii=False)
+
+
+def load_view(payload: str) -> AlertView:
+    """An alert's stored payload back as the record the renderer takes."""
+    data = json.loads(payload)
+    data["published"] = from_text(data.get("published"))
+    data["terms"] = tuple(data.get("terms", ()))
+    data["also_reported_by"] = tuple(data.get("also_reported_by", ()))
+    return AlertView(**data)
+
+
+# --------------------------------------------------------------------------
+# health alerts
+# --------------------------------------------------------------------------
+
+
+def queue_health(store: Store, destinations: Sequence[Destination], *, feed: str, url: str,
+                 event: str, detail: str, now: datetime) -> int:
+    """One feed-health alert per admin destination (the caller decides when: once per event)."""
+    payload = json.dumps({"feed": feed, "url": url, "event": event, "detail": detail,
+                          "at": to_text(now)}, ensure_ascii=False)
+    with store.transaction():
+        for destination in destinations:
+            store.db.execute(
+                "INSERT INTO alerts (kind, rule, destination, status, delivery, reason, due_at, "
+                "created, payload) VALUES ('health', NULL, ?, 'pending', 'immediate', ?, ?, ?, ?)",
+                [destination.name, event, to_text(now), to_text(now), payload])
+    return len(destinations)
+
+
+# --------------------------------------------------------------------------
+# what the dispatcher reads and writes
+# --------------------------------------------------------------------------
+
+
+def due_alerts(store: Store, now: datetime, limit: int = 500) -> list[dict[str, Any]]:
+    """Alerts whose time has come, oldest first."""
+    return list(store.db.query(
+        "SELECT id, kind, rule, destination, delivery, attempts, first_attempt_at, payload, "
+        "created, possible_duplicate FROM alerts WHERE status IN ('pending', 'failed') AND due_at <= ? "
+        "ORDER BY due_at, id LIMIT ?", [to_text(now), limit]))
+
+
+def next_pending(store: Store) -> datetime | None:
+    """When the next not-yet-tried alert falls due (retries of failed ones are not counted)."""
+    row = store.db.execute("SELECT MIN(due_at) FROM alerts WHERE status = 'pending'").fetchone()
+    return from_text(row[0]) if row and row[0] else None
+
+
+def mark_sent(store: Store, ids: Sequence[int], now: datetime, *, possible_duplicate: bool = False) -> None:
+    with store.transaction():
+        store.db.conn.executemany(
+            "UPDATE alerts SET status = 'sent', sent_at = ?, last_attempt_at = ?, "
+            "attempts = attempts + 1, first_attempt_at = COALESCE(first_attempt_at, ?), "
+            "last_error = NULL, possible_duplicate = MAX(possible_duplicate, ?) WHERE id = ?",
+            [(to_text(now), to_text(now), to_text(now), int(possible_duplicate), i) for i in ids])
+
+
+def mark_failed(store: Store, ids: Sequence[int], now: datetime, error: str,
+                settings: AlertSettings, *, possible_duplicate: bool = False) -> int:
+    """Schedule a retry with backoff, or mark dead past the maximum age; returns how many died."""
+    dead = 0
+    with store.transaction():
+        for alert_id in ids:
+            attempts, first = store.db.execute(
+                "SELECT attempts, first_attempt_at FROM alerts WHERE id = ?", [alert_id]).fetchone()
+            first_at = from_text(first) or now
+            due = retry_due(attempts + 1, first_at, now, settings)
+            dead += due is None
+            store.db.execute(
+                "UPDATE alerts SET status = ?, due_at = COALESCE(?, due_at), attempts = attempts + 1, "
+                "first_attempt_at = ?, last_attempt_at = ?, last_error = ?, "
+                "possible_duplicate = MAX(possible_duplicate, ?) WHERE id = ?",
+                ["dead" if due is None else "failed", to_text(due), to_text(first_at), to_text(now),
+                 error[:500], int(possible_duplicate), alert_id])
+    return dead
+
+
+def retry(store: Store, ids: Sequence[int] | None, now: datetime) -> int:
+    """Failed and dead alerts (all, or these ids) become due now with a fresh age."""
+    where = "status IN ('failed', 'dead')"
+    args: list[Any] = [to_text(now)]
+    if ids is not None:
+        where += f" AND id IN ({', '.join('?' * len(ids))})"
+        args.extend(ids)
+    with store.transaction():
+        return store.db.execute(
+            f"UPDATE alerts SET status = 'pending', due_at = ?, first_attempt_at = NULL, "
+            f"attempts = 0 WHERE {where}", args).rowcount
+
+
+def list_alerts(store: Store, statuses: Sequence[str] | None = None, limit: int = 200) -> list[dict]:
+    """Alerts newest first, with their story's title and outlet from the payload."""
+    where, args = "", []
+    if statuses:
+        where = f"WHERE status IN ({', '.join('?' * len(statuses))})"
+        args = list(statuses)
+    rows = store.db.query(
+        f"SELECT id, kind, entry_id, rule, destination, status, delivery, reason, due_at, created, "
+        f"attempts, last_error, sent_at, possible_duplicate, copy_of, payload FROM alerts {where} "
+        f"ORDER BY id DESC LIMIT ?", [*args, limit])
+    out = []
+    for row in rows:
+        payload = json.loads(row.pop("payload"))
+        row.update(title=payload.get("title") or payload.get("detail"), feed=payload.get("feed"),
+                   also_reported_by=payload.get("also_reported_by", []),
+                   possible_duplicate=bool(row["possible_duplicate"]))
+        out.append(row)
+    return out
+
+
+def counts(store: Store) -> dict[str, int]:
+    return dict(store.db.execute("SELECT status, COUNT(*) FROM alerts GROUP BY status").fetchall())

@@ -1,0 +1,556 @@
+"""Alert messages: subject, plain text, HTML and Markdown for each notification.
+
+Everything a story alert shows comes from a feed, so none of it is trusted.
+Every value is cleaned first, the same way for every format: control and
+invisible format characters (bidi overrides such as U+202E, zero-width
+spaces, BOMs, lone surrogates) are removed and any run of whitespace,
+newlines included, becomes one space, so a value can never start a new line,
+a header or a Markdown block. Then each value is escaped for its format:
+
+- text: nothing more (plain text has no syntax to neutralise);
+- HTML: ``html.escape(quote=True)``; a link becomes an ``<a href>`` only when
+  it is http(s), anything else (``javascript:``, ``data:``) is shown as text;
+- Markdown: a backslash before every character that Markdown, Telegram or
+  Discord give a meaning (backslash, backtick, ``* _ [ ] ( ) # + - . ! | < > ~
+  { } =``, and ``&`` that would start an entity), and a zero-width space after
+  ``@`` so a headline cannot ping ``@everyone``; links are written ``<url>``
+  with spaces, quotes, angle brackets and parentheses percent-encoded.
+
+The matcher marks hits in a snippet ``[[like this]]``; they are shown as
+``«like this»`` in text, bold on a yellow background in HTML and ``**like
+this**`` in Markdown.
+
+Users override the built-in templates (``monitor/alert/templates/``) with
+files of the same names in ``<config>/templates/``: subject.txt, alert.txt,
+alert.html, alert.md. They are ``string.Template`` texts: ``$title`` or
+``${title}``, ``$$`` for a dollar sign; the variables are in
+`TEMPLATE_VARIABLES`, and each value arrives already escaped for the
+template's format. A template line whose variables all come out empty is left
+out, which is how optional lines ("Also reported by: ...") disappear. A digest
+shows each story with the same body templates, under one heading per rule.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import re
+import string
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+from urllib.parse import quote, urlsplit
+from zoneinfo import ZoneInfo
+
+from monitor.errors import ConfigError
+from monitor.models import AlertView, Message
+from monitor.urls import strip_userinfo
+
+SUBJECT_TITLE_LIMIT = 120  # characters of the headline kept in a subject
+_HEALTH_DETAIL_LIMIT = 200  # characters of a feed error kept in a subject
+
+TEMPLATE_VARIABLES: dict[str, str] = {
+    "rule": "name of the rule that matched",
+    "description": "the rule's description (empty when it has none)",
+    "severity": "the rule's severity: info, warning or critical",
+    "score": "the match score, e.g. 4.5",
+    "title": "the story's headline, '(no title)' when empty; in subject.txt cut to 120 characters",
+    "url": "the story's link ready for a link target (href in HTML, (...) in Markdown); "
+           "empty in HTML and Markdown when the link is not http(s)",
+    "link": "the story's link ready to show: an <a> element in HTML, <url> in Markdown; "
+            "a link that is not http(s) is shown as inert text; empty when the story has none",
+    "outlet": "the feed that carried the story",
+    "published": "publication time in the configured timezone, e.g. '2026-11-29 14:05 EET', or 'unknown'",
+    "snippet": "text around the matched words, the hits highlighted («hit» in text, bold in HTML "
+               "and Markdown)",
+    "terms": "the matched terms, comma separated",
+    "also_reported_by": "other outlets that carried the same story, comma separated (empty when none)",
+    "update": "'yes' when the story changed and now matches this rule, else 'no'",
+    "update_prefix": "'Update: ' for an updated story, else empty",
+}
+
+TEMPLATE_FILES: dict[str, str] = {
+    "subject": "subject.txt",
+    "text": "alert.txt",
+    "html": "alert.html",
+    "markdown": "alert.md",
+}
+
+_HTML_FONT = "font-family:Arial,Helvetica,sans-serif;font-size:14px;line-height:1.4;color:#222222"
+_PLACEHOLDER = string.Template.pattern
+_HIT = re.compile(r"\[\[(.+?)\]\]")
+_MARKDOWN_SPECIAL = re.compile(r"[\\`*_\[\]()#+\-.!|<>~{}=]|&(?=#?[0-9A-Za-z]{1,32};)")
+_URL_UNSAFE = frozenset(" \"'<>\\^`{|}()")
+_EXTRA_BLANK_LINES = re.compile(r"\n{3,}")
+_SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
+
+
+@dataclass(frozen=True)
+class Templates:
+    """User overrides of the alert templates; None = the built-in default."""
+
+    subject: str | None = None
+    text: str | None = None
+    html: str | None = None
+    markdown: str | None = None
+
+
+# --------------------------------------------------------------------------
+# templates
+# --------------------------------------------------------------------------
+
+
+def load_templates(config_dir: Path) -> Templates:
+    """The templates in <config_dir>/templates/, each checked now so that a typo
+    in a variable name fails at start-up, not silently at the first alert."""
+    folder = Path(config_dir) / "templates"
+    found: dict[str, str] = {}
+    for field, name in TEMPLATE_FILES.items():
+        path = folder / name
+        if path.exists():
+            found[field] = _read_template(path)
+            check_template(found[field], path)
+    return Templates(**found)
+
+
+def check_template(text: str, path: Path | str) -> None:
+    """Raise ConfigError at the first placeholder that is not a known variable."""
+    for placeholder in _PLACEHOLDER.finditer(text):
+        name = placeholder.group("named") or placeholder.group("braced")
+        if placeholder.group("invalid") is not None:
+            raise _template_error(text, placeholder.start(), path,
+                                  "'$' must start a variable such as $title or ${title}; "
+                                  "write $$ for a dollar sign")
+        if name is not None and name not in TEMPLATE_VARIABLES:
+            known = ", ".join(sorted(TEMPLATE_VARIABLES))
+            raise _template_error(text, placeholder.start(), path,
+                                  f"unknown template variable ${name} (known: {known})")
+
+
+def _read_template(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"template is not UTF-8 text (byte {error.start})", path=path) from None
+    except OSError as error:
+        raise ConfigError(f"cannot read template: {error.strerror or error}", path=path) from None
+
+
+def _template_error(text: str, offset: int, path: Path | str, message: str) -> ConfigError:
+    line_start = text.rfind("\n", 0, offset) + 1
+    line_end = text.find("\n", offset)
+    source_line = text[line_start:line_end if line_end >= 0 else len(text)]
+    line = text.count("\n", 0, offset) + 1
+    column = offset - line_start + 1
+    context = f"    {source_line}\n    {' ' * (column - 1)}^"
+    return ConfigError(message, path=path, line=line, column=column, context=context)
+
+
+@cache
+def _default_template(field: str) -> str:
+    return resources.files(__package__).joinpath("templates", TEMPLATE_FILES[field]).read_text("utf-8")
+
+
+def _template(templates: Templates, field: str) -> str:
+    override: str | None = getattr(templates, field)
+    return override if override is not None else _default_template(field)
+
+
+def _fill(template: str, values: Mapping[str, str]) -> str:
+    """Substitute VALUES, leaving out each line whose variables are all empty."""
+    kept: list[str] = []
+    for line in template.split("\n"):
+        names = [p.group("named") or p.group("braced") for p in _PLACEHOLDER.finditer(line)]
+        used = [name for name in names if name]
+        if used and not any(values[name] for name in used):
+            continue
+        kept.append(string.Template(line).substitute(values))
+    return _tidy("\n".join(kept))
+
+
+def _tidy(text: str) -> str:
+    lines = "\n".join(line.rstrip() for line in text.split("\n"))
+    return _EXTRA_BLANK_LINES.sub("\n\n", lines).strip("\n")
+
+
+# --------------------------------------------------------------------------
+# cleaning and escaping
+# --------------------------------------------------------------------------
+
+
+class _CharMap(dict[int, "str | None"]):
+    """A str.translate table filled per character on first sight: tabulating
+    the whole Unicode database up front would cost a second at import."""
+
+    def __init__(self, rule: Callable[[str], str | None]) -> None:
+        super().__init__()
+        self._rule = rule
+
+    def __missing__(self, codepoint: int) -> str | None:
+        value = self._rule(chr(codepoint))
+        self[codepoint] = value
+        return value
+
+
+def _is_hidden(char: str) -> bool:
+    """Controls, invisible format characters (bidi overrides, zero-width) and lone surrogates."""
+    return unicodedata.category(char) in ("Cc", "Cf", "Cs")
+
+
+_TEXT_CHARS = _CharMap(lambda c: " " if c.isspace() else None if _is_hidden(c) else c)
+_URL_HIDDEN = _CharMap(lambda c: None if _is_hidden(c) else c)
+_URL_ENCODE = _CharMap(lambda c: quote(c, safe="") if c.isspace() or c in _URL_UNSAFE else c)
+
+
+def _clean(value: str) -> str:
+    """One line of visible text: hidden characters removed, whitespace runs folded."""
+    return " ".join(value.translate(_TEXT_CHARS).split())
+
+
+def _truncate(text: str, limit: int) -> str:
+    """TEXT cut to LIMIT characters, at a space when one is not too far back."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit - 1]
+    space = cut.rfind(" ")
+    if space >= limit // 2:
+        cut = cut[:space]
+    return cut.rstrip() + "…"
+
+
+def escape_markdown(text: str) -> str:
+    """TEXT that renders literally in Markdown and cannot mention @everyone."""
+    escaped = _MARKDOWN_SPECIAL.sub(lambda found: "\\" + found.group(), text)
+    return escaped.replace("@", "@\u200b")
+
+
+def _escape_html(text: str) -> str:
+    return html.escape(text, quote=True)
+
+
+def _plain(text: str) -> str:
+    return text
+
+
+@dataclass(frozen=True)
+class _Link:
+    """A story's link: the web form (http/https, safe to make clickable) or inert text."""
+
+    web: str | None
+    shown: str  # what to show when it is not a web link
+
+    @classmethod
+    def of(cls, url: str | None) -> _Link:
+        raw = (url or "").translate(_URL_HIDDEN).strip()
+        encoded = raw.translate(_URL_ENCODE)
+        try:
+            parts = urlsplit(encoded)
+            is_web = parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+        except ValueError:  # e.g. a broken IPv6 literal
+            is_web = False
+        return cls(web=strip_userinfo(encoded) if is_web else None, shown=_clean(raw))
+
+
+@dataclass(frozen=True)
+class _Format:
+    """How one message format escapes, highlights and links."""
+
+    escape: Callable[[str], str]
+    highlight: Callable[[str], str]  # wraps an already escaped hit
+    href: Callable[[str], str]  # a web URL made ready for a link target
+    anchor: Callable[[str], str]  # a web URL made ready to show as a link
+    inert_urls: bool  # True: a URL that is not http(s) is no link target
+
+    def url(self, link: _Link) -> str:
+        if link.web is not None:
+            return self.href(link.web)
+        return "" if self.inert_urls else link.shown
+
+    def link(self, link: _Link) -> str:
+        return self.anchor(link.web) if link.web is not None else self.escape(link.shown)
+
+
+def _html_anchor(url: str) -> str:
+    escaped = _escape_html(url)
+    return f'<a href="{escaped}" style="color:#1a0dab">{escaped}</a>'
+
+
+_TEXT = _Format(escape=_plain, highlight=lambda hit: f"«{hit}»", href=_plain, anchor=_plain,
+                inert_urls=False)
+_HTML = _Format(escape=_escape_html,
+                highlight=lambda hit: f'<b style="background-color:#fff2a8">{hit}</b>',
+                href=_escape_html, anchor=_html_anchor, inert_urls=True)
+_MARKDOWN = _Format(escape=escape_markdown, highlight=lambda hit: f"**{hit}**", href=_plain,
+                    anchor=lambda url: f"<{url}>", inert_urls=True)
+_BODY_FORMATS = {"text": _TEXT, "html": _HTML, "markdown": _MARKDOWN}
+
+
+def _highlight(snippet: str, form: _Format) -> str:
+    """The snippet escaped for FORM, its [[hits]] highlighted."""
+    pieces = _HIT.split(_clean(snippet))  # even indexes: between hits; odd: hits
+    return "".join(form.highlight(form.escape(piece)) if index % 2 else form.escape(piece)
+                   for index, piece in enumerate(pieces) if piece)
+
+
+def _joined(names: Sequence[str]) -> str:
+    return ", ".join(name for name in (_clean(n) for n in names) if name)
+
+
+def _when(moment: datetime | None, tz: str) -> str:
+    if moment is None:
+        return "unknown"
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M %Z")
+
+
+# --------------------------------------------------------------------------
+# story alerts
+# --------------------------------------------------------------------------
+
+
+def _values(view: AlertView, tz: str, form: _Format, title_limit: int | None = None) -> dict[str, str]:
+    """Every template variable for VIEW, escaped for FORM."""
+    title = _clean(view.title) or "(no title)"
+    if title_limit is not None:
+        title = _truncate(title, title_limit)
+    link = _Link.of(view.url)
+    escape = form.escape
+    return {
+        "rule": escape(_clean(view.rule)),
+        "description": escape(_clean(view.description)),
+        "severity": escape(_clean(view.severity)),
+        "score": escape(f"{view.score:g}"),
+        "title": escape(title),
+        "url": form.url(link),
+        "link": form.link(link),
+        "outlet": escape(_clean(view.feed)),
+        "published": escape(_when(view.published, tz)),
+        "snippet": _highlight(view.snippet, form),
+        "terms": escape(_joined(view.terms)),
+        "also_reported_by": escape(_joined(view.also_reported_by)),
+        "update": "yes" if view.is_update else "no",
+        "update_prefix": "Update: " if view.is_update else "",
+    }
+
+
+def _story(view: AlertView, tz: str, templates: Templates, field: str) -> str:
+    return _fill(_template(templates, field), _values(view, tz, _BODY_FORMATS[field]))
+
+
+def render_alert(view: AlertView, tz: str, templates: Templates = Templates()) -> Message:
+    """One story alert in every format; TZ (an IANA name) sets the displayed times."""
+    subject_values = _values(view, tz, _TEXT, title_limit=SUBJECT_TITLE_LIMIT)
+    return Message(subject=_clean(_fill(_template(templates, "subject"), subject_values)),
+                   text=_story(view, tz, templates, "text"),
+                   html=_story(view, tz, templates, "html"),
+                   markdown=_story(view, tz, templates, "markdown"))
+
+
+# --------------------------------------------------------------------------
+# digests
+# --------------------------------------------------------------------------
+
+
+def render_digest(views: Sequence[AlertView], tz: str, *, destination: str, period: str,
+                  templates: Templates = Templates()) -> Message:
+    """Many alerts as one message: a heading per rule, then its stories, newest
+    first; copies of one story from several outlets are shown once, the other
+    outlets listed as "also reported by"."""
+    groups = _by_rule(views)
+    count = sum(len(stories) for _, stories in groups)
+    summary = f"{count} {'match' if count == 1 else 'matches'}"
+    heading = f"{summary} for {destination} — {period}"
+    return Message(subject=_clean(f"[monitor] {summary} — {period}"),
+                   text=_digest_text(heading, groups, tz, templates),
+                   html=_digest_html(heading, groups, tz, templates),
+                   markdown=_digest_markdown(heading, groups, tz, templates))
+
+
+def _by_rule(views: Sequence[AlertView]) -> list[tuple[str, list[AlertView]]]:
+    """Stories per rule, copies merged; the most severe rules first, then by name."""
+    copies_by_rule: dict[str, list[list[AlertView]]] = {}
+    seen: dict[tuple[str, str, str], list[AlertView]] = {}
+    for view in views:
+        keys = [(view.rule, *key) for key in _story_keys(view)]
+        copies = next((seen[key] for key in keys if key in seen), None)
+        if copies is None:
+            copies = []
+            copies_by_rule.setdefault(view.rule, []).append(copies)
+        copies.append(view)
+        for key in keys:
+            seen.setdefault(key, copies)
+    groups = [(rule, sorted((_merged(copies) for copies in stories), key=_newest_first))
+              for rule, stories in copies_by_rule.items()]
+    return sorted(groups, key=lambda group: (min(_severity_rank(v) for v in group[1]), group[0]))
+
+
+def _story_keys(view: AlertView) -> list[tuple[str, str]]:
+    """What makes two alerts the same story: the same link or the same headline words."""
+    keys = []
+    link = _Link.of(view.url)
+    if link.web or link.shown:
+        keys.append(("url", link.web or link.shown))
+    words = " ".join(re.findall(r"\w+", _clean(view.title).casefold()))
+    if words:
+        keys.append(("title", words))
+    return keys
+
+
+def _merged(copies: list[AlertView]) -> AlertView:
+    """The earliest copy, with every other outlet listed as also reporting it."""
+    first = min(copies, key=_earliest_first)
+    outlets = [copy.feed for copy in copies] + [o for copy in copies for o in copy.also_reported_by]
+    others = tuple(dict.fromkeys(o for o in outlets if o != first.feed))
+    return dataclasses.replace(first, also_reported_by=others)
+
+
+def _timestamp(view: AlertView) -> float | None:
+    if view.published is None:
+        return None
+    moment = view.published
+    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+
+
+def _earliest_first(view: AlertView) -> tuple[bool, float]:
+    stamp = _timestamp(view)
+    return (stamp is None, stamp or 0.0)
+
+
+def _newest_first(view: AlertView) -> tuple[bool, float]:
+    stamp = _timestamp(view)
+    return (stamp is None, -(stamp or 0.0))
+
+
+def _severity_rank(view: AlertView) -> int:
+    return _SEVERITY_ORDER.get(view.severity, len(_SEVERITY_ORDER))
+
+
+def _rule_heading(rule: str, stories: list[AlertView]) -> str:
+    description = _clean(stories[0].description)
+    about = f" — {description}" if description else ""
+    return f"{_clean(rule)}{about} ({len(stories)})"
+
+
+def _digest_text(heading: str, groups: list[tuple[str, list[AlertView]]], tz: str,
+                 templates: Templates) -> str:
+    parts = [_clean(heading)]
+    for rule, stories in groups:
+        parts.append(f"=== {_rule_heading(rule, stories)} ===")
+        parts += [_story(view, tz, templates, "text") for view in stories]
+    if not groups:
+        parts.append("No matches.")
+    return "\n\n".join(parts)
+
+
+def _digest_html(heading: str, groups: list[tuple[str, list[AlertView]]], tz: str,
+                 templates: Templates) -> str:
+    lines = [f'<div style="{_HTML_FONT}">',
+             f'<p style="margin:0 0 12px 0;font-size:16px;font-weight:bold">{_escape_html(_clean(heading))}</p>']
+    for rule, stories in groups:
+        lines.append('<h3 style="margin:16px 0 8px 0;font-size:15px;border-bottom:1px solid #cccccc">'
+                     f"{_escape_html(_rule_heading(rule, stories))}</h3>")
+        lines += [f'<div style="margin:0 0 12px 0">{_story(view, tz, templates, "html")}</div>'
+                  for view in stories]
+    if not groups:
+        lines.append("<p>No matches.</p>")
+    lines.append("</div>")
+    return "\n".join(lines)
+
+
+def _digest_markdown(heading: str, groups: list[tuple[str, list[AlertView]]], tz: str,
+                     templates: Templates) -> str:
+    parts = [f"**{escape_markdown(_clean(heading))}**"]
+    for rule, stories in groups:
+        parts.append(f"### {escape_markdown(_rule_heading(rule, stories))}")
+        parts += [_story(view, tz, templates, "markdown") for view in stories]
+    if not groups:
+        parts.append("No matches\\.")
+    return "\n\n".join(parts)
+
+
+# --------------------------------------------------------------------------
+# feed health and test messages
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Line:
+    """One line of a built-in message: text, an optional link after it, maybe bold."""
+
+    text: str
+    url: str | None = None
+    strong: bool = False
+
+
+def _lines_message(subject: str, lines: Sequence[_Line]) -> Message:
+    return Message(subject=_clean(subject),
+                   text="\n".join(_line(line, _TEXT) for line in lines),
+                   html="\n".join([f'<div style="{_HTML_FONT}">',
+                                   *(f'<p style="margin:0 0 6px 0">{_html_line(line)}</p>' for line in lines),
+                                   "</div>"]),
+                   markdown="\n".join(_markdown_line(line) for line in lines))
+
+
+def _line(line: _Line, form: _Format) -> str:
+    text = form.escape(_clean(line.text))
+    return f"{text} {form.link(_Link.of(line.url))}" if line.url is not None else text
+
+
+def _html_line(line: _Line) -> str:
+    text = _line(line, _HTML)
+    return f"<b>{text}</b>" if line.strong else text
+
+
+def _markdown_line(line: _Line) -> str:
+    text = _line(line, _MARKDOWN)
+    return f"**{text}**" if line.strong else text
+
+
+def _health_headline(feed: str, event: str, detail: str) -> str:
+    detail = _truncate(_clean(detail), _HEALTH_DETAIL_LIMIT)
+    if event == "failing":
+        return f"feed {feed} is failing" + (f": {detail}" if detail else "")
+    if event == "recovered":
+        return f"feed {feed} recovered"
+    if event == "silent":
+        return f"feed {feed} is silent" + (f" for {detail}" if detail else "")
+    if event == "gone":
+        return f"feed {feed} is gone" + (f" ({detail})" if detail else "")
+    raise ValueError(f"unknown feed health event {event!r}")
+
+
+_HEALTH_ADVICE = {
+    "failing": "monitor keeps polling it and will say when it recovers.",
+    "recovered": "It is being polled normally again.",
+    "silent": "No new story for far longer than its usual rhythm: the feed may have moved or stopped.",
+    "gone": "The server says the feed is gone for good: fix its address or remove it from feeds.toml.",
+}
+
+
+def render_health(feed: str, url: str, event: str, detail: str, tz: str, at: datetime) -> Message:
+    """A feed-health alert. EVENT is failing (DETAIL: the error), recovered (DETAIL:
+    what happened, shown in the body), silent (DETAIL: how long, e.g. "3 days")
+    or gone (DETAIL: e.g. "410")."""
+    headline = _health_headline(_clean(feed), event, detail)
+    lines = [_Line(headline[0].upper() + headline[1:], strong=True),
+             _Line("Feed:", url=strip_userinfo(url)),
+             _Line(f"When: {_when(at, tz)}")]
+    if event == "recovered" and _clean(detail):
+        lines.append(_Line(detail))
+    lines.append(_Line(_HEALTH_ADVICE[event]))
+    return _lines_message(f"[monitor] {headline}", lines)
+
+
+def render_test(destination: str, tz: str, at: datetime) -> Message:
+    """The message `monitor alerts test` sends, to prove a destination works."""
+    name = _clean(destination)
+    return _lines_message(f"[monitor] test message to {name}", [
+        _Line(f"Test message from monitor to {name}.", strong=True),
+        _Line(f"Sent: {_when(at, tz)}"),
+        _Line("If you can read this, alerts for this destination will arrive here."),
+    ])
