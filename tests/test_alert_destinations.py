@@ -329,7 +329,8 @@ def test_a_syntax_error_on_a_url_line_never_shows_the_token(tmp_path: Path) -> N
 
 
 def test_an_unknown_key_holding_a_url_is_shown_masked(tmp_path: Path) -> None:
-    error = only_error(folder(tmp_path, f'[[destination]]\nname = "d"\nuri = "tgram://{BOT_TOKEN}/1"\n'))
+    error, missing_url = errors_of(folder(tmp_path, f'[[destination]]\nname = "d"\nuri = "tgram://{BOT_TOKEN}/1"\n'))
+    assert "missing required key 'url'" in missing_url.message
     assert (error.line, error.key) == (3, "destination[0].uri") and "did you mean 'url'?" in error.message
     assert error.context is not None and 'uri = "tgram://***"' in error.context and BOT_TOKEN not in str(error)
 

@@ -1,0 +1,137 @@
+"""`monitor alerts test|list|retry`: the outbox seen and steered from the command line."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from datetime import datetime, timezone
+
+import click
+
+from monitor.cli.alerts import alerts_group
+from monitor.cli.context import App, echo_jsonl, echo_table
+from monitor.errors import UsageError
+from monitor.lock import DaemonLock
+
+
+@alerts_group.command("test")
+@click.option("--tag", "tags", multiple=True, help="Only destinations with this tag (repeatable).")
+@click.pass_obj
+def alerts_test(app: App, tags: tuple[str, ...]) -> None:
+    """Send a test message to each destination and report success or the error.
+
+    Exit 0 when every destination accepted it, 1 otherwise.
+
+    \b
+    Examples:
+      monitor alerts test
+      monitor alerts test --tag admin
+    """
+    from monitor.alert.dispatch import send
+    from monitor.alert.render import render_test
+    from monitor.service import prepare
+
+    alerting = prepare(app.config()).alerting
+    wanted = {t.casefold() for t in tags}
+    destinations = [d for d in alerting.destinations
+                    if not wanted or wanted & {t.casefold() for t in d.tags}]
+    if not destinations:
+        raise UsageError("no destination to test" + (f" with tag {', '.join(tags)}" if tags else
+                                                     ": add one with `monitor alerts add URL`"))
+
+    async def run_all():
+        now = datetime.now(timezone.utc)
+        return await asyncio.gather(*(
+            send(d, render_test(d.name, alerting.tz, now), timeout=alerting.settings.send_timeout)
+            for d in destinations))
+
+    failed = 0
+    for destination, outcome in zip(destinations, asyncio.run(run_all())):
+        if outcome.ok:
+            click.echo(f"{destination.name}: ok ({destination.safe_url})")
+        else:
+            failed += 1
+            click.echo(f"{destination.name}: failed: {outcome.error}")
+    sys.exit(1 if failed else 0)
+
+
+@alerts_group.command("list")
+@click.option("--pending", "status", flag_value="pending", help="Only alerts waiting to be sent.")
+@click.option("--failed", "status", flag_value="failed", help="Only failed (retrying) and dead alerts.")
+@click.option("--sent", "status", flag_value="sent", help="Only sent alerts.")
+@click.option("--limit", type=click.IntRange(min=1), default=200, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="JSON Lines, one alert per line.")
+@click.pass_obj
+def alerts_list(app: App, status: str | None, limit: int, as_json: bool) -> None:
+    """List alerts, newest first, with their delivery status.
+
+    \b
+    Examples:
+      monitor alerts list --pending
+      monitor alerts list --failed --json
+    """
+    from monitor.alert.outbox import list_alerts
+    from monitor.store import Store
+
+    statuses = {"pending": ["pending"], "failed": ["failed", "dead"], "sent": ["sent"]}.get(status)
+    store = Store.open(app.db_path, readonly=True)
+    try:
+        rows = list_alerts(store, statuses, limit)
+    finally:
+        store.close()
+    if as_json:
+        echo_jsonl(rows)
+        return
+    echo_table(["ID", "STATUS", "DESTINATION", "RULE", "DUE", "TRIES", "TITLE", "ALSO REPORTED BY", "ERROR"],
+               [[r["id"], r["status"], r["destination"], r["rule"] or r["kind"], r["due_at"],
+                 r["attempts"], r["title"], ", ".join(r["also_reported_by"]), r["last_error"] or ""]
+                for r in rows])
+
+
+@alerts_group.command("retry")
+@click.argument("ids", nargs=-1, type=int)
+@click.option("--all", "retry_all", is_flag=True, help="Every failed and dead alert.")
+@click.pass_obj
+def alerts_retry(app: App, ids: tuple[int, ...], retry_all: bool) -> None:
+    """Make failed and dead alerts due now (their age starts again) and send them.
+
+    With no daemon running they are sent at once; a running daemon sends them
+    within seconds.
+
+    \b
+    Examples:
+      monitor alerts retry 42
+      monitor alerts retry --all
+    """
+    from monitor.alert.outbox import retry
+    from monitor.service import prepare, utc_now
+    from monitor.store import Store, StoreThread
+
+    if bool(ids) == retry_all:
+        raise UsageError("give alert IDs or --all (not both)")
+    alerting = prepare(app.config()).alerting
+    store = Store.open(app.db_path)
+    try:
+        count = retry(store, list(ids) if ids else None, utc_now())
+    finally:
+        store.close()
+    click.echo(f"{count} alert{'s' if count != 1 else ''} due now")
+    lock = DaemonLock(app.db_path)
+    if count == 0 or lock.held_by_other():
+        if count:
+            click.echo("the running daemon sends them within seconds")
+        return
+
+    async def deliver():
+        thread = StoreThread(app.db_path)
+        try:
+            return await alerting.dispatcher(thread, utc_now).dispatch_due()
+        finally:
+            thread.close()
+
+    with lock:
+        report = asyncio.run(deliver())
+    click.echo(f"sent {report.sent}, failed {report.failed}")
+
+
+COMMANDS: list = []  # these commands join the `alerts` group from monitor.cli.alerts
