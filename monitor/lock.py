@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import signal
 from pathlib import Path
 
 from monitor.errors import DatabaseLocked
@@ -42,6 +43,15 @@ class DaemonLock:
             os.close(self._fd)
             self._fd = None
 
+    def holder_pid(self) -> int | None:
+        """The pid of the daemon holding the lock, or None when no daemon runs."""
+        if not self.held_by_other():
+            return None
+        try:
+            return int(self.path.read_text().strip())
+        except (OSError, ValueError):
+            return None
+
     def held_by_other(self) -> bool:
         """True when some other process holds the lock (used by status and CLI edits)."""
         if not self.path.exists():
@@ -61,3 +71,15 @@ class DaemonLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def signal_daemon(db_path: Path, sig: int = signal.SIGHUP) -> int | None:
+    """Send SIG to the daemon using this database (a reload, by default); its pid, or None."""
+    pid = DaemonLock(db_path).holder_pid()
+    if pid is None:
+        return None
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        return None
+    return pid

@@ -338,7 +338,7 @@ class Daemon:
     the scheduler between them.
     """
 
-    PRUNE_EVERY = 3600.0  # seconds between retention passes
+    HOUSEKEEPING_EVERY = 3600.0  # seconds between retention and silence checks
     DISPATCH_EVERY = 5.0  # seconds between outbox checks (retries, digests, `alerts retry`)
 
     def __init__(self, config: Config, db_path: Path, match: MatchFn | None = None, *,
@@ -386,7 +386,8 @@ class Daemon:
         states = {s.name: s for s in await store.call(Store.feed_states)}
         for feed in self.config.feeds:
             self._add_job(feed, states.get(feed.name))
-        self.scheduler.add_job(self._prune, IntervalTrigger(seconds=self.PRUNE_EVERY), id="prune",
+        self.scheduler.add_job(self._housekeeping, IntervalTrigger(seconds=self.HOUSEKEEPING_EVERY),
+                               id="housekeeping",
                                coalesce=True, max_instances=1)
         if self.alerting is not None:
             self._dispatcher = self.alerting.dispatcher(store, self.clock)
@@ -412,10 +413,39 @@ class Daemon:
         if self._dispatcher is not None and not self._stop.is_set():
             await self._dispatcher.dispatch_due()
 
-    async def _prune(self) -> None:
+    async def _housekeeping(self) -> None:
+        """Hourly: prune past retention, and tell the admins about feeds gone silent."""
         pruned = await self._store.call(Store.prune, self.clock(), self.config.poll.retention)
         if pruned:
             log.info("retention pruned=%d", pruned)
+        await self._check_silence()
+
+    async def _check_silence(self) -> None:
+        """One "silent" alert per quiet spell: a feed that stopped publishing for far longer
+        than its usual rhythm (health_silence x its interval)."""
+        if self.alerting is None or not self.alerting.admins or not self.alerting.settings.health_silence:
+            return
+        from monitor.alert.outbox import queue_health
+        from monitor.alert.route import is_silent
+        from monitor.durations import format_duration
+
+        now = self.clock()
+        last = await self._store.call(Store.last_story_times)
+        states = {s.name: s for s in await self._store.call(Store.feed_states)}
+        for feed in self.config.feeds:
+            seen = last.get(feed.name)
+            state = states.get(feed.name)
+            if state is None or state.status != "ok" or not is_silent(
+                    seen, feed.interval, self.alerting.settings.health_silence, now):
+                continue
+            marker = f"silent_alerted:{feed.name}"
+            if await self._store.call(Store.get_meta, marker) == seen.isoformat():
+                continue
+            quiet = format_duration(int((now - seen).total_seconds()))
+            await self._store.call(queue_health, self.alerting.admins, feed=feed.name,
+                                   url=strip_userinfo(state.url), event="silent", detail=quiet,
+                                   now=now)
+            await self._store.call(Store.set_meta, marker, seen.isoformat())
 
     def _add_job(self, feed: FeedConfig, state: FeedState | None) -> None:
         """One job per feed; the pipeline's computed next poll re-times it after each run."""

@@ -427,6 +427,14 @@ class Store:
         with self.transaction():
             self._update_feed(self._feed_id(name), {"status": status})
 
+    def reset_feed(self, name: str) -> None:
+        """Clear errors, backoff, Retry-After and a 410 "gone" mark; the baseline stays,
+        so stories already seen are not new again."""
+        with self.transaction():
+            self._update_feed(self._feed_id(name), {
+                "status": "ok", "consecutive_errors": 0, "last_error": None,
+                "last_error_kind": None, "retry_after": None, "next_poll": None})
+
     def record_poll(self, name: str, state: dict, log: dict, *, keep: int) -> None:
         """A poll that stored no stories (304, unchanged body, error): state and log only.
 
@@ -601,6 +609,12 @@ class Store:
             "SELECT f.name, COUNT(e.id) FROM feeds f LEFT JOIN entries e ON e.feed_id = f.id "
             "GROUP BY f.id ORDER BY f.name")
         return dict(rows.fetchall())
+
+    def last_story_times(self) -> dict[str, datetime]:
+        """feed name -> when its newest story was first seen (feeds with stories only)."""
+        rows = self.db.execute("SELECT f.name, MAX(e.first_seen) FROM feeds f "
+                               "JOIN entries e ON e.feed_id = f.id GROUP BY f.id")
+        return {name: from_text(seen) for name, seen in rows.fetchall()}
 
     def fetch_log(self, name: str, limit: int = 20) -> list[dict]:
         """The feed's latest fetches, newest first."""

@@ -42,4 +42,41 @@ def test_restart_resumes_stored_next_poll_and_new_feeds_start_now(feed_server, t
     jobs = asyncio.run(scheduled())
     assert jobs["old"] == stored_next
     assert before - timedelta(seconds=1) <= jobs["new"] <= datetime.now(timezone.utc) + timedelta(seconds=1)
-    assert "prune" in jobs
+    assert "housekeeping" in jobs
+
+
+def test_a_silent_feed_alerts_the_admins_once_per_quiet_spell(tmp_path, webhook):
+    from monitor.alert.outbox import Planner
+    from monitor.alert.render import Templates
+    from monitor.models import AlertSettings, Destination, Entry
+    from monitor.service import Alerting
+
+    t0 = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
+    feed = FeedConfig("quiet", "http://127.0.0.1:9/feed", 3600.0)
+    db = tmp_path / "monitor.db"
+    store = Store.open(db)
+    store.sync_feeds([feed], t0)
+    old = t0 - timedelta(days=2)
+    story = Entry(feed="quiet", guid="1", url=None, title="Last story", content_hash="h")
+    store.save_poll("quiet", [(story, "new", False, [])], old, {"status": "ok"}, {"outcome": "ok"}, keep=5)
+    store.close()
+    admin = Destination(name="ops", url=webhook.url(), safe_url=webhook.url(), tags=("admin",))
+    settings = AlertSettings(health_silence=10)
+    alerting = Alerting(destinations=(admin,), admins=(admin,), settings=settings, tz="UTC",
+                        templates=Templates(), planner=Planner((admin,), settings, "UTC"))
+    config = Config(dir=tmp_path, fetch=FetchSettings(), poll=PollSettings(), feeds=(feed,),
+                    timezone="UTC", log_level="info")
+
+    async def check_twice() -> None:
+        daemon = Daemon(config, db, alerting=alerting, clock=lambda: t0)
+        await daemon.start()
+        daemon.scheduler.pause()
+        try:
+            await daemon._check_silence()
+            await daemon._check_silence()
+            await daemon._dispatch()
+        finally:
+            await daemon.stop()
+
+    asyncio.run(check_twice())
+    assert [p["title"] for p in webhook.posts] == ["[monitor] feed quiet is silent for 2d"]

@@ -204,3 +204,52 @@ def test_permanent_redirect_updates_stored_url(feed_server, tmp_path):
     asyncio.run(run_once(config, db, clock=clock))
     assert len(feed_server.requests_to("/old")) == 1
     assert rows(db, "select count(*) from entries")[0][0] == 1
+
+
+def test_feed_health_alerts_once_when_failing_and_once_when_recovered(feed_server, tmp_path, webhook):
+    from monitor.alert.outbox import Planner
+    from monitor.alert.render import Templates
+    from monitor.models import AlertSettings, Destination
+    from monitor.service import Alerting
+
+    status = {"code": 500}
+
+    def route(handler):
+        if status["code"] == 200:
+            static(rss([Item("a", "Back", published=T0)]))(handler)
+        else:
+            send(handler, status["code"], b"down", {"Content-Type": "text/plain"})
+
+    feed_server.routes["/feed"] = route
+    admin = Destination(name="ops", url=webhook.url(), safe_url=webhook.url(), tags=("admin",))
+    settings = AlertSettings(health_failures=3)
+    alerting = Alerting(destinations=(admin,), admins=(admin,), settings=settings, tz="UTC",
+                        templates=Templates(), planner=Planner((admin,), settings, "UTC"))
+    feed = FeedConfig("flaky", feed_server.url("/feed"), 600.0)
+    config = make_config(tmp_path, [feed])
+    db = tmp_path / "monitor.db"
+    clock = Clock(T0)
+
+    async def polls(n: int):
+        store = StoreThread(db)
+        try:
+            await store.call(Store.sync_feeds, config.feeds, clock())
+            async with Fetcher(config.fetch) as fetcher:
+                pipeline = Pipeline(config, store, fetcher, clock=clock, alerting=alerting)
+                try:
+                    for i in range(n):
+                        if i == 5:
+                            status["code"] = 200
+                        await pipeline.poll(feed)
+                        clock.advance(hours=1)
+                finally:
+                    pipeline.close()
+            await alerting.dispatcher(store, clock).dispatch_due()
+        finally:
+            store.close()
+
+    asyncio.run(polls(7))
+    titles = [post["title"] for post in webhook.posts]
+    assert len(titles) == 2, titles
+    assert "flaky is failing" in titles[0] and "HTTP 500" in titles[0]
+    assert "flaky recovered" in titles[1]
