@@ -1,4 +1,4 @@
-"""`monitor feeds add` and `feeds remove`: edit feeds.toml without losing a byte of the user's text.
+"""`monitor feeds add`, `feeds import` and `feeds remove`: edit feeds.toml without losing a byte of the user's text.
 
 tomlkit keeps comments on a round trip, but it attaches the comment above a
 [[feed]] to the previous table, so deleting a feed through it takes the wrong
@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import re
 import tomllib
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 from urllib.parse import urlsplit
@@ -39,7 +40,28 @@ from monitor.models import FeedConfig
 from monitor.paths import atomic_write_text, default_file_text
 from monitor.tomlpos import table_spans
 
-__all__ = ["add_feed", "remove_feed", "atomic_write_text"]
+__all__ = ["add_feed", "add_feeds", "remove_feed", "atomic_write_text", "NewFeed", "AddFeedsReport",
+           "check_new_feed_options", "feed_url_key", "find_name", "known_names_hint", "name_from_title", "unique_name", "url_slug"]
+
+
+@dataclass(frozen=True)
+class NewFeed:
+    """A feed to add in bulk (from an OPML file); no name means one derived from the URL."""
+
+    url: str
+    name: str | None = None
+    tags: tuple[str, ...] = ()
+    language: str | None = None
+    interval: str | None = None  # a duration such as "30m"; None means the config's default
+
+
+@dataclass
+class AddFeedsReport:
+    """What a bulk add did: feeds added, and the ones left out with the reason."""
+
+    added: list[FeedConfig] = field(default_factory=list)
+    skipped: list[tuple[NewFeed, str]] = field(default_factory=list)  # already present
+    invalid: list[tuple[NewFeed, str]] = field(default_factory=list)  # cannot be polled as given
 
 
 def add_feed(config_dir: Path, *, url: str, name: str | None = None, interval: str | None = None,
@@ -54,13 +76,10 @@ def add_feed(config_dir: Path, *, url: str, name: str | None = None, interval: s
     if text is None:
         text = default_file_text(FEEDS_FILE, no_feeds=True)
     _require_feed_tables(text, path)
-    table = tomlkit.table()
-    table.add("name", name if name is not None else _unique_slug(url, {f.name.casefold() for f in config.feeds}))
-    table.add("url", url)
-    for key, value in (("interval", interval_text), ("language", language), ("tags", list(tags))):
-        if value:
-            table.add(key, value)
-    new_text = _append_block(text, _render(table))
+    taken = {f.name.casefold() for f in config.feeds}
+    table = _feed_table(name if name is not None else unique_name(url_slug(url), taken), url,
+                        interval=interval_text, language=language, tags=tags)
+    new_text = _append_block(text, _render([table]))
     try:
         feeds = validate_feeds_text(new_text, path, config.poll)
     except ConfigError as error:
@@ -69,6 +88,54 @@ def add_feed(config_dir: Path, *, url: str, name: str | None = None, interval: s
     _verify(new_text, path, {**data, "feed": [*data.get("feed", []), table.unwrap()]})
     atomic_write_text(path, new_text)
     return feeds[-1]
+
+
+def add_feeds(config_dir: Path, feeds: Sequence[NewFeed], *, dry_run: bool = False) -> AddFeedsReport:
+    """Append many feeds in one atomic write, leaving out those already present or unusable.
+
+    A feed is already present when a configured feed (or one added earlier in
+    this batch) polls the same URL or has the same name ignoring case; a feed
+    with a bad URL, name, language or tag is invalid. Neither stops the others.
+    With DRY_RUN the report is the same and nothing is written.
+    """
+    config = load_config(config_dir)
+    path = config_dir / FEEDS_FILE
+    text = read_config_text(path)
+    if text is None:
+        text = default_file_text(FEEDS_FILE, no_feeds=True)
+    _require_feed_tables(text, path)
+    report = AddFeedsReport()
+    present_urls = {feed_url_key(feed.url): feed.name for feed in config.feeds}
+    present_names = {feed.name.casefold(): feed.name for feed in config.feeds}
+    tables = []
+    for feed in feeds:
+        problem = _new_feed_problem(feed)
+        if problem:
+            report.invalid.append((feed, problem))
+            continue
+        reason = _already_present(feed, present_urls, present_names)
+        if reason:
+            report.skipped.append((feed, reason))
+            continue
+        name = feed.name if feed.name is not None else unique_name(url_slug(feed.url), set(present_names))
+        present_urls[feed_url_key(feed.url)] = name
+        present_names[name.casefold()] = name
+        interval = _interval_text(feed.interval) if feed.interval is not None else None
+        tables.append(_feed_table(name, feed.url, interval=interval, language=feed.language,
+                                  tags=feed.tags))
+    if not tables:
+        return report
+    new_text = _append_block(text, _render(tables))
+    try:
+        validated = validate_feeds_text(new_text, path, config.poll)
+    except ConfigError as error:
+        raise UsageError(f"cannot add the feeds: {error.message}") from None
+    report.added = list(validated[len(config.feeds):])
+    if not dry_run:
+        data = parse_toml(text, path)
+        _verify(new_text, path, {**data, "feed": [*data.get("feed", []), *(t.unwrap() for t in tables)]})
+        atomic_write_text(path, new_text)
+    return report
 
 
 def remove_feed(config_dir: Path, name: str) -> None:
@@ -84,9 +151,9 @@ def remove_feed(config_dir: Path, name: str) -> None:
     _require_feed_tables(text, path)
     entries = data.get("feed", [])
     names = [entry.get("name") for entry in entries]
-    index = _find(names, name)
+    index = find_name(names, name)
     if index is None:
-        raise UsageError(f"no feed named {name!r} in {path}{_known_names(names, name)}")
+        raise UsageError(f"no feed named {name!r} in {path}{known_names_hint(names, name)}")
     new_text = _cut_feed(text, index)
     remaining = entries[:index] + entries[index + 1:]
     expected = {key: value for key, value in data.items() if key != "feed"}
@@ -97,6 +164,14 @@ def remove_feed(config_dir: Path, name: str) -> None:
 # --------------------------------------------------------------------------
 # checks
 # --------------------------------------------------------------------------
+
+
+def check_new_feed_options(url: str, *, name: str | None = None, interval: str | None = None,
+                           language: str | None = None, tags: Sequence[str] = ()) -> None:
+    """UsageError naming the first bad option, before any network work is spent on the feed."""
+    _check_new_feed(url, name, language, tags)
+    if interval is not None:
+        _interval_text(interval)
 
 
 def _check_new_feed(url: str, name: str | None, language: str | None, tags: Sequence[str]) -> None:
@@ -122,22 +197,60 @@ def _interval_text(interval: str) -> str:
     return format_duration(seconds)
 
 
+def _new_feed_problem(feed: NewFeed) -> str | None:
+    """Why a bulk-added feed cannot be written as given, or None."""
+    problems = [check_feed_url(feed.url)]
+    if feed.name is not None:
+        problems.append(check_feed_name(feed.name))
+    if feed.language is not None:
+        problems.append(check_language(feed.language))
+    problems += [f"tag {tag!r} is empty" for tag in feed.tags if not tag.strip()]
+    if feed.interval is not None:
+        try:
+            _interval_text(feed.interval)
+        except UsageError as error:
+            problems.append(str(error))
+    return next((problem for problem in problems if problem), None)
+
+
+def _already_present(feed: NewFeed, urls: dict[str, str], names: dict[str, str]) -> str | None:
+    owner = urls.get(feed_url_key(feed.url))
+    if owner is not None:
+        return f"already present: feed {owner!r} polls this URL"
+    if feed.name is not None and feed.name.casefold() in names:
+        return f"already present: a feed named {names[feed.name.casefold()]!r} (with another URL)"
+    return None
+
+
+def feed_url_key(url: str) -> str:
+    """URL compared up to case of scheme and host, a missing '/' path and the fragment."""
+    parts = urlsplit(url)
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}{parts.path or '/'}?{parts.query}"
+
+
 def _same_url(first: str, second: str) -> bool:
-    """Equal up to case of scheme and host, a missing '/' path and the fragment."""
-    def key(url: str) -> tuple[str, str, str, str]:
-        parts = urlsplit(url)
-        return parts.scheme.lower(), parts.netloc.lower(), parts.path or "/", parts.query
-    return key(first) == key(second)
+    return feed_url_key(first) == feed_url_key(second)
 
 
-def _unique_slug(url: str, taken: set[str]) -> str:
+def url_slug(url: str) -> str:
     """A name from the URL's host and path: https://www.example.com/rss/ -> example-com-rss."""
     parts = urlsplit(url)
     host = (parts.hostname or "").removeprefix("www.")
-    slug = re.sub(r"[^a-z0-9]+", "-", f"{host}{parts.path}".lower()).strip("-")[:MAX_NAME_LENGTH - 4]
-    candidate, number = slug, 2
+    return re.sub(r"[^a-z0-9]+", "-", f"{host}{parts.path}".lower()).strip("-")[:MAX_NAME_LENGTH - 4]
+
+
+def name_from_title(title: str | None, url: str, taken: set[str]) -> str:
+    """A short command-line-friendly name from a feed's title ("Kyiv Independent" -> kyiv-independent),
+    else from its URL; unique among TAKEN (casefolded names)."""
+    slug = re.sub(r"[\W_]+", "-", (title or "").casefold()).strip("-")[:MAX_NAME_LENGTH - 4].strip("-")
+    return unique_name(slug or url_slug(url), taken)
+
+
+def unique_name(base: str, taken: set[str]) -> str:
+    """BASE, or BASE-2, BASE-3... whichever is not in TAKEN (casefolded names)."""
+    candidate, number = base, 2
     while candidate.casefold() in taken:
-        candidate, number = f"{slug}-{number}", number + 1
+        candidate, number = f"{base}-{number}", number + 1
     return candidate
 
 
@@ -149,7 +262,7 @@ def _refuse_duplicates(feeds: Sequence[FeedConfig], url: str, name: str | None) 
             raise UsageError(f"a feed named {existing.name!r} already exists (names are compared ignoring case)")
 
 
-def _known_names(names: Sequence[object], wanted: str) -> str:
+def known_names_hint(names: Sequence[object], wanted: str) -> str:
     """A hint for an unknown name: the feeds there are, or the closest few when there are many."""
     known = [name for name in names if isinstance(name, str)]
     if not known:
@@ -160,7 +273,8 @@ def _known_names(names: Sequence[object], wanted: str) -> str:
     return f" (did you mean {' or '.join(repr(name) for name in close)}?)" if close else ""
 
 
-def _find(names: Sequence[object], wanted: str) -> int | None:
+def find_name(names: Sequence[object], wanted: str) -> int | None:
+    """Index of the name equal to WANTED, else equal ignoring case, else None."""
     for index, name in enumerate(names):
         if name == wanted:
             return index
@@ -199,9 +313,21 @@ def _verify(new_text: str, path: Path, expected: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------
 
 
-def _render(table: tomlkit.items.Table) -> str:
+def _feed_table(name: str, url: str, *, interval: str | None = None, language: str | None = None,
+                tags: Sequence[str] = ()) -> tomlkit.items.Table:
+    table = tomlkit.table()
+    table.add("name", name)
+    table.add("url", url)
+    for key, value in (("interval", interval), ("language", language), ("tags", list(tags))):
+        if value:
+            table.add(key, value)
+    return table
+
+
+def _render(tables: Sequence[tomlkit.items.Table]) -> str:
     array = tomlkit.aot()
-    array.append(table)
+    for table in tables:
+        array.append(table)
     document = tomlkit.document()
     document.add("feed", array)
     return tomlkit.dumps(document)

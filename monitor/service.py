@@ -5,6 +5,8 @@ new and changed stories -> store the entries, their matches and the feed's
 new state in one transaction. `run_once` polls every due feed a single time;
 `Daemon` keeps polling on APScheduler jobs, one per feed, until stopped.
 
+The daemon that runs this on a schedule is `monitor.daemon`.
+
 Parsing is CPU-bound and runs in worker processes (both cores, and a hostile
 feed cannot hold the event loop's GIL); matching runs on a worker thread,
 where the compiled rules and language data live once. Every database call
@@ -19,7 +21,6 @@ import logging
 import multiprocessing
 import os
 import random
-import signal
 import time
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -33,7 +34,7 @@ from monitor.fetch import Fetcher
 from monitor.models import (Entry, FeedConfig, FeedState, FetchOutcome, FetchRequest,
                             FetchResult, Match, ParsedFeed, ParseError, StoreResult)
 from monitor.parse import parse_feed
-from monitor.schedule import after_poll, counts_as_new, first_poll_time, is_due
+from monitor.schedule import after_poll, counts_as_new, is_due
 from monitor.store import AlertPlanner, Store, StoreThread
 from monitor.urls import strip_userinfo
 
@@ -116,10 +117,14 @@ class Pipeline:
         self._parser: Executor | None = None  # started on the first body to parse
         self._matcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="monitor-match")
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
+        """Shut the workers down; wait=False (on SIGTERM) also ends parser processes at once."""
         if self._parser is not None:
-            self._parser.shutdown(wait=True, cancel_futures=True)
-        self._matcher.shutdown(wait=True, cancel_futures=True)
+            if not wait and isinstance(self._parser, ProcessPoolExecutor):
+                for process in list(getattr(self._parser, "_processes", {}).values()):
+                    process.terminate()  # a hostile feed's parse must not delay shutdown
+            self._parser.shutdown(wait=wait, cancel_futures=True)
+        self._matcher.shutdown(wait=wait, cancel_futures=True)
 
     async def poll(self, feed: FeedConfig) -> PollReport:
         """Fetch, parse, match and store one feed; never raises for a bad feed."""
@@ -329,146 +334,6 @@ async def _deliver_due(dispatcher: "Dispatcher", store: StoreThread, clock: Cloc
             return report
         await asyncio.sleep(max(0.0, delay))
         report.add(await dispatcher.dispatch_due())
-
-
-class Daemon:
-    """Keeps polling every feed on its own rhythm until SIGTERM or SIGINT.
-
-    `start()` and `stop()` are separate from `run()` so that tests can look at
-    the scheduler between them.
-    """
-
-    HOUSEKEEPING_EVERY = 3600.0  # seconds between retention and silence checks
-    DISPATCH_EVERY = 5.0  # seconds between outbox checks (retries, digests, `alerts retry`)
-
-    def __init__(self, config: Config, db_path: Path, match: MatchFn | None = None, *,
-                 alerting: Alerting | None = None, clock: Clock = utc_now) -> None:
-        from apscheduler.schedulers.asyncio import AsyncIOScheduler
-
-        self.config = config
-        self.db_path = db_path
-        self.match = match
-        self.alerting = alerting
-        self.clock = clock
-        self.scheduler = AsyncIOScheduler(timezone=timezone.utc)
-        self._stop = asyncio.Event()
-        self._store: StoreThread | None = None
-        self._fetcher: Fetcher | None = None
-        self._pipeline: Pipeline | None = None
-        self._dispatcher: Dispatcher | None = None
-
-    def request_stop(self) -> None:
-        self._stop.set()
-
-    async def run(self) -> None:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.request_stop)
-        try:
-            await self.start()
-            await self._stop.wait()
-        finally:
-            await self.stop()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.remove_signal_handler(sig)
-
-    async def start(self) -> None:
-        """Open the store, resume each feed's stored rhythm and start the scheduler."""
-        from apscheduler.triggers.interval import IntervalTrigger
-
-        self._store = store = StoreThread(self.db_path)
-        now = self.clock()
-        await store.call(Store.sync_feeds, self.config.feeds, now)
-        await store.call(Store.set_meta, "daemon_started", now.isoformat())
-        self._fetcher = Fetcher(self.config.fetch)
-        self._pipeline = Pipeline(self.config, store, self._fetcher, self.match, clock=self.clock,
-                                  alerting=self.alerting)
-        states = {s.name: s for s in await store.call(Store.feed_states)}
-        for feed in self.config.feeds:
-            self._add_job(feed, states.get(feed.name))
-        self.scheduler.add_job(self._housekeeping, IntervalTrigger(seconds=self.HOUSEKEEPING_EVERY),
-                               id="housekeeping",
-                               coalesce=True, max_instances=1)
-        if self.alerting is not None:
-            self._dispatcher = self.alerting.dispatcher(store, self.clock)
-            self.scheduler.add_job(self._dispatch, IntervalTrigger(seconds=self.DISPATCH_EVERY),
-                                   id="dispatch", coalesce=True, max_instances=1,
-                                   next_run_time=self.clock())
-        self.scheduler.start()
-        log.info("daemon started feeds=%d db=%s", len(self.config.feeds), self.db_path)
-
-    async def stop(self) -> None:
-        """Stop taking new work, then close the fetcher, parsers and store."""
-        log.info("daemon stopping")
-        if self.scheduler.running:
-            self.scheduler.shutdown(wait=False)
-        if self._pipeline is not None:
-            self._pipeline.close()
-        if self._fetcher is not None:
-            await self._fetcher.aclose()
-        if self._store is not None:
-            self._store.close()
-
-    async def _dispatch(self) -> None:
-        if self._dispatcher is not None and not self._stop.is_set():
-            await self._dispatcher.dispatch_due()
-
-    async def _housekeeping(self) -> None:
-        """Hourly: prune past retention, and tell the admins about feeds gone silent."""
-        pruned = await self._store.call(Store.prune, self.clock(), self.config.poll.retention)
-        if pruned:
-            log.info("retention pruned=%d", pruned)
-        await self._check_silence()
-
-    async def _check_silence(self) -> None:
-        """One "silent" alert per quiet spell: a feed that stopped publishing for far longer
-        than its usual rhythm (health_silence x its interval)."""
-        if self.alerting is None or not self.alerting.admins or not self.alerting.settings.health_silence:
-            return
-        from monitor.alert.outbox import queue_health
-        from monitor.alert.route import is_silent
-        from monitor.durations import format_duration
-
-        now = self.clock()
-        last = await self._store.call(Store.last_story_times)
-        states = {s.name: s for s in await self._store.call(Store.feed_states)}
-        for feed in self.config.feeds:
-            seen = last.get(feed.name)
-            state = states.get(feed.name)
-            if state is None or state.status != "ok" or not is_silent(
-                    seen, feed.interval, self.alerting.settings.health_silence, now):
-                continue
-            marker = f"silent_alerted:{feed.name}"
-            if await self._store.call(Store.get_meta, marker) == seen.isoformat():
-                continue
-            quiet = format_duration(int((now - seen).total_seconds()))
-            await self._store.call(queue_health, self.alerting.admins, feed=feed.name,
-                                   url=strip_userinfo(state.url), event="silent", detail=quiet,
-                                   now=now)
-            await self._store.call(Store.set_meta, marker, seen.isoformat())
-
-    def _add_job(self, feed: FeedConfig, state: FeedState | None) -> None:
-        """One job per feed; the pipeline's computed next poll re-times it after each run."""
-        from apscheduler.triggers.interval import IntervalTrigger
-
-        async def job() -> None:
-            report = await self._pipeline.poll(feed)
-            if self._stop.is_set():
-                return
-            if report.matched:
-                asyncio.get_running_loop().create_task(self._dispatch())
-            fresh = await self._store.call(Store.feed_state, feed.name)
-            if fresh is not None and fresh.next_poll is not None:
-                self.scheduler.modify_job(feed.name, next_run_time=fresh.next_poll)
-            elif report.outcome == "gone":
-                self.scheduler.pause_job(feed.name)
-
-        self.scheduler.add_job(
-            job, IntervalTrigger(seconds=feed.interval), id=feed.name, name=feed.name,
-            next_run_time=first_poll_time(state, self.clock()),
-            coalesce=True, max_instances=1,
-            misfire_grace_time=max(60, int(feed.interval)),
-        )
 
 
 def load_watch_for(config: Config):

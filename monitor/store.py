@@ -203,6 +203,33 @@ def _alerts(db: Database) -> None:
     """)
 
 
+@migrations(name="0003_search_mute")
+def _search_mute(db: Database) -> None:
+    """The full-text search index, filled lazily (monitor.search), and muted matches.
+
+    `search_index` holds, per story (rowid = entry id), its words' normal
+    forms and dictionary forms, which FTS5's own tokenizer cannot derive;
+    `search_indexed` says which version of the story is indexed, so an update
+    is re-indexed. A pruned story leaves the index by trigger. A match with
+    `muted_at` set was marked a false positive by a person.
+    """
+    db.executescript("""
+        CREATE VIRTUAL TABLE search_index USING fts5(
+            words, tokenize = 'unicode61 remove_diacritics 0');
+        CREATE TABLE search_indexed (
+            entry_id INTEGER PRIMARY KEY,
+            version INTEGER NOT NULL
+        );
+        CREATE TRIGGER entries_leave_search_index AFTER DELETE ON entries BEGIN
+            DELETE FROM search_index WHERE rowid = old.id;
+            DELETE FROM search_indexed WHERE entry_id = old.id;
+        END;
+        ALTER TABLE matches ADD COLUMN muted_at TEXT;
+        ALTER TABLE matches ADD COLUMN mute_reason TEXT;
+        CREATE INDEX matches_created ON matches(created);
+    """)
+
+
 def to_text(moment: datetime | None) -> str | None:
     """UTC, whole seconds, fixed width: "2026-11-29T04:06:52Z" sorts as text."""
     if moment is None:

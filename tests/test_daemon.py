@@ -7,10 +7,22 @@ from datetime import datetime, timedelta, timezone
 
 from monitor.config import Config
 from monitor.models import FeedConfig, FetchSettings, PollSettings
-from monitor.service import Daemon, run_once
+from monitor.daemon import Daemon
+from monitor.service import Prepared, run_once
 from monitor.store import Store
 from support.feeds import Item, rss
 from support.feedserver import static
+
+
+def prepared(config: Config) -> Prepared:
+    from monitor.alert.outbox import Planner
+    from monitor.alert.render import Templates
+    from monitor.models import AlertSettings
+    from monitor.service import Alerting
+
+    settings = AlertSettings()
+    return Prepared(config, None, Alerting((), (), settings, "UTC", Templates(),
+                                           Planner((), settings, "UTC")))
 
 
 def test_restart_resumes_stored_next_poll_and_new_feeds_start_now(feed_server, tmp_path):
@@ -30,7 +42,7 @@ def test_restart_resumes_stored_next_poll_and_new_feeds_start_now(feed_server, t
                     timezone="UTC", log_level="info")
 
     async def scheduled() -> dict[str, datetime]:
-        daemon = Daemon(config, db)
+        daemon = Daemon(prepared(config), db)
         await daemon.start()
         try:
             return {job.id: job.next_run_time for job in daemon.scheduler.get_jobs()}
@@ -68,7 +80,7 @@ def test_a_silent_feed_alerts_the_admins_once_per_quiet_spell(tmp_path, webhook)
                     timezone="UTC", log_level="info")
 
     async def check_twice() -> None:
-        daemon = Daemon(config, db, alerting=alerting, clock=lambda: t0)
+        daemon = Daemon(Prepared(config, None, alerting), db, clock=lambda: t0)
         await daemon.start()
         daemon.scheduler.pause()
         try:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import sqlite3
 import sys
 
@@ -11,16 +13,22 @@ import click
 from monitor.cli.context import App
 from monitor.errors import MonitorError
 from monitor.lock import DaemonLock
-from monitor.service import CycleSummary, Daemon, PollReport, prepare, run_once
+from monitor.service import CycleSummary, PollReport, prepare, run_once
 
 
 @click.command("run")
 @click.option("--once", is_flag=True,
-              help="Poll every active feed now (honouring backoff and Retry-After), print a "
-                   "summary and exit.")
+              help="Poll every active feed now (honouring backoff and Retry-After), send due "
+                   "alerts, print a summary and exit.")
+@click.option("--watch-config", is_flag=True,
+              help="Reload automatically when a file of the config folder changes "
+                   "(SIGHUP always reloads).")
 @click.pass_obj
-def run_command(app: App, once: bool) -> None:
+def run_command(app: App, once: bool, watch_config: bool) -> None:
     """Poll the configured feeds on their schedule until stopped (SIGTERM or Ctrl-C).
+
+    SIGHUP reloads the config folder; an invalid config is refused and the
+    daemon keeps running on the previous one (see `monitor status`).
 
     Exit codes with --once: 0 when the cycle ran (even if some feeds failed),
     1 when it could not run (database unwritable, another daemon holds it),
@@ -29,6 +37,7 @@ def run_command(app: App, once: bool) -> None:
     \b
     Examples:
       monitor run
+      monitor run --watch-config
       monitor --config ~/watch --db ~/watch/monitor.db run --once
     """
     config = app.config()
@@ -41,9 +50,41 @@ def run_command(app: App, once: bool) -> None:
                                     progress=_progress_line(len(config.feeds))))
             _print_summary(summary)
         else:
-            _run(Daemon(config, app.db_path, prepared.match, alerting=prepared.alerting).run())
+            _run(_daemon(app, prepared, watch_config))
     finally:
         lock.release()
+    _exit_now(0)
+
+
+async def _daemon(app: App, prepared, watch_config: bool) -> None:
+    from monitor.config import load_config
+    from monitor.daemon import Daemon
+    from monitor.sdnotify import Notifier
+
+    config_dir = prepared.config.dir
+
+    def loader():
+        return prepare(load_config(config_dir))
+
+    notifier = Notifier.from_env()
+    try:
+        await Daemon(prepared, app.db_path, loader=loader, notifier=notifier,
+                     watch_config=watch_config).run()
+    finally:
+        notifier.close()
+
+
+def _exit_now(code: int) -> None:
+    """Exit without waiting for threads we no longer need.
+
+    apprise sends on worker threads; one stuck on a dead mail server would hold
+    interpreter exit. Everything that matters is committed by now, and an
+    abandoned send is still pending in the outbox.
+    """
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _run(coro):
@@ -65,10 +106,8 @@ def _progress_line(total: int):
     def show(report: PollReport) -> None:
         nonlocal done
         done += 1
-        end = "\n" if done == total else ""
-        click.echo(f"\rpolled {done}/{total} feeds ({report.feed}: {report.outcome})\x1b[K", err=True, nl=False)
-        if end:
-            click.echo("", err=True)
+        click.echo(f"\rpolled {done}/{total} feeds ({report.feed}: {report.outcome})\x1b[K",
+                   err=True, nl=done == total)
 
     return show
 

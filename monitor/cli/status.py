@@ -1,0 +1,94 @@
+"""`monitor status`: is the daemon healthy, and what has it been doing today."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+import click
+
+from monitor.cli.context import App, is_tty
+from monitor.config import Config
+from monitor.errors import ConfigError
+from monitor.status import gather_status
+
+
+@click.command("status")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object instead of the summary.")
+@click.pass_context
+def status_command(ctx: click.Context, as_json: bool) -> None:
+    """Show whether the daemon runs and is healthy, its feeds, today's stories and
+    matches, the alert queue and any config error the daemon refused.
+
+    Reads the database only, so it works while the daemon runs (and as the
+    service's user: `sudo -u monitor monitor status`).
+
+    Exit codes: 0 healthy (daemon running, heartbeat under 2 minutes old, no
+    config error); 1 not healthy (daemon down or stuck, or the daemon refused an
+    invalid config and runs on the previous one).
+
+    \b
+    Examples:
+      monitor status
+      monitor status --json | jq .feeds
+      monitor status || systemctl status monitor
+    """
+    app: App = ctx.obj
+    status = gather_status(app.db_path, _config_or_none(app), datetime.now(timezone.utc))
+    if as_json:
+        click.echo(json.dumps(status, ensure_ascii=False))
+    else:
+        for line in summary_lines(status):
+            click.echo(line)
+    ctx.exit(0 if status["healthy"] else 1)
+
+
+def _config_or_none(app: App) -> Config | None:
+    """The config only sets what "today" means (its timezone): a broken one must not
+    hide the daemon's status, which is what someone fixing it needs to see."""
+    try:
+        return app.config()
+    except ConfigError:
+        return None
+
+
+def summary_lines(status: dict[str, Any]) -> list[str]:
+    """One line per section; the verdict in green or red on a terminal."""
+    if status["healthy"]:
+        verdict = _coloured("healthy", "green")
+    else:
+        verdict = _coloured("NOT healthy: " + "; ".join(status["problems"]), "red")
+    feeds, alerts = status["feeds"], status["alerts"]
+    lines = [
+        f"status:  {verdict}",
+        f"daemon:  {_daemon_line(status['daemon'])}",
+        f"feeds:   {feeds['total']} total: {feeds['ok']} ok, {feeds['error']} erroring, "
+        f"{feeds['backing_off']} backing off, {feeds['gone']} gone, {feeds['paused']} paused, "
+        f"{feeds['new']} never polled",
+        f"today:   {status['stories_today']} stories, {status['matches_today']} matches",
+        f"alerts:  {alerts['pending']} pending, {alerts['failed']} failed (retrying), "
+        f"{alerts['dead']} dead, {alerts['sent_today']} sent today",
+    ]
+    if status["config_error"]:
+        first, *rest = status["config_error"].splitlines()
+        lines.append(f"config:  {_coloured('error: ' + first, 'red')}")
+        lines.extend(f"         {line}" for line in rest)
+    return lines
+
+
+def _daemon_line(daemon: dict[str, Any]) -> str:
+    last_cycle = f"last cycle {daemon['last_cycle'] or 'never'}"
+    if not daemon["running"]:
+        started = f", last started {daemon['since']}" if daemon["since"] else ""
+        return f"down{started}, {last_cycle}"
+    age = daemon["heartbeat_age"]
+    heartbeat = "no heartbeat yet" if age is None else f"heartbeat {age:.0f} s ago"
+    return f"running (pid {daemon['pid']}) since {daemon['since'] or '?'}, {heartbeat}, {last_cycle}"
+
+
+def _coloured(text: str, colour: str) -> str:
+    return click.style(text, fg=colour, bold=True) if is_tty() else text
+
+
+COMMANDS = [status_command]

@@ -1,0 +1,380 @@
+"""The long-running daemon: one event loop for polling, matching and alert dispatch.
+
+Lifecycle:
+- start: open the store, resume every feed's stored rhythm (one APScheduler job
+  per feed), start the dispatcher, the heartbeat and (optionally) the config
+  watcher, then tell systemd READY=1.
+- SIGHUP (or an edited file with --watch-config): load and validate the config
+  folder first. An invalid config is refused: the daemon keeps running on the
+  old one, logs the error with file and line, and records it for
+  `monitor status`. A valid one is applied in place: feeds added, removed or
+  re-timed, rules and destinations swapped, without a restart, without
+  re-alerting old stories and without resetting the other feeds' rhythm.
+- SIGTERM/SIGINT: stop taking work, cancel in-flight polls and sends (a send
+  that was abandoned stays pending in the outbox and goes out after the next
+  start), close the store. Every write is a transaction, so a SIGKILL leaves
+  nothing half-written either.
+- heartbeat: checks that the loop is responsive and that no active feed is
+  overdue by more than two intervals; only then does it send WATCHDOG=1, so a
+  hung daemon is restarted by systemd. It also writes the heartbeat time and a
+  one-line cycle summary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+from monitor.errors import ConfigError
+from monitor.fetch import Fetcher
+from monitor.models import FeedConfig, FeedState
+from monitor.schedule import first_poll_time
+from monitor.service import Clock, CycleSummary, Pipeline, PollReport, Prepared, utc_now
+from monitor.store import Store, StoreThread
+from monitor.urls import strip_userinfo
+
+if TYPE_CHECKING:
+    from monitor.alert.dispatch import Dispatcher
+    from monitor.sdnotify import Notifier
+
+log = logging.getLogger("monitor.daemon")
+
+Loader = Callable[[], Prepared]
+
+
+class Daemon:
+    """Keeps polling every feed on its own rhythm until SIGTERM or SIGINT.
+
+    `start()` and `stop()` are separate from `run()` so that tests can look at
+    the scheduler between them.
+    """
+
+    HOUSEKEEPING_EVERY = 3600.0  # seconds between retention and silence checks
+    DISPATCH_EVERY = 5.0  # seconds between outbox checks (retries, digests, `alerts retry`)
+    HEARTBEAT_EVERY = 10.0  # seconds; shortened to half the systemd watchdog interval
+    SUMMARY_EVERY = 60.0  # seconds between cycle summary lines
+    WATCH_EVERY = 2.0  # seconds between config-folder checks with --watch-config
+    STOP_GRACE = 5.0  # seconds in-flight work may take to unwind on SIGTERM
+    MAX_LOOP_LAG = 5.0  # seconds of event-loop stall that make the heartbeat unhealthy
+
+    def __init__(self, prepared: Prepared, db_path: Path, *, loader: Loader | None = None,
+                 clock: Clock = utc_now, notifier: "Notifier | None" = None,
+                 watch_config: bool = False) -> None:
+        from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+        self.prepared = prepared
+        self.db_path = db_path
+        self.loader = loader
+        self.clock = clock
+        self.notifier = notifier
+        self.watch_config = watch_config
+        self.scheduler = AsyncIOScheduler(timezone=timezone.utc)
+        self.summary = CycleSummary()  # polls since the last summary line
+        self.loop_lag = 0.0
+        self._feeds: dict[str, FeedConfig] = {f.name: f for f in prepared.config.feeds}
+        self._stop = asyncio.Event()
+        self._store: StoreThread | None = None
+        self._pipeline: Pipeline | None = None
+        self._dispatcher: Dispatcher | None = None
+        self._tasks: set[asyncio.Task] = set()  # heartbeat, config watcher
+        self._inflight: set[asyncio.Task] = set()  # running polls and sends
+        self._reloading = asyncio.Lock()
+
+    @property
+    def config(self):
+        return self.prepared.config
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self.request_stop)
+        loop.add_signal_handler(signal.SIGINT, self.request_stop)
+        loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn(self.reload()))
+        try:
+            await self.start()
+            await self._stop.wait()
+        finally:
+            await self.stop()
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Open the store, resume each feed's stored rhythm and start the scheduler."""
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        self._store = store = StoreThread(self.db_path)
+        now = self.clock()
+        await store.call(Store.sync_feeds, self.config.feeds, now)
+        await store.call(Store.set_meta, "daemon_started", now.isoformat())
+        await store.call(Store.set_meta, "config_error", "")
+        self._pipeline = Pipeline(self.config, store, Fetcher(self.config.fetch),
+                                  self.prepared.match, clock=self.clock,
+                                  alerting=self.prepared.alerting)
+        self._dispatcher = self.prepared.alerting.dispatcher(store, self.clock)
+        states = {s.name: s for s in await store.call(Store.feed_states)}
+        for feed in self.config.feeds:
+            self._add_job(feed, states.get(feed.name))
+        self.scheduler.add_job(self._housekeeping, IntervalTrigger(seconds=self.HOUSEKEEPING_EVERY),
+                               id="housekeeping", coalesce=True, max_instances=1)
+        self.scheduler.add_job(self._dispatch, IntervalTrigger(seconds=self.DISPATCH_EVERY),
+                               id="dispatch", coalesce=True, max_instances=1,
+                               next_run_time=self.clock())
+        self.scheduler.start()
+        self._spawn(self._heartbeat(), keep=True)
+        if self.watch_config and self.loader is not None:
+            self._spawn(self._watch_config(), keep=True)
+        log.info("daemon started feeds=%d db=%s", len(self.config.feeds), self.db_path)
+        if self.notifier is not None:
+            self.notifier.ready(self.status_line())
+
+    async def stop(self) -> None:
+        """Stop taking new work, let in-flight work unwind briefly, then close everything."""
+        log.info("daemon stopping")
+        if self.notifier is not None:
+            self.notifier.stopping()
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)  # also cancels running job tasks
+        for task in self._tasks | self._inflight:
+            task.cancel()
+        pending = {t for t in self._tasks | self._inflight if not t.done()}
+        if pending:
+            await asyncio.wait(pending, timeout=self.STOP_GRACE)
+        if self._pipeline is not None:
+            self._pipeline.close(wait=False)
+            await self._pipeline.fetcher.aclose()
+        if self._store is not None:
+            self._store.close()
+        self._log_summary(force=True)
+
+    def _spawn(self, coro, *, keep: bool = False) -> asyncio.Task:
+        task = asyncio.get_running_loop().create_task(coro)
+        bucket = self._tasks if keep else self._inflight
+        bucket.add(task)
+        task.add_done_callback(bucket.discard)
+        return task
+
+    # ------------------------------------------------------------- polling
+
+    def _add_job(self, feed: FeedConfig, state: FeedState | None) -> None:
+        """One job per feed; the pipeline's computed next poll re-times it after each run."""
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        name = feed.name
+
+        async def job() -> None:
+            current = self._feeds.get(name)
+            if current is None or self._stop.is_set():
+                return
+            task = asyncio.current_task()
+            self._inflight.add(task)
+            try:
+                report = await self._pipeline.poll(current)
+            finally:
+                self._inflight.discard(task)
+            self.summary.add(report)
+            if self._stop.is_set():
+                return
+            if report.matched:
+                self._spawn(self._dispatch())
+            fresh = await self._store.call(Store.feed_state, name)
+            if self.scheduler.get_job(name) is None:
+                return  # removed by a reload meanwhile
+            if fresh is not None and fresh.next_poll is not None:
+                self.scheduler.modify_job(name, next_run_time=fresh.next_poll)
+            elif report.outcome == "gone":
+                self.scheduler.pause_job(name)
+
+        self.scheduler.add_job(
+            job, IntervalTrigger(seconds=feed.interval), id=name, name=name,
+            next_run_time=first_poll_time(state, self.clock()),
+            coalesce=True, max_instances=1, replace_existing=True,
+            misfire_grace_time=max(60, int(feed.interval)),
+        )
+
+    async def _dispatch(self) -> None:
+        if self._dispatcher is not None and not self._stop.is_set():
+            await self._dispatcher.dispatch_due()
+
+    # -------------------------------------------------------------- reload
+
+    async def reload(self) -> bool:
+        """Load, validate and apply the config folder; keep the old config when it is invalid."""
+        if self.loader is None:
+            return False
+        async with self._reloading:
+            if self.notifier is not None:
+                self.notifier.reloading()
+            try:
+                prepared = await asyncio.get_running_loop().run_in_executor(None, self.loader)
+            except ConfigError as exc:
+                message = str(exc)
+                log.error("reload refused, still running the previous config: %s",
+                          message.replace("\n", " | "))
+                await self._store.call(Store.set_meta, "config_error", message)
+                if self.notifier is not None:
+                    self.notifier.ready(f"config error, running the previous config: "
+                                        f"{message.splitlines()[0]}")
+                return False
+            await self._apply(prepared)
+            await self._store.call(Store.set_meta, "config_error", "")
+            log.info("reloaded feeds=%d", len(prepared.config.feeds))
+            if self.notifier is not None:
+                self.notifier.ready(self.status_line())
+            return True
+
+    async def _apply(self, new: Prepared) -> None:
+        """Swap in a validated config without touching the rhythm of unchanged feeds."""
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        old_feeds, new_feeds = self._feeds, {f.name: f for f in new.config.feeds}
+        now = self.clock()
+        await self._store.call(Store.sync_feeds, new.config.feeds, now)
+        states = {s.name: s for s in await self._store.call(Store.feed_states)}
+        self._feeds = new_feeds
+        for name in old_feeds.keys() - new_feeds.keys():
+            self.scheduler.remove_job(name)
+        for name, feed in new_feeds.items():
+            old = old_feeds.get(name)
+            if old is None:
+                self._add_job(feed, states.get(name))
+            elif old.interval != feed.interval:
+                job = self.scheduler.get_job(name)
+                soonest = now + timedelta(seconds=feed.interval)
+                next_run = job.next_run_time if job and job.next_run_time else now
+                self.scheduler.modify_job(name, trigger=IntervalTrigger(seconds=feed.interval),
+                                          next_run_time=min(next_run, soonest))
+        pipeline = self._pipeline
+        if new.config.fetch != self.config.fetch:
+            old_fetcher, pipeline.fetcher = pipeline.fetcher, Fetcher(new.config.fetch)
+            self._spawn(_close_later(old_fetcher, self.STOP_GRACE))
+        pipeline.config, pipeline.match, pipeline.alerting = new.config, new.match, new.alerting
+        self._dispatcher = new.alerting.dispatcher(self._store, self.clock)
+        self.prepared = new
+
+    async def _watch_config(self) -> None:
+        """Reload when a file of the config folder changes (mtime or size)."""
+        seen = _folder_signature(self.config.dir)
+        while not self._stop.is_set():
+            await asyncio.sleep(self.WATCH_EVERY)
+            current = _folder_signature(self.config.dir)
+            if current != seen:
+                seen = current
+                log.info("config folder changed, reloading")
+                await self.reload()
+
+    # -------------------------------------------------- heartbeat, health
+
+    async def _heartbeat(self) -> None:
+        loop = asyncio.get_running_loop()
+        period = self.HEARTBEAT_EVERY
+        watchdog = self.notifier.watchdog_interval() if self.notifier else None
+        if watchdog:
+            period = min(period, watchdog / 2)
+        since_summary = 0.0
+        while not self._stop.is_set():
+            started = loop.time()
+            await asyncio.sleep(period)
+            self.loop_lag = max(0.0, loop.time() - started - period)
+            now = self.clock()
+            await self._store.call(Store.set_meta, "heartbeat", now.isoformat())
+            healthy = await self.healthy(now)
+            if self.notifier is not None:
+                if healthy:
+                    self.notifier.watchdog()
+                self.notifier.status(self.status_line())
+            since_summary += period
+            if since_summary >= self.SUMMARY_EVERY:
+                since_summary = 0.0
+                self._log_summary()
+
+    async def healthy(self, now: datetime) -> bool:
+        """The loop answers, and no active feed is overdue by more than two intervals."""
+        if self.loop_lag > self.MAX_LOOP_LAG:
+            log.warning("heartbeat unhealthy loop_lag=%.1fs", self.loop_lag)
+            return False
+        states = await self._store.call(Store.feed_states)
+        for state in states:
+            feed = self._feeds.get(state.name)
+            if feed is None or state.status in ("paused", "gone", "removed") or state.next_poll is None:
+                continue
+            if now - state.next_poll > timedelta(seconds=2 * feed.interval):
+                log.warning("heartbeat unhealthy feed=%s overdue_since=%s", feed.name,
+                            state.next_poll.isoformat())
+                return False
+        return True
+
+    def status_line(self) -> str:
+        s = self.summary
+        return (f"{len(self._feeds)} feeds; last minute: polled {len(s.reports)}, "
+                f"new {s.new}, matched {s.matched}, errors {s.count('error')}")
+
+    def _log_summary(self, force: bool = False) -> None:
+        if self.summary.reports or force:
+            log.info("cycle %s", self.summary.line())
+            if self._store is not None and not force:
+                self._spawn(self._store.call(Store.set_meta, "last_cycle", self.clock().isoformat()))
+        self.summary = CycleSummary()
+
+    # --------------------------------------------------------- housekeeping
+
+    async def _housekeeping(self) -> None:
+        """Hourly: prune past retention, and tell the admins about feeds gone silent."""
+        pruned = await self._store.call(Store.prune, self.clock(), self.config.poll.retention)
+        if pruned:
+            log.info("retention pruned=%d", pruned)
+        await self._check_silence()
+
+    async def _check_silence(self) -> None:
+        """One "silent" alert per quiet spell: a feed that stopped publishing for far longer
+        than its usual rhythm (health_silence x its interval)."""
+        alerting = self.prepared.alerting
+        if not alerting.admins or not alerting.settings.health_silence:
+            return
+        from monitor.alert.outbox import queue_health
+        from monitor.alert.route import is_silent
+        from monitor.durations import format_duration
+
+        now = self.clock()
+        last = await self._store.call(Store.last_story_times)
+        states = {s.name: s for s in await self._store.call(Store.feed_states)}
+        for feed in self._feeds.values():
+            seen = last.get(feed.name)
+            state = states.get(feed.name)
+            if state is None or state.status != "ok" or not is_silent(
+                    seen, feed.interval, alerting.settings.health_silence, now):
+                continue
+            marker = f"silent_alerted:{feed.name}"
+            if await self._store.call(Store.get_meta, marker) == seen.isoformat():
+                continue
+            quiet = format_duration(int((now - seen).total_seconds()))
+            await self._store.call(queue_health, alerting.admins, feed=feed.name,
+                                   url=strip_userinfo(state.url), event="silent", detail=quiet,
+                                   now=now)
+            await self._store.call(Store.set_meta, marker, seen.isoformat())
+
+
+async def _close_later(fetcher: Fetcher, delay: float) -> None:
+    """Close a replaced fetcher once the polls that were using it have had time to finish."""
+    await asyncio.sleep(delay)
+    await fetcher.aclose()
+
+
+def _folder_signature(folder: Path) -> tuple:
+    """(name, mtime, size) of every file in the config folder and its templates/."""
+    entries = []
+    for path in sorted([*folder.glob("*"), *folder.glob("templates/*")]):
+        try:
+            stat = path.stat()
+        except OSError:
+            continue
+        if path.is_file():
+            entries.append((str(path), stat.st_mtime_ns, stat.st_size))
+    return tuple(entries)

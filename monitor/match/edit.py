@@ -1,0 +1,355 @@
+"""`monitor terms ...` and `monitor rules enable|disable`: edit watch.toml without breaking it.
+
+watch.toml is written by hand and heavily commented, so an edit goes through
+tomlkit, which keeps every comment and every untouched byte. Each edit is a
+read-modify-write under a lock on the config folder (two commands at once
+cannot lose each other's change), and the new text must pass two checks
+before it replaces the file atomically (same permissions):
+
+* it means exactly the old data with the one intended change (tomllib is the
+  judge, so a tomlkit quirk can never slip an unintended change in), and
+* the watch loader accepts it: an alias that cannot match anything, or
+  removing an entity's last alias, is refused with the loader's reason.
+
+A refused edit leaves the file byte-identical.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import fcntl
+import os
+import tomllib
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import tomlkit
+import tomlkit.exceptions
+import tomlkit.items
+
+from monitor.config import read_config_text
+from monitor.errors import ConfigError, MonitorError, UsageError
+from monitor.match.watch import load_watch, parse_watch_text
+from monitor.paths import atomic_write_text
+
+__all__ = ["add_aliases", "add_exclude", "list_terms", "remove_aliases", "set_rule_enabled"]
+
+_FALLBACK_INDENT = "    "  # for a multi-line array with no item starting a line
+
+
+def list_terms(watch_path: Path, entity: str | None = None) -> list[dict[str, Any]]:
+    """The entities of the watch (or the one named, ignoring case) with their aliases and exclusions."""
+    watch = load_watch(watch_path)
+    names = list(watch.entities)
+    if entity is not None:
+        if not watch_path.exists():
+            raise UsageError(f"no entity {entity!r}: {watch_path} does not exist")
+        names = [_resolve(names, entity, "entity", watch_path, others=list(watch.groups))]
+    return [{"entity": name, "aliases": list(watch.entities[name].aliases),
+             "exclude": list(watch.entities[name].exclude),
+             "description": watch.entities[name].description} for name in names]
+
+
+def add_aliases(watch_path: Path, entity: str, aliases: Sequence[str]) -> list[str]:
+    """Append ALIASES to the entity's list, each on its own line in a multi-line list;
+    the ones added (those already there, as written, are skipped)."""
+    with _editing(watch_path) as edit:
+        name = edit.resolve("entity", entity)
+        present = edit.strings("entity", name, "aliases")
+        added = [alias for alias in dict.fromkeys(aliases) if alias not in present]
+        if added:
+            edit.append("entity", name, "aliases", added, after=None)
+            edit.commit(f"adding {_quoted(added)} to entity {name!r}")
+        return added
+
+
+def remove_aliases(watch_path: Path, entity: str, aliases: Sequence[str]) -> list[str]:
+    """Remove every occurrence of ALIASES (as written) from the entity; the ones removed."""
+    with _editing(watch_path) as edit:
+        name = edit.resolve("entity", entity)
+        present = edit.strings("entity", name, "aliases")
+        removed = [alias for alias in dict.fromkeys(aliases) if alias in present]
+        if not removed:
+            raise UsageError(f"entity {name!r} has no alias {_quoted(aliases)}"
+                             f"{_close_hint(aliases, present)}")
+        if all(alias in removed for alias in present):
+            raise UsageError(f"cannot remove every alias of entity {name!r}: an entity needs at least one "
+                             "(to drop the entity, delete it and the rules that use it from "
+                             f"{watch_path} by hand)")
+        edit.remove("entity", name, "aliases", removed)
+        edit.commit(f"removing {_quoted(removed)} from entity {name!r}")
+        return removed
+
+
+def add_exclude(watch_path: Path, entity: str, phrase: str) -> bool:
+    """Add PHRASE to the entity's `exclude` list (created after `aliases` if missing); False if there."""
+    with _editing(watch_path) as edit:
+        name = edit.resolve("entity", entity)
+        if phrase in edit.strings("entity", name, "exclude"):
+            return False
+        edit.append("entity", name, "exclude", [phrase], after="aliases")
+        edit.commit(f"excluding {phrase!r} for entity {name!r}")
+        return True
+
+
+def set_rule_enabled(watch_path: Path, rule: str, enabled: bool) -> bool:
+    """Switch a rule on or off; True if the file changed.
+
+    A missing `enabled` means on, so enabling such a rule changes nothing and
+    disabling it adds `enabled = false` right after its query."""
+    with _editing(watch_path) as edit:
+        name = edit.resolve("rule", rule)
+        current = edit.data["rule"][name].get("enabled", True)
+        if current is enabled:
+            return False
+        edit.set_value("rule", name, "enabled", enabled, after="query")
+        edit.commit(f"{'enabling' if enabled else 'disabling'} rule {name!r}")
+        return True
+
+
+# --------------------------------------------------------------------------
+# one edit
+# --------------------------------------------------------------------------
+
+
+@contextmanager
+def _editing(path: Path) -> Iterator["_WatchEdit"]:
+    """A _WatchEdit of PATH, holding the folder's edit lock from the read to the write."""
+    with _folder_lock(path.parent):
+        yield _WatchEdit.read(path)
+
+
+@contextmanager
+def _folder_lock(folder: Path) -> Iterator[None]:
+    """flock on the folder itself: the file is replaced by a rename, so a lock on it would not hold."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except FileNotFoundError:
+        raise UsageError(f"the config folder {folder} does not exist") from None
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # closing releases the lock
+
+
+class _WatchEdit:
+    """The file's text and tomlkit document, its data before, and the data the edit must produce."""
+
+    def __init__(self, path: Path, text: str, document: tomlkit.TOMLDocument, data: dict[str, Any]) -> None:
+        self.path = path
+        self.text = text
+        self.document = document
+        self.data = data
+        self.expected = copy.deepcopy(data)
+
+    @classmethod
+    def read(cls, path: Path) -> "_WatchEdit":
+        text = read_config_text(path)
+        if text is None:
+            raise UsageError(f"{path} does not exist: there is no watch to edit "
+                             "(`monitor init DIR` writes a commented example)")
+        try:
+            document = tomlkit.parse(text)
+            data = tomllib.loads(text)
+        except (tomlkit.exceptions.TOMLKitError, tomllib.TOMLDecodeError):  # the loader locates the mistake
+            parse_watch_text(text, path)
+            raise ConfigError("cannot parse the file for editing; fix it by hand", path=path) from None
+        if tomlkit.dumps(document) != text:
+            raise _unusual_layout(path)
+        return cls(path, text, document, data)
+
+    # -- reading -------------------------------------------------------------
+
+    def resolve(self, section: str, wanted: str) -> str:
+        """The [SECTION.NAME] table's name as written, found ignoring case."""
+        tables = self.data.get(section)
+        names = list(tables) if isinstance(tables, dict) else []
+        others = self.data.get("group") if section == "entity" else None
+        name = _resolve(names, wanted, section, self.path,
+                        others=list(others) if isinstance(others, dict) else [])
+        if not isinstance(tables[name], dict):
+            self._raise_current_error()
+            raise _unusual_layout(self.path)
+        return name
+
+    def strings(self, section: str, name: str, key: str) -> list[str]:
+        """The list of strings at [section.name].key (empty if absent); a located error if it is not one."""
+        value = self._body(self.data, section, name).get(key, [])
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            self._raise_current_error()
+            raise ConfigError("must be a list of strings", path=self.path, key=f"{section}.{name}.{key}")
+        return value
+
+    # -- changing --------------------------------------------------------------
+
+    def append(self, section: str, name: str, key: str, values: Sequence[str], *, after: str | None) -> None:
+        table = self._table(section, name)
+        if key in table:
+            array = table[key]
+            if not isinstance(array, tomlkit.items.Array):
+                raise _unusual_layout(self.path)
+            for value in values:
+                _append_item(array, value)
+        else:
+            created = tomlkit.array()
+            created.extend(values)
+            _insert_key(table, key, created, after=after)
+        body = self._body(self.expected, section, name)
+        body[key] = [*body.get(key, []), *values]
+
+    def remove(self, section: str, name: str, key: str, values: Sequence[str]) -> None:
+        array = self._table(section, name)[key]
+        if not isinstance(array, tomlkit.items.Array):
+            raise _unusual_layout(self.path)
+        for value in values:
+            while value in array:
+                array.remove(value)  # tomlkit drops the item's line, with its comment, when it stood alone
+        body = self._body(self.expected, section, name)
+        body[key] = [item for item in body[key] if item not in values]
+
+    def set_value(self, section: str, name: str, key: str, value: bool, *, after: str) -> None:
+        table = self._table(section, name)
+        if key in table:
+            table[key] = value  # tomlkit keeps the old item's indent and trailing comment
+        else:
+            _insert_key(table, key, tomlkit.item(value), after=after)
+        self._body(self.expected, section, name)[key] = value
+
+    def commit(self, what: str) -> None:
+        """Write the edited document, or refuse (the file untouched) if it is not exactly right."""
+        new_text = tomlkit.dumps(self.document)
+        try:
+            actual = tomllib.loads(new_text)
+        except tomllib.TOMLDecodeError:
+            actual = None
+        if actual != self.expected:
+            raise _unusual_layout(self.path)
+        try:
+            parse_watch_text(new_text, self.path)
+        except ConfigError as error:
+            self._raise_current_error(prefix=f"{self.path} was not changed: it is invalid already; fix this first:\n")
+            key = f"{error.key}: " if error.key else ""
+            context = f"\n{error.context}" if error.context else ""
+            raise UsageError(f"refused {what}: it would make {self.path.name} invalid: {key}{error.message}"
+                             f"{context}\n({self.path} was not changed)") from None
+        atomic_write_text(self.path, new_text)
+
+    # -- helpers -----------------------------------------------------------------
+
+    def _table(self, section: str, name: str) -> tomlkit.items.Table | tomlkit.items.InlineTable:
+        table = self.document[section][name]
+        if not isinstance(table, (tomlkit.items.Table, tomlkit.items.InlineTable)):
+            raise _unusual_layout(self.path)
+        return table
+
+    @staticmethod
+    def _body(data: Mapping[str, Any], section: str, name: str) -> dict[str, Any]:
+        return data[section][name]
+
+    def _raise_current_error(self, prefix: str = "") -> None:
+        """Raise the loader's located error for the file as it is now, if it has one."""
+        try:
+            parse_watch_text(self.text, self.path)
+        except ConfigError as error:
+            if prefix:
+                raise UsageError(f"{prefix}{error}") from None
+            raise
+
+
+# --------------------------------------------------------------------------
+# tomlkit layout
+# --------------------------------------------------------------------------
+
+
+def _append_item(array: tomlkit.items.Array, value: str) -> None:
+    """Append VALUE the way the list is laid out: inline in a one-line list, else on a
+    line of its own, indented like the last item's line, with a comma if the last item has one."""
+    if "\n" not in array.as_string():
+        array.append(value)
+        return
+    # tomlkit keeps each element as a group (indent, value, comma, comment); the layout is read from them.
+    groups = array._value
+    values = [index for index, group in enumerate(groups) if _holds_value(group)]
+    if not values:
+        array.add_line(value, indent=_FALLBACK_INDENT)
+        return
+    array.add_line(value, indent=_line_indent(groups, values[-1]),
+                   add_comma=groups[values[-1]].comma is not None)
+
+
+def _holds_value(group: Any) -> bool:
+    return group.value is not None and not isinstance(group.value, tomlkit.items.Null)
+
+
+def _line_indent(groups: Sequence[Any], last: int) -> str:
+    """The indentation of the line holding group LAST: the blanks after the nearest newline before it."""
+    for group in reversed(groups[:last + 1]):
+        if group.indent is not None and "\n" in group.indent.s:
+            return group.indent.s.rsplit("\n", 1)[1]
+    return _FALLBACK_INDENT
+
+
+def _insert_key(table: tomlkit.items.Table | tomlkit.items.InlineTable, key: str, item: Any,
+                *, after: str | None) -> None:
+    """Add KEY right after the key AFTER (indented like it), else at the end of the table.
+
+    tomlkit's public append puts a key after the comments that follow the
+    table's last value, which belong to the next section; inserting after a
+    named key keeps the new line inside the table's own block."""
+    item = tomlkit.item(item)
+    if after is not None and after in table:
+        item.trivia.indent = table.value.item(after).trivia.indent
+        table.value._insert_after(after, key, item)
+    else:
+        table.append(key, item)
+
+
+# --------------------------------------------------------------------------
+# names and messages
+# --------------------------------------------------------------------------
+
+
+def _resolve(names: Sequence[str], wanted: str, kind: str, path: Path, *, others: Sequence[str]) -> str:
+    """The name as written in the file: exact, else the only one equal ignoring case."""
+    if wanted in names:
+        return wanted
+    folded = [name for name in names if name.casefold() == wanted.casefold()]
+    if len(folded) == 1:
+        return folded[0]
+    if folded:
+        raise UsageError(f"{kind} {wanted!r} is ambiguous in {path}: {_quoted(folded)} differ only in case; "
+                         "write the name exactly")
+    group = next((name for name in others if name.casefold() == wanted.casefold()), None)
+    if group is not None:
+        raise UsageError(f"{wanted!r} is a term group, not an entity: edit [group.{group}] in {path} by hand")
+    raise UsageError(f"no {kind} {wanted!r} in {path}{_known_hint(names, wanted, kind)}")
+
+
+def _known_hint(names: Sequence[str], wanted: str, kind: str) -> str:
+    plural = "entities" if kind == "entity" else f"{kind}s"
+    if not names:
+        return f" (it has no {plural})"
+    if len(names) <= 12:
+        return f" ({plural}: {', '.join(names)})"
+    close = difflib.get_close_matches(wanted.casefold(), [name.casefold() for name in names], n=3)
+    hint = f"did you mean {' or '.join(close)}? " if close else ""
+    return f" ({hint}`monitor {'terms' if kind == 'entity' else 'rules'} list` shows them all)"
+
+
+def _close_hint(wanted: Sequence[str], present: Sequence[str]) -> str:
+    """Aliases written differently: case and the '=' marker matter, so 'china' is not '=China'."""
+    by_fold = {alias.casefold().lstrip("="): alias for alias in present}
+    close = [by_fold[key] for key in dict.fromkeys(w.casefold().lstrip("=") for w in wanted) if key in by_fold]
+    return f" (did you mean {_quoted(close)}? aliases are removed exactly as written)" if close else ""
+
+
+def _quoted(values: Sequence[str]) -> str:
+    return ", ".join(repr(value) for value in values)
+
+
+def _unusual_layout(path: Path) -> MonitorError:
+    return MonitorError(f"could not edit {path} safely (its layout is unusual); "
+                        "the file was not changed: please edit it by hand")

@@ -1,0 +1,141 @@
+"""What `monitor status` shows: the daemon's health, read from its database.
+
+The daemon writes meta keys as it runs ("daemon_started", "heartbeat" every
+few seconds, "last_cycle", "config_error"); this module only reads them, with
+a read-only connection, so status works from another process (or another
+user) while the daemon writes. Everything returned is plain JSON-ready data:
+times are ISO 8601 UTC strings with a Z.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta, timezone
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from monitor.alert.outbox import counts as alert_counts
+from monitor.config import Config
+from monitor.errors import MonitorError
+from monitor.lock import DaemonLock
+from monitor.schedule import is_due
+from monitor.store import Store, to_text
+
+HEARTBEAT_FRESH = timedelta(minutes=2)  # the daemon beats every ~10 s; 2 min is clearly stuck
+FEED_STATUSES = ("ok", "error", "gone", "paused", "new")
+ALERT_STATUSES = ("pending", "failed", "dead")
+
+
+def gather_status(db_path: Path, config: Config | None, now: datetime) -> dict[str, Any]:
+    """The daemon's state and today's counts; a missing database means nothing ran yet."""
+    pid = _daemon_pid(db_path)
+    midnight = local_midnight(now, config.timezone if config else "UTC")
+    if db_path.exists():
+        store = Store.open(db_path, readonly=True)
+        try:
+            meta = {key: store.get_meta(key) for key in
+                    ("daemon_started", "heartbeat", "last_cycle", "config_error")}
+            feeds = _feed_counts(store, now)
+            today = _today_counts(store, midnight)
+            alerts = _alert_counts(store, midnight)
+        finally:
+            store.close()
+    else:
+        meta = {}
+        feeds = dict.fromkeys(("total", *FEED_STATUSES, "backing_off"), 0)
+        today = {"stories_today": 0, "matches_today": 0}
+        alerts = dict.fromkeys((*ALERT_STATUSES, "sent_today"), 0)
+    heartbeat = _moment(meta.get("heartbeat"))
+    daemon = {
+        "running": pid is not None,
+        "pid": pid,
+        "since": _iso(_moment(meta.get("daemon_started"))),
+        "last_heartbeat": _iso(heartbeat),
+        "heartbeat_age": None if heartbeat is None else round((now - heartbeat).total_seconds(), 1),
+        "last_cycle": _iso(_moment(meta.get("last_cycle"))),
+    }
+    config_error = meta.get("config_error") or None
+    problems = _problems(daemon, heartbeat, config_error, now)
+    return {
+        "healthy": not problems,
+        "problems": problems,
+        "checked_at": _iso(now),
+        "database": str(db_path),
+        "daemon": daemon,
+        "feeds": feeds,
+        **today,
+        "alerts": alerts,
+        "config_error": config_error,
+    }
+
+
+def local_midnight(now: datetime, tz: str) -> datetime:
+    """The start of NOW's day in the user's timezone: what "today" means to them."""
+    local = now.astimezone(ZoneInfo(tz))
+    return datetime.combine(local.date(), time(), tzinfo=local.tzinfo)
+
+
+def _daemon_pid(db_path: Path) -> int | None:
+    try:
+        return DaemonLock(db_path).holder_pid()
+    except OSError as exc:
+        raise MonitorError(f"cannot check the daemon's lock beside {db_path}: {exc.strerror}") from None
+
+
+def _problems(daemon: dict[str, Any], heartbeat: datetime | None, config_error: str | None,
+              now: datetime) -> list[str]:
+    """Why the daemon is not healthy, in words; empty when it is."""
+    if not daemon["running"]:
+        problems = ["daemon not running"]
+    elif heartbeat is None:
+        problems = ["daemon running but no heartbeat recorded"]
+    elif now - heartbeat >= HEARTBEAT_FRESH:
+        problems = [f"no heartbeat for {int((now - heartbeat).total_seconds())} s"]
+    else:
+        problems = []
+    if config_error:
+        problems.append("the daemon refused an invalid config")
+    return problems
+
+
+def _feed_counts(store: Store, now: datetime) -> dict[str, int]:
+    """Feeds by status (removed ones left out); backing_off overlaps: erroring feeds that
+    wait out a backoff or a Retry-After before their next poll."""
+    states = store.feed_states()
+    counts = {"total": len(states), **dict.fromkeys(FEED_STATUSES, 0), "backing_off": 0}
+    for state in states:
+        if state.status in counts:
+            counts[state.status] += 1
+        if state.status not in ("gone", "paused") and not is_due(state, now):
+            counts["backing_off"] += 1
+    return counts
+
+
+def _today_counts(store: Store, midnight: datetime) -> dict[str, int]:
+    since = to_text(midnight)
+    stories = store.db.execute("SELECT COUNT(*) FROM entries WHERE first_seen >= ?", [since])
+    matches = store.db.execute("SELECT COUNT(*) FROM matches WHERE created >= ?", [since])
+    return {"stories_today": stories.fetchone()[0], "matches_today": matches.fetchone()[0]}
+
+
+def _alert_counts(store: Store, midnight: datetime) -> dict[str, int]:
+    by_status = alert_counts(store)
+    sent_today = store.db.execute("SELECT COUNT(*) FROM alerts WHERE status = 'sent' AND sent_at >= ?",
+                                  [to_text(midnight)]).fetchone()[0]
+    return {**{status: by_status.get(status, 0) for status in ALERT_STATUSES},
+            "sent_today": sent_today}
+
+
+def _moment(text: str | None) -> datetime | None:
+    """A meta time as the daemon wrote it (isoformat, maybe naive UTC); None if unreadable."""
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
