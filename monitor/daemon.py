@@ -39,6 +39,8 @@ from monitor.urls import strip_userinfo
 
 if TYPE_CHECKING:
     from monitor.alert.dispatch import Dispatcher
+    from monitor.http import HealthServer
+    from monitor.metrics import Metrics
     from monitor.sdnotify import Notifier
 
 log = logging.getLogger("monitor.daemon")
@@ -63,7 +65,7 @@ class Daemon:
 
     def __init__(self, prepared: Prepared, db_path: Path, *, loader: Loader | None = None,
                  clock: Clock = utc_now, notifier: "Notifier | None" = None,
-                 watch_config: bool = False) -> None:
+                 watch_config: bool = False, http: tuple[str, int] | None = None) -> None:
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
         self.prepared = prepared
@@ -83,6 +85,10 @@ class Daemon:
         self._tasks: set[asyncio.Task] = set()  # heartbeat, config watcher
         self._inflight: set[asyncio.Task] = set()  # running polls and sends
         self._reloading = asyncio.Lock()
+        self._http_address = http
+        self._http: HealthServer | None = None
+        self.metrics: Metrics | None = None
+        self.is_healthy = True  # the heartbeat's last verdict, for /healthz
 
     @property
     def config(self):
@@ -128,6 +134,8 @@ class Daemon:
                                id="dispatch", coalesce=True, max_instances=1,
                                next_run_time=self.clock())
         self.scheduler.start()
+        if self._http_address is not None:
+            await self._start_http(*self._http_address)
         self._spawn(self._heartbeat(), keep=True)
         if self.watch_config and self.loader is not None:
             self._spawn(self._watch_config(), keep=True)
@@ -147,6 +155,8 @@ class Daemon:
         pending = {t for t in self._tasks | self._inflight if not t.done()}
         if pending:
             await asyncio.wait(pending, timeout=self.STOP_GRACE)
+        if self._http is not None:
+            await self._http.stop()
         if self._pipeline is not None:
             self._pipeline.close(wait=False)
             await self._pipeline.fetcher.aclose()
@@ -180,6 +190,10 @@ class Daemon:
             finally:
                 self._inflight.discard(task)
             self.summary.add(report)
+            if self.metrics is not None:
+                self.metrics.observe_poll(report.outcome, report.error_kind, report.duration,
+                                          report.new, report.updated)
+                self.metrics.observe_matches(report.rules)
             if self._stop.is_set():
                 return
             if report.matched:
@@ -201,7 +215,19 @@ class Daemon:
 
     async def _dispatch(self) -> None:
         if self._dispatcher is not None and not self._stop.is_set():
-            await self._dispatcher.dispatch_due()
+            report = await self._dispatcher.dispatch_due()
+            if self.metrics is not None:
+                self.metrics.observe_alerts(report.sent, report.failed, report.dead)
+
+    async def _start_http(self, host: str, port: int) -> None:
+        """/healthz, /metrics and /matches.atom on a loopback port (--http)."""
+        from monitor.http import HealthServer, matches_atom
+        from monitor.metrics import Metrics
+
+        self.metrics = Metrics()
+        self._http = HealthServer(host, port, healthy=lambda: self.is_healthy, metrics=self.metrics,
+                                  atom=lambda: matches_atom(self._store, title="monitor: matches"))
+        await self._http.start()
 
     # -------------------------------------------------------------- reload
 
@@ -285,7 +311,9 @@ class Daemon:
             self.loop_lag = max(0.0, loop.time() - started - period)
             now = self.clock()
             await self._store.call(Store.set_meta, "heartbeat", now.isoformat())
-            healthy = await self.healthy(now)
+            healthy = self.is_healthy = await self.healthy(now)
+            if self.metrics is not None:
+                await self._update_gauges()
             if self.notifier is not None:
                 if healthy:
                     self.notifier.watchdog()
@@ -294,6 +322,17 @@ class Daemon:
             if since_summary >= self.SUMMARY_EVERY:
                 since_summary = 0.0
                 self._log_summary()
+
+    async def _update_gauges(self) -> None:
+        from monitor.alert.outbox import counts
+
+        self.metrics.set_loop_lag(self.loop_lag)
+        states = await self._store.call(Store.feed_states)
+        by_status: dict[str, int] = {}
+        for state in states:
+            by_status[state.status] = by_status.get(state.status, 0) + 1
+        self.metrics.set_feed_statuses(by_status)
+        self.metrics.set_alerts_pending((await self._store.call(counts)).get("pending", 0))
 
     async def healthy(self, now: datetime) -> bool:
         """The loop answers, and no active feed is overdue by more than two intervals."""

@@ -16,9 +16,11 @@ categories, and all of these become tags:
 Namespaced attributes (FreshRSS `frss:`, Miniflux `miniflux:`) are ignored;
 FreshRSS web-scraping sources (type HTML+XPath, JSON+DotNotation...) are
 not feeds and are reported as invalid. A feed listed under several folders
-(Feedly does this) is one feed with every folder as a tag. A feed's name is
-its outline's `text` (else `title`); when two different feeds share one, the
-later gets "-2", "-3".
+(Feedly does this) is one feed with every folder as a tag. A reader's default
+category (Miniflux "All", FreshRSS "Uncategorized") is a folder name like any
+other and becomes a tag too: the word differs by reader and by language.
+A feed's name is its outline's `text` (else `title`); when two different
+feeds share one, the later gets "-2", "-3".
 
 Writing (`export_opml`): OPML 2.0 where each feed sits in a folder named by
 its first tag, so that folder-only readers keep the grouping, and carries

@@ -62,6 +62,8 @@ class PollReport:
     matched: int = 0
     error: str | None = None
     duration: float = 0.0
+    error_kind: str | None = None
+    rules: tuple[str, ...] = ()  # rules that matched the new and changed stories
 
 
 @dataclass
@@ -160,16 +162,19 @@ class Pipeline:
             outcome = "error" if parse_error else result.outcome.value
             error = parse_error or result.error
             _log_poll(feed.name, outcome, result, error)
-            return PollReport(feed.name, outcome, error=error, duration=elapsed)
+            return PollReport(feed.name, outcome, error=error, duration=elapsed,
+                              error_kind=fetch_log["error_kind"])
 
-        stored = await self._store_entries(feed, state, parsed, now, columns, fetch_log)
+        stored, rules = await self._store_entries(feed, state, parsed, now, columns, fetch_log)
         await self._health(feed, state, columns, now)
         _log_poll(feed.name, "ok", result, None, stored)
         return PollReport(feed.name, "ok", new=stored.new, updated=stored.updated,
-                          matched=stored.matched, duration=time.monotonic() - started)
+                          matched=stored.matched, duration=time.monotonic() - started,
+                          rules=rules)
 
     async def _store_entries(self, feed: FeedConfig, state: FeedState, parsed: ParsedFeed,
-                             now: datetime, columns: dict, fetch_log: dict) -> StoreResult:
+                             now: datetime, columns: dict,
+                             fetch_log: dict) -> tuple[StoreResult, tuple[str, ...]]:
         classified = await self.store.call(Store.classify, feed.name, parsed.entries)
         fresh = [(entry, kind) for entry, kind in classified if kind in ("new", "updated")]
         loop = asyncio.get_running_loop()
@@ -185,8 +190,9 @@ class Pipeline:
         fetch_log.update(entries_new=sum(1 for _, k in fresh if k == "new"),
                          entries_updated=sum(1 for _, k in fresh if k == "updated"))
         planner = self.alerting.planner if self.alerting else None
-        return await self.store.call(Store.save_poll, feed.name, items, now, columns, fetch_log,
-                                     keep=self.config.poll.fetch_log_keep, planner=planner)
+        stored = await self.store.call(Store.save_poll, feed.name, items, now, columns, fetch_log,
+                                       keep=self.config.poll.fetch_log_keep, planner=planner)
+        return stored, tuple(m.rule for entry_matches in matches for m in entry_matches)
 
     async def _health(self, feed: FeedConfig, before: FeedState, columns: dict,
                       now: datetime) -> None:

@@ -172,3 +172,11 @@ def test_daemon_polls_until_sigterm_then_exits_zero(env, feed_server, tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_log_format_json_gives_one_json_object_per_line(configured):
+    monitor("feeds", "add", "http://127.0.0.1:9/rss", "--name", "dead", env=configured, check=True)
+    result = monitor("--log-format", "json", "run", "--once", env=configured, check=True)
+    lines = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    assert lines and all({"ts", "level", "logger", "msg"} <= set(line) for line in lines)
+    assert any(line["level"] == "warning" and "feed=dead" in line["msg"] for line in lines)

@@ -148,3 +148,33 @@ def test_sd_notify_ready_reload_status_and_watchdog_stops_when_polls_stall(env, 
         release.set()
         daemon.ensure_dead()
         notify.close()
+
+
+def test_http_endpoint_serves_health_metrics_and_matches(env, feed_server, smtp):  # noqa: F811
+    import httpx
+    from support.sinks import free_port
+
+    feed = setup(env, feed_server, smtp.url())
+    feed.add("1", "Chinese drone parts reach Russia")
+    port = free_port()
+    daemon = DaemonProcess(env, "--http", f"127.0.0.1:{port}").start()
+    try:
+        assert smtp.wait_for(1, timeout=20), daemon.output()
+        base = f"http://127.0.0.1:{port}"
+        assert wait_until(lambda: "monitor_polls_total" in _get(f"{base}/metrics"), 15), daemon.output()
+        assert httpx.get(f"{base}/healthz", trust_env=False).status_code == 200
+        atom = httpx.get(f"{base}/matches.atom", trust_env=False)
+        assert atom.headers["content-type"].startswith("application/atom+xml")
+        assert "[china_drones] Chinese drone parts reach Russia" in atom.text
+        assert daemon.stop() == 0
+    finally:
+        daemon.ensure_dead()
+
+
+def _get(url: str) -> str:
+    import httpx
+
+    try:
+        return httpx.get(url, trust_env=False, timeout=5).text
+    except httpx.HTTPError:
+        return ""

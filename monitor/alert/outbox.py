@@ -229,3 +229,13 @@ def list_alerts(store: Store, statuses: Sequence[str] | None = None, limit: int 
 
 def counts(store: Store) -> dict[str, int]:
     return dict(store.db.execute("SELECT status, COUNT(*) FROM alerts GROUP BY status").fetchall())
+
+
+def mute_alerts(store: Store, match_id: int, now: datetime) -> int:
+    """A match marked a false positive sends nothing more: its pending and failed alerts
+    become 'muted'. Runs inside the caller's transaction, which mutes the match itself."""
+    if not store.db.conn.in_transaction:
+        raise RuntimeError("mute_alerts must run inside a store transaction")
+    return store.db.execute(
+        "UPDATE alerts SET status = 'muted', reason = ? WHERE match_id = ? AND status IN (?, ?)",
+        [f"muted as a false positive at {to_text(now)}", match_id, *RETRYABLE]).rowcount

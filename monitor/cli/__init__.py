@@ -39,9 +39,11 @@ class MonitorGroup(click.Group):
                    "else ~/.local/share/monitor/monitor.db).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
               default=None, help="Log level (default: the config's log_level, else info).")
+@click.option("--log-format", type=click.Choice(["kv", "json"]), default="kv", show_default=True,
+              help="Log lines as key=value or as JSON objects (stderr).")
 @click.pass_context
 def main(ctx: click.Context, config_dir: str | None, db_path: str | None,
-         log_level: str | None) -> None:
+         log_level: str | None, log_format: str) -> None:
     """Watch news feeds for the stories you care about.
 
     \b
@@ -52,15 +54,15 @@ def main(ctx: click.Context, config_dir: str | None, db_path: str | None,
       monitor --config ~/watch stories --since 1d
     """
     ctx.obj = App(config_flag=config_dir, db_flag=db_path, log_level=log_level)
-    setup_logging(log_level or "info")
+    setup_logging(log_level or "info", log_format)
 
 
 def _register() -> None:
-    from monitor.cli import (alerts, alerts_outbox, config_cmd, feeds, rules, run, status, stories,
-                             systemd_cmd, terms)
+    from monitor.cli import (alerts, alerts_outbox, config_cmd, demo, feeds, rules, run, status,
+                             stories, systemd_cmd, terms)
 
-    for module in (alerts, alerts_outbox, config_cmd, feeds, rules, run, status, stories, systemd_cmd,
-                   terms):
+    for module in (alerts, alerts_outbox, config_cmd, demo, feeds, rules, run, status, stories,
+                   systemd_cmd, terms):
         for command in module.COMMANDS:
             main.add_command(command)
 

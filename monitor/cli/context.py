@@ -57,13 +57,27 @@ class KeyValueFormatter(logging.Formatter):
         return line
 
 
-def setup_logging(level: str) -> None:
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, for log shippers."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        ts = datetime.fromtimestamp(record.created, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        data = {"ts": ts[:-4] + "Z", "level": record.levelname.lower(), "logger": record.name,
+                "msg": record.getMessage()}
+        if record.exc_info:
+            data["exc"] = self.formatException(record.exc_info)
+        return json.dumps(data, ensure_ascii=False)
+
+
+def setup_logging(level: str, fmt: str = "kv") -> None:
+    """Log lines to stderr (journald takes them): key=value, or JSON with fmt="json"."""
     root = logging.getLogger("monitor")
-    if not root.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(KeyValueFormatter())
-        root.addHandler(handler)
-        root.propagate = False
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else KeyValueFormatter())
+    root.addHandler(handler)
+    root.propagate = False
     root.setLevel(level.upper())
 
 

@@ -1,22 +1,58 @@
-"""`monitor feeds list|add|remove`: the feed health table and feed edits."""
+"""`monitor feeds ...`: the feed health table, feed edits in feeds.toml, OPML, and pausing feeds.
+
+Edits of the feed list (add, import, remove) change feeds.toml; pause, resume
+and reset change a feed's state in the database. Either way a running daemon
+on the same database is sent SIGHUP so it re-reads both.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import sys
+from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator, Sequence
 
 import click
 
 from monitor.cli.context import App, echo_jsonl, echo_table, iso
-from monitor.configedit import add_feed, remove_feed
+from monitor.config import FEEDS_FILE, Config
+from monitor.configedit import (
+    AddFeedsReport,
+    NewFeed,
+    add_feed,
+    add_feeds,
+    atomic_write_text,
+    check_new_feed_options,
+    find_name,
+    known_names_hint,
+    name_from_title,
+    remove_feed,
+)
+from monitor.discover import Candidate, DiscoveryError, discover, probe_urls
 from monitor.durations import format_duration
-from monitor.models import FeedState
-from monitor.urls import strip_userinfo
+from monitor.errors import MonitorError, UsageError
+from monitor.fetch import Fetcher
+from monitor.lock import signal_daemon
+from monitor.models import FeedConfig, FeedState, FetchSettings
+from monitor.opml import export_opml, parse_opml
 from monitor.store import Store
+from monitor.urls import strip_userinfo
 
 
 @click.group("feeds")
 def feeds_group() -> None:
-    """List feed health, add or remove feeds."""
+    """List feed health; add, import, export, remove, pause, resume or reset feeds.
+
+    \b
+    Examples:
+      monitor feeds list
+      monitor feeds add https://kyivindependent.com/
+      monitor feeds import subscriptions.opml --dry-run
+      monitor feeds pause scmp-china
+    """
 
 
 def feed_rows(app: App) -> list[dict]:
@@ -81,27 +117,118 @@ def feeds_list(app: App, as_json: bool) -> None:
     )
 
 
+# --------------------------------------------------------------------------
+# add, with discovery
+# --------------------------------------------------------------------------
+
+
 @feeds_group.command("add")
 @click.argument("url")
-@click.option("--name", help="Feed name (default: derived from the URL).")
+@click.option("--name", help="Feed name (default: derived from the feed's title, else its URL).")
 @click.option("--interval", help="Poll interval, e.g. 10m, 1h (default: the config's).")
 @click.option("--language", help="Language of the feed's stories, e.g. en, uk, ru.")
 @click.option("--tag", "tags", multiple=True, help="A tag for the feed (repeatable).")
+@click.option("--all", "add_all", is_flag=True, help="When the page lists several feeds, add every one.")
+@click.option("--first", is_flag=True, help="When the page lists several feeds, add the first.")
+@click.option("--no-discover", is_flag=True,
+              help="Add URL exactly as given, without fetching it to check or discover feeds.")
 @click.pass_obj
-def feeds_add(app: App, url: str, name: str | None, interval: str | None,
-              language: str | None, tags: tuple[str, ...]) -> None:
-    """Add a feed to the config folder's feeds.toml, keeping its comments.
+def feeds_add(app: App, url: str, name: str | None, interval: str | None, language: str | None,
+              tags: tuple[str, ...], add_all: bool, first: bool, no_discover: bool) -> None:
+    """Add a feed to feeds.toml (keeping its comments), given the feed's URL or a page of its site.
+
+    A page is searched for its feeds: its <link rel="alternate"> feed links,
+    else common places such as /feed and /rss/. When it lists several, you
+    are asked which one on a terminal; elsewhere pass --first or --all. A URL
+    that cannot be fetched now is added as given, with a warning.
+
+    Exit codes: 0 added, 1 no feed found at a reachable page, 2 a bad option,
+    a duplicate, or several feeds found and neither --first nor --all given.
 
     \b
     Examples:
       monitor feeds add https://kyivindependent.com/rss/ --name kyiv-independent --language en
-      monitor feeds add https://example.org/feed --interval 30m --tag china
+      monitor feeds add https://www.pravda.com.ua/ --first --tag ukraine
+      monitor feeds add https://example.org/ --all --interval 30m
+      monitor feeds add https://intranet.example/feed.xml --no-discover
     """
-    feed = add_feed(app.config_dir, url=url, name=name, interval=interval, language=language,
-                    tags=tags)
-    click.echo(f"added feed {feed.name} ({strip_userinfo(feed.url)}), every "
-               f"{format_duration(feed.interval)}")
-    _reload_hint()
+    if add_all and first:
+        raise UsageError("--all and --first exclude each other: pick one")
+    check_new_feed_options(url, name=name, interval=interval, language=language, tags=tags)
+    config = app.config()
+    candidates = [Candidate(url=url, title=None, type="")]
+    if not no_discover:
+        candidates = _discover_or_as_given(url, config.fetch)
+    chosen = _choose(url, candidates, add_all=add_all, first=first)
+    if len(chosen) > 1 and name is not None:
+        raise UsageError(f"--name names one feed, but {len(chosen)} were chosen: leave --name out "
+                         "(names come from the feeds' titles) or add them one at a time")
+    taken = {feed.name.casefold() for feed in config.feeds}
+    if len(chosen) == 1:
+        feed = add_feed(app.config_dir, url=chosen[0].url,
+                        name=name or name_from_title(chosen[0].title, chosen[0].url, taken),
+                        interval=interval, language=language, tags=tags)
+        _echo_added(feed)
+    else:
+        new = []
+        for candidate in chosen:
+            derived = name_from_title(candidate.title, candidate.url, taken)
+            taken.add(derived.casefold())
+            new.append(NewFeed(url=candidate.url, name=derived, tags=tags, language=language,
+                               interval=interval))
+        report = add_feeds(app.config_dir, new)
+        for feed in report.added:
+            _echo_added(feed)
+        for left_out, reason in [*report.skipped, *report.invalid]:
+            click.echo(f"skipped {left_out.name} ({strip_userinfo(left_out.url)}): {reason}")
+        if not report.added:
+            return
+    _tell_daemon(app)
+
+
+def _discover_or_as_given(url: str, settings: FetchSettings) -> list[Candidate]:
+    try:
+        candidates = asyncio.run(_discover(url, settings))
+    except DiscoveryError as error:
+        click.echo(f"monitor: warning: could not fetch {strip_userinfo(url)} to check it ({error}); "
+                   "adding it as given", err=True)
+        return [Candidate(url=url, title=None, type="")]
+    if not candidates:
+        tried = ", ".join(strip_userinfo(probe) for probe in probe_urls(url))
+        raise MonitorError(f"no feed found at {strip_userinfo(url)} (tried: the page and its "
+                           f"<link rel=\"alternate\"> tags, then {tried})")
+    return candidates
+
+
+async def _discover(url: str, settings: FetchSettings) -> list[Candidate]:
+    async with Fetcher(settings) as fetcher:
+        return await discover(url, fetcher, datetime.now(timezone.utc))
+
+
+def _choose(url: str, candidates: list[Candidate], *, add_all: bool, first: bool) -> list[Candidate]:
+    """The candidates to add: the only one, all, the first, or the one picked at the prompt."""
+    if len(candidates) == 1 or add_all:
+        return candidates
+    if first:
+        return candidates[:1]
+    listing = "\n".join(f"  {number}. {_describe(candidate)}"
+                        for number, candidate in enumerate(candidates, start=1))
+    if not sys.stdin.isatty():
+        raise UsageError(f"{strip_userinfo(url)} lists {len(candidates)} feeds:\n{listing}\n"
+                         "pass --first to add the first, --all to add every one, or add one by its URL")
+    click.echo(f"{strip_userinfo(url)} lists {len(candidates)} feeds:\n{listing}")
+    number = click.prompt("Which one? (number)", type=click.IntRange(1, len(candidates)))
+    return [candidates[number - 1]]
+
+
+def _describe(candidate: Candidate) -> str:
+    title = f"{candidate.title}  " if candidate.title else ""
+    kind = f"  ({candidate.type})" if candidate.type else ""
+    return f"{title}{strip_userinfo(candidate.url)}{kind}"
+
+
+def _echo_added(feed: FeedConfig) -> None:
+    click.echo(f"added feed {feed.name} ({strip_userinfo(feed.url)}), every {format_duration(feed.interval)}")
 
 
 @feeds_group.command("remove")
@@ -116,11 +243,241 @@ def feeds_remove(app: App, name: str) -> None:
     """
     remove_feed(app.config_dir, name)
     click.echo(f"removed feed {name}")
-    _reload_hint()
+    _tell_daemon(app)
 
 
-def _reload_hint() -> None:
-    click.echo("a running daemon picks this up on reload (systemctl reload monitor, or kill -HUP)")
+# --------------------------------------------------------------------------
+# OPML
+# --------------------------------------------------------------------------
+
+
+@feeds_group.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--dry-run", is_flag=True, help="Report what would be added; change nothing.")
+@click.option("--json", "as_json", is_flag=True,
+              help="JSON Lines, one outline per line with its result: added, skipped or invalid.")
+@click.pass_obj
+def feeds_import(app: App, file: str, dry_run: bool, as_json: bool) -> None:
+    """Add the feeds of an OPML file (from Miniflux, FreshRSS, Feedly, Inoreader...).
+
+    Folders and OPML categories become tags. Feeds already present (same URL,
+    or same name ignoring case) are skipped; a bad outline is reported and
+    the rest are still imported.
+
+    Exit codes: 0 imported (even with some invalid outlines), 1 the file lists
+    no feed at all, 2 the file is not OPML.
+
+    \b
+    Examples:
+      monitor feeds import ~/Downloads/feedly.opml --dry-run
+      monitor feeds import miniflux.opml
+      curl -s https://example.org/blogroll.opml | monitor feeds import -
+    """
+    data = _read_input(file)
+    source = "<stdin>" if file == "-" else file
+    parsed = parse_opml(data, source)
+    if not parsed.feeds and not parsed.invalid:
+        raise MonitorError(f"{source}: no feed outlines (with an xmlUrl) in this OPML file")
+    report = add_feeds(app.config_dir, [NewFeed(url=feed.url, name=feed.name, tags=feed.tags,
+                                                language=feed.language) for feed in parsed.feeds],
+                       dry_run=dry_run)
+    if as_json:
+        echo_jsonl(_import_rows(report, parsed.invalid))
+    else:
+        _echo_import(report, parsed.invalid, dry_run=dry_run)
+    if report.added and not dry_run:
+        _tell_daemon(app, quiet=as_json)
+
+
+def _read_input(file: str) -> bytes:
+    if file == "-":
+        return sys.stdin.buffer.read()
+    try:
+        return Path(file).read_bytes()
+    except OSError as error:
+        raise UsageError(f"cannot read {file}: {error.strerror or error}") from None
+
+
+def _import_rows(report: AddFeedsReport, invalid_outlines: Sequence[str]) -> list[dict]:
+    rows = [{"result": "added", "name": feed.name, "url": strip_userinfo(feed.url),
+             "tags": list(feed.tags), "reason": None} for feed in report.added]
+    for result, entries in (("skipped", report.skipped), ("invalid", report.invalid)):
+        rows += [{"result": result, "name": feed.name, "url": strip_userinfo(feed.url),
+                  "tags": list(feed.tags), "reason": reason} for feed, reason in entries]
+    rows += [{"result": "invalid", "name": None, "url": None, "tags": [], "reason": problem}
+             for problem in invalid_outlines]
+    return rows
+
+
+def _echo_import(report: AddFeedsReport, invalid_outlines: Sequence[str], *, dry_run: bool) -> None:
+    verb = "would add" if dry_run else "added"
+    for feed in report.added:
+        tags = f" [{', '.join(feed.tags)}]" if feed.tags else ""
+        click.echo(f"{verb} {feed.name} ({strip_userinfo(feed.url)}){tags}")
+    for feed, reason in report.skipped:
+        click.echo(f"skipped {feed.name or strip_userinfo(feed.url)}: {reason}")
+    for feed, reason in report.invalid:
+        click.echo(f"invalid {feed.name or strip_userinfo(feed.url)}: {reason}")
+    for problem in invalid_outlines:
+        click.echo(f"invalid {problem}")
+    invalid = len(report.invalid) + len(invalid_outlines)
+    click.echo(f"{verb} {len(report.added)}, skipped {len(report.skipped)} (already present: same URL "
+               f"or name), invalid {invalid}")
+
+
+@feeds_group.command("export")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to this file (default: stdout).")
+@click.option("--title", default="monitor feeds", show_default=True, help="The OPML head title.")
+@click.option("--keep-credentials", is_flag=True,
+              help="Keep user:password@ in feed URLs (removed by default: the file may be shared).")
+@click.pass_obj
+def feeds_export(app: App, output: str | None, title: str, keep_credentials: bool) -> None:
+    """Write the configured feeds as OPML 2.0, for another feed reader or a backup.
+
+    Each feed goes in a folder named by its first tag and lists all its tags
+    in the OPML `category` attribute, so `feeds import` reads them back.
+
+    \b
+    Examples:
+      monitor feeds export > feeds.opml
+      monitor feeds export -o ~/backup/feeds.opml --title "Newsroom feeds"
+    """
+    feeds = list(app.config().feeds)
+    if not keep_credentials:
+        with_credentials = [feed.name for feed in feeds if strip_userinfo(feed.url) != feed.url]
+        feeds = [replace(feed, url=strip_userinfo(feed.url)) for feed in feeds]
+        if with_credentials:
+            click.echo(f"monitor: note: removed credentials from the URLs of {', '.join(with_credentials)} "
+                       "(pass --keep-credentials to keep them)", err=True)
+    data = export_opml(feeds, title)
+    if output is None:
+        click.get_binary_stream("stdout").write(data)
+        return
+    try:
+        atomic_write_text(Path(output), data.decode("utf-8"))
+    except OSError as error:
+        raise UsageError(f"cannot write {output}: {error.strerror or error}") from None
+    click.echo(f"wrote {len(feeds)} feeds to {output}")
+
+
+# --------------------------------------------------------------------------
+# pause, resume, reset: the feed's state in the database
+# --------------------------------------------------------------------------
+
+
+@feeds_group.command("pause")
+@click.argument("name")
+@click.pass_obj
+def feeds_pause(app: App, name: str) -> None:
+    """Stop polling a feed until `feeds resume`; it stays in feeds.toml and keeps its stories.
+
+    \b
+    Example:
+      monitor feeds pause scmp-china
+    """
+    with _stored_feed(app, name) as (store, state):
+        if state.status == "paused":
+            click.echo(f"feed {state.name} is already paused")
+            return
+        if state.status == "gone":
+            click.echo(f"feed {state.name} is gone (HTTP 410) and is not polled anyway; "
+                       f"`monitor feeds reset {state.name}` tries it again")
+            return
+        store.set_feed_status(state.name, "paused")
+    click.echo(f"paused feed {state.name}: it is not polled until `monitor feeds resume {state.name}`")
+    _tell_daemon(app)
+
+
+@feeds_group.command("resume")
+@click.argument("name")
+@click.pass_obj
+def feeds_resume(app: App, name: str) -> None:
+    """Poll a paused feed again.
+
+    \b
+    Example:
+      monitor feeds resume scmp-china
+    """
+    with _stored_feed(app, name) as (store, state):
+        if state.status != "paused":
+            hint = f"; `monitor feeds reset {state.name}` clears its errors" if state.status in (
+                "error", "gone") else ""
+            click.echo(f"feed {state.name} is not paused (status: {state.status}){hint}")
+            return
+        store.set_feed_status(state.name, "ok" if state.baselined else "new")
+    click.echo(f"resumed feed {state.name}: it is polled again")
+    _tell_daemon(app)
+
+
+@feeds_group.command("reset")
+@click.argument("name")
+@click.pass_obj
+def feeds_reset(app: App, name: str) -> None:
+    """Forget a feed's errors, backoff, Retry-After and 410 "gone" mark, so it is polled again soon.
+
+    Stories already seen stay seen (the feed is not baselined again), and a
+    paused feed stays paused.
+
+    \b
+    Example:
+      monitor feeds reset kyiv-independent
+    """
+    with _stored_feed(app, name) as (store, state):
+        store.reset_feed(state.name)
+        if state.status == "paused" or not state.baselined:
+            store.set_feed_status(state.name, "paused" if state.status == "paused" else "new")
+    cleared = [f"{state.consecutive_errors} consecutive errors"]
+    if state.retry_after is not None:
+        cleared.append("its Retry-After")
+    if state.status == "gone":
+        cleared.append("the 410 gone mark")
+    paused = f"; still paused (`monitor feeds resume {state.name}` to poll it)" if state.status == "paused" else ""
+    click.echo(f"reset feed {state.name}: cleared {', '.join(cleared)} and the backoff; stories already "
+               f"seen stay seen{paused}")
+    _tell_daemon(app)
+
+
+@contextmanager
+def _stored_feed(app: App, name: str) -> Iterator[tuple[Store, FeedState]]:
+    """The writable store and the state of the configured feed NAME (exact, else ignoring case).
+
+    A feed added since the daemon last ran has no row yet: the database is
+    brought in line with the config first, as the daemon would do.
+    """
+    config = app.config()
+    feed_name = _configured_name(app, config, name)
+    store = Store.open(app.db_path)
+    try:
+        state = store.feed_state(feed_name)
+        if state is None:
+            store.sync_feeds(config.feeds, datetime.now(timezone.utc))
+            state = store.feed_state(feed_name)
+        if state is None:
+            raise MonitorError(f"feed {feed_name!r} could not be recorded in {app.db_path}")
+        yield store, state
+    finally:
+        store.close()
+
+
+def _configured_name(app: App, config: Config, name: str) -> str:
+    names = [feed.name for feed in config.feeds]
+    index = find_name(names, name)
+    if index is None:
+        raise UsageError(f"no feed named {name!r} in {app.config_dir / FEEDS_FILE}"
+                         f"{known_names_hint(names, name)}")
+    return names[index]
+
+
+def _tell_daemon(app: App, *, quiet: bool = False) -> None:
+    """SIGHUP the daemon on this database so it re-reads the config and feed states."""
+    pid = signal_daemon(app.db_path)
+    if quiet:
+        return
+    if pid is not None:
+        click.echo(f"told the running daemon (pid {pid}) to reload")
+    else:
+        click.echo("no daemon is running on this database; a daemon elsewhere picks this up on "
+                   "reload (systemctl reload monitor, or kill -HUP)")
 
 
 COMMANDS = [feeds_group]

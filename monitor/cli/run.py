@@ -23,8 +23,11 @@ from monitor.service import CycleSummary, PollReport, prepare, run_once
 @click.option("--watch-config", is_flag=True,
               help="Reload automatically when a file of the config folder changes "
                    "(SIGHUP always reloads).")
+@click.option("--http", "http", metavar="HOST:PORT",
+              help="Serve /healthz, /metrics (Prometheus) and /matches.atom, e.g. 127.0.0.1:9108 "
+                   "(off by default; give a non-loopback host only if you mean it).")
 @click.pass_obj
-def run_command(app: App, once: bool, watch_config: bool) -> None:
+def run_command(app: App, once: bool, watch_config: bool, http: str | None) -> None:
     """Poll the configured feeds on their schedule until stopped (SIGTERM or Ctrl-C).
 
     SIGHUP reloads the config folder; an invalid config is refused and the
@@ -37,9 +40,12 @@ def run_command(app: App, once: bool, watch_config: bool) -> None:
     \b
     Examples:
       monitor run
-      monitor run --watch-config
+      monitor run --watch-config --http 127.0.0.1:9108
       monitor --config ~/watch --db ~/watch/monitor.db run --once
     """
+    from monitor.http import parse_listen
+
+    listen = parse_listen(http) if http else None
     config = app.config()
     prepared = prepare(config)
     lock = DaemonLock(app.db_path)
@@ -50,13 +56,13 @@ def run_command(app: App, once: bool, watch_config: bool) -> None:
                                     progress=_progress_line(len(config.feeds))))
             _print_summary(summary)
         else:
-            _run(_daemon(app, prepared, watch_config))
+            _run(_daemon(app, prepared, watch_config, listen))
     finally:
         lock.release()
     _exit_now(0)
 
 
-async def _daemon(app: App, prepared, watch_config: bool) -> None:
+async def _daemon(app: App, prepared, watch_config: bool, listen) -> None:
     from monitor.config import load_config
     from monitor.daemon import Daemon
     from monitor.sdnotify import Notifier
@@ -69,7 +75,7 @@ async def _daemon(app: App, prepared, watch_config: bool) -> None:
     notifier = Notifier.from_env()
     try:
         await Daemon(prepared, app.db_path, loader=loader, notifier=notifier,
-                     watch_config=watch_config).run()
+                     watch_config=watch_config, http=listen).run()
     finally:
         notifier.close()
 
