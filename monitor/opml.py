@@ -154,9 +154,12 @@ class _OutlineReader:
         self.feeds: dict[str, OpmlFeed] = {}  # URL key -> feed, in file order
         self.invalid: list[str] = []
 
-    def refuse_doctype(self, *_: object) -> None:
-        raise OpmlError(f"{self.source}:{self.parser.CurrentLineNumber}: refusing a file with a "
-                        "<!DOCTYPE> declaration: OPML needs none, and it can hide entity bombs")
+    def refuse_doctype(self, name: str, *_: object) -> None:
+        where = f"{self.source}:{self.parser.CurrentLineNumber}"
+        if name.lower() != "opml":
+            raise OpmlError(f"{where}: not an OPML file: it declares <!DOCTYPE {name}>")
+        raise OpmlError(f"{where}: refusing a file with a <!DOCTYPE> declaration: OPML needs none, "
+                        "and it can hide entity bombs")
 
     def refuse_entity(self, *_: object) -> None:
         raise OpmlError(f"{self.source}:{self.parser.CurrentLineNumber}: refusing a file with an "

@@ -13,6 +13,7 @@ then by its best score.
 from __future__ import annotations
 
 import html
+import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -293,11 +294,14 @@ def _chart(report: Report) -> str:
                   font_family='system-ui, "DejaVu Sans", sans-serif', label_font_size=12,
                   major_label_font_size=12, legend_font_size=13, value_font_size=12)
     every = max(1, len(report.days) // 14)
+    highest = max((sum(report.by_day[day].values()) for day in report.days), default=0)
+    step = max(1, math.ceil(highest / 8))  # whole numbers of matches on the axis
     chart = pygal.StackedBar(
         js=[], disable_xml_declaration=True, style=style, width=1000, height=420,
         legend_at_bottom=True, legend_at_bottom_columns=3, truncate_legend=-1,
         x_label_rotation=-35 if len(report.days) > 10 else 0, show_minor_x_labels=every == 1,
-        x_labels_major_every=every, y_title="matches", min_scale=1, print_zeroes=False,
+        x_labels_major_every=every, y_title="matches", y_labels=list(range(0, highest + step, step)),
+        print_zeroes=False,
         no_data_text="No matches in this period")
     chart.x_labels = list(report.days)
     for rule in report.rules:

@@ -22,6 +22,7 @@ ingest path; an updated story (a version bump) is indexed again.
 
 from __future__ import annotations
 
+import functools
 import json
 import unicodedata
 from datetime import datetime
@@ -36,6 +37,7 @@ from monitor.store import Store, to_text
 
 INDEX_BATCH = 500  # stories per indexing transaction: the daemon's writes slip in between
 _FETCH_CHUNK = 200  # candidate stories read at once while verifying
+_CACHE_SIZE = 200_000  # distinct raw words whose tokens are remembered
 _SEARCH_RULE = "search"
 _TOKEN_CATEGORIES = ("L", "N", "Co")
 _ANALYSER = Analyser(fold_diacritics=True)
@@ -54,15 +56,20 @@ def _token(key: str) -> str:
     return "".join(c for c in key if unicodedata.category(c).startswith(_TOKEN_CATEGORIES))
 
 
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _word_tokens(raw: str, mode: str) -> frozenset[str]:
+    """The tokens of one raw word: news repeats its words, so each is worked out once."""
+    return frozenset(_token(key) for key in _ANALYSER.word(raw, mode).keys) - {""}
+
+
 def index_words(title: str, summary: str, content: str, language: str | None) -> str:
     """What the index holds for one story: the distinct tokens of its words' keys."""
     texts = (title or "", summary or "", content or "")
     mode = language_mode(language, *texts)
+    raw_words = {word for text in texts for word in WORDS.findall(text)}
     tokens: set[str] = set()
-    for text in texts:
-        for found in WORDS.finditer(text):
-            tokens.update(_token(key) for key in _ANALYSER.word(found.group(), mode).keys)
-    tokens.discard("")
+    for raw in raw_words:
+        tokens |= _word_tokens(raw, mode)
     return " ".join(sorted(tokens))
 
 

@@ -121,8 +121,8 @@ def test_editing_without_a_watch_file_is_a_usage_error(cfg):
 
 @pytest.mark.parametrize("command", [("terms",), ("terms", "list"), ("terms", "add"), ("terms", "remove"),
                                      ("terms", "exclude"), ("rules", "enable"), ("rules", "disable")])
-def test_every_command_has_help_with_examples(cfg, command):
-    result = monitor(*command, "--help", env=cfg, check=True)
+def test_every_command_has_help_with_examples(env, command):  # noqa: F811
+    result = monitor(*command, "--help", env=env, check=True)
     assert "Example" in result.stdout and f"monitor {' '.join(command)}" in result.stdout
 
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.cli.systemd_cmd import installed_command, render_unit, shipped_unit_path, systemd_word
+from monitor.cli.systemd_cmd import (installed_command, render_unit, sandbox_warnings, shipped_unit_path,
+                                     systemd_word)
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 UNIT = CHECKOUT / "systemd" / "monitor.service"
@@ -64,6 +65,7 @@ REQUIRED = {
     "StateDirectory": "monitor",
     "StateDirectoryMode": "0700",
     "ConfigurationDirectory": "monitor",
+    "ConfigurationDirectoryMode": "0700",
     "UMask": "0077",
     "ProtectSystem": "strict",
     "ProtectHome": "yes",
@@ -170,6 +172,8 @@ def test_systemd_unit_command_points_execstart_at_an_existing_executable():
         "ExecStart=/opt/monitor/bin/monitor run --watch-config"]
 
 
+@pytest.mark.skipif((Path(sys.executable).parent / "monitor").is_file(),
+                    reason="this interpreter has its own monitor command, which wins over PATH")
 def test_systemd_unit_command_finds_the_monitor_command_on_path(tmp_path):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -178,10 +182,15 @@ def test_systemd_unit_command_finds_the_monitor_command_on_path(tmp_path):
     script.chmod(0o755)
     result = run_monitor("systemd-unit", path=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
     assert result.returncode == 0, result.stderr
-    if (Path(sys.executable).parent / "monitor").is_file():
-        pytest.skip("this interpreter has its own monitor command, which wins over PATH")
     assert exec_start(result.stdout) == [str(script), "run", "--watch-config"]
-    assert "hides from the service" in result.stderr  # tmp_path is under /tmp, hidden by PrivateTmp=yes
+
+
+def test_a_program_the_sandbox_hides_is_warned_about():
+    [home] = sandbox_warnings(["/home/alice/venv/bin/monitor"])
+    assert "/home" in home and "/opt/monitor" in home
+    assert sandbox_warnings(["/opt/monitor/bin/monitor"]) == []
+    module_fallback = sandbox_warnings(["/usr/bin/python3", "-m", "monitor"])
+    assert len(module_fallback) == 1 and "/usr/bin/python3 -m monitor" in module_fallback[0]
 
 
 def test_the_console_script_beside_the_interpreter_wins(tmp_path):
@@ -202,6 +211,8 @@ def test_the_console_script_beside_the_interpreter_wins(tmp_path):
 def test_paths_with_spaces_percent_and_dollar_survive_systemd_parsing():
     text = "[Service]\nExecStart=/opt/monitor/bin/monitor run --watch-config\nExecReload=/bin/kill -HUP $MAINPID\n"
     rendered = render_unit(text, ["/srv/my apps/100%/$HOME/monitor"])
-    assert rendered.splitlines()[1] == 'ExecStart="/srv/my apps/100%%/$$HOME/monitor" run --watch-config'
+    assert rendered.splitlines()[1] == 'ExecStart="/srv/my apps/100%%/$HOME/monitor" run --watch-config'
+    with_arguments = render_unit(text, ["/usr/bin/python3", "-m", "$monitor"])
+    assert with_arguments.splitlines()[1] == 'ExecStart=/usr/bin/python3 -m "$$monitor" run --watch-config'
     assert rendered.splitlines()[2] == "ExecReload=/bin/kill -HUP $MAINPID"
     assert systemd_word("/opt/monitor/bin/monitor") == "/opt/monitor/bin/monitor"

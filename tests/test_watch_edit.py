@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.errors import UsageError
+from monitor.errors import ConfigError, UsageError
 from monitor.match import Matcher, load_watch
 from monitor.match.edit import add_aliases, add_exclude, list_terms, remove_aliases, set_rule_enabled
 
@@ -370,3 +370,38 @@ def test_an_edit_waits_for_another_edit_of_the_folder_and_keeps_its_change(watch
     worker.join(timeout=10)
     aliases = load_watch(watch).entities["china"].aliases
     assert "Dong Jun" in aliases and "Zhongnanhai" not in aliases
+
+
+def test_dotted_keys_and_inline_tables_are_edited_in_their_own_style(tmp_path):
+    path = tmp_path / "watch.toml"
+    path.write_text('[entity]\nchina = {aliases = ["China"]}\nrussia.aliases = ["Russia"]\n\n'
+                    '[rule.r]\nquery = "@china"', encoding="utf-8")
+    add_aliases(path, "china", ["PRC"])
+    add_exclude(path, "china", "fine china")
+    add_exclude(path, "russia", "Russian roulette")
+    set_rule_enabled(path, "r", False)
+    assert path.read_text(encoding="utf-8") == (
+        '[entity]\nchina = {aliases = ["China", "PRC"], exclude = ["fine china"]}\n'
+        'russia.aliases = ["Russia"]\nrussia.exclude = ["Russian roulette"]\n\n'
+        '[rule.r]\nquery = "@china"\nenabled = false\n')
+
+
+def test_new_lines_follow_the_files_crlf_line_endings(tmp_path):
+    path = tmp_path / "watch.toml"
+    path.write_bytes(b'[entity.c]\r\naliases = [\r\n  "China",\r\n]\r\n\r\n'
+                     b'[rule.r]\r\nquery = "@c"\r\nseverity = "info"\r\n')
+    add_aliases(path, "c", ["PRC"])
+    add_exclude(path, "c", "fine china")
+    set_rule_enabled(path, "r", False)
+    assert path.read_bytes() == (b'[entity.c]\r\naliases = [\r\n  "China",\r\n  "PRC",\r\n]\r\n'
+                                 b'exclude = ["fine china"]\r\n\r\n'
+                                 b'[rule.r]\r\nquery = "@c"\r\nenabled = false\r\nseverity = "info"\r\n')
+
+
+def test_a_file_that_is_not_toml_gets_the_loaders_located_error(tmp_path):
+    path = tmp_path / "watch.toml"
+    path.write_text('[entity.china]\naliases = ["China"\n', encoding="utf-8")
+    before = path.read_bytes()
+    with pytest.raises(ConfigError) as error:
+        add_aliases(path, "china", ["PRC"])
+    assert_refused(path, before, error, "invalid TOML", f"{path}:")

@@ -11,6 +11,7 @@ a crash in between repeats at most the alerts in flight, never loses one.
 from __future__ import annotations
 
 import asyncio
+import functools
 import html
 import json
 import logging
@@ -53,17 +54,30 @@ class DispatchReport:
         self.dead += other.dead
 
 
+def load_notifier(destination: Destination):
+    """An apprise object holding this destination's one URL, or None when apprise refuses it.
+
+    Building one parses the URL and, the first time, loads apprise's plugins:
+    slow enough that callers run it off the event loop and keep the result.
+    """
+    import apprise
+
+    notifier = apprise.Apprise()
+    return notifier if notifier.add(destination.url) else None
+
+
 async def send(destination: Destination, message: Message, *, timeout: float,
-               console: Callable[[str], None] = print) -> SendOutcome:
+               console: Callable[[str], None] = print, notifier: Any = None) -> SendOutcome:
     """Deliver one message to one destination; never raises, never leaks the URL's secrets."""
     if destination.url == CONSOLE.url:
         console(f"{message.subject}\n{message.text}\n")
         return SendOutcome(True)
+    if notifier is None:
+        notifier = await asyncio.get_running_loop().run_in_executor(None, load_notifier, destination)
+    if notifier is None:
+        return SendOutcome(False, error=f"apprise cannot load the URL of {destination.name}")
     import apprise
 
-    notifier = apprise.Apprise()
-    if not notifier.add(destination.url):
-        return SendOutcome(False, error=f"apprise cannot load the URL of {destination.name}")
     service = notifier[0]
     formats = service.notify_format  # apprise 2.x: the service's formats, preferred first
     body_format = formats[0] if isinstance(formats, (tuple, list)) else formats
@@ -114,6 +128,8 @@ def redact(text: str, destination: Destination) -> str:
 class Dispatcher:
     """Sends what the outbox says is due, one task per destination."""
 
+    SENDS_PER_DESTINATION = 4  # concurrent sends to one destination
+
     def __init__(self, store: StoreThread, destinations: Sequence[Destination],
                  settings: AlertSettings, tz: str, templates: Templates = Templates(), *,
                  clock: Clock, console: Callable[[str], None] = print) -> None:
@@ -125,6 +141,7 @@ class Dispatcher:
         self.clock = clock
         self.console = console
         self._lock = asyncio.Lock()  # one dispatch pass at a time
+        self._notifiers: dict[str, Any] = {}  # destination name -> loaded apprise object
 
     async def dispatch_due(self) -> DispatchReport:
         async with self._lock:
@@ -151,30 +168,55 @@ class Dispatcher:
             return report
         digest = [row for row in rows if row["delivery"] == "digest"]
         singles = [row for row in rows if row["delivery"] != "digest"]
-        batches: list[tuple[list[int], Message]] = [([row["id"]], self._render(row)) for row in singles]
+        # Messages are rendered just before their send, not all at once up front.
+        batches: list[tuple[list[int], Callable[[], Message]]] = [
+            ([row["id"]], functools.partial(self._render, row)) for row in singles]
         if digest:
-            views = [load_view(row["payload"]) for row in digest]
-            since = from_text(min(row["created"] for row in digest))
-            period = f"since {since.astimezone(ZoneInfo(self.tz)):%Y-%m-%d %H:%M %Z}"
             batches.append(([row["id"] for row in digest],
-                            render_digest(views, self.tz, destination=name, period=period,
-                                          templates=self.templates)))
-        for ids, message in batches:
-            outcome = await send(destination, message, timeout=self.settings.send_timeout,
-                                 console=self.console)
-            now = self.clock()
-            if outcome.ok:
-                await self.store.call(outbox.mark_sent, ids, now)
-                report.sent += len(ids)
-                log.info("alert sent destination=%s alerts=%d", name, len(ids))
-            else:
-                report.dead += await self.store.call(
-                    outbox.mark_failed, ids, now, outcome.error or "failed", self.settings,
-                    possible_duplicate=outcome.possible_duplicate)
-                report.failed += len(ids)
-                log.warning("alert failed destination=%s alerts=%d error=%r", name, len(ids),
-                            outcome.error)
+                            functools.partial(self._render_digest, name, digest)))
+        notifier = await self._notifier(destination)
+        lanes = asyncio.Semaphore(self.SENDS_PER_DESTINATION)
+
+        async def deliver(ids: list[int], render: Callable[[], Message]) -> None:
+            async with lanes:
+                outcome = await send(destination, render(), timeout=self.settings.send_timeout,
+                                     console=self.console, notifier=notifier)
+                await self._record(name, ids, outcome, report)
+
+        await asyncio.gather(*(deliver(ids, render) for ids, render in batches))
         return report
+
+    def _render_digest(self, name: str, rows: list[dict]) -> Message:
+        views = [load_view(row["payload"]) for row in rows]
+        since = from_text(min(row["created"] for row in rows))
+        period = f"since {since.astimezone(ZoneInfo(self.tz)):%Y-%m-%d %H:%M %Z}"
+        return render_digest(views, self.tz, destination=name, period=period,
+                             templates=self.templates)
+
+    async def _notifier(self, destination: Destination) -> Any:
+        if destination.url == CONSOLE.url:
+            return None
+        if destination.name not in self._notifiers:
+            loop = asyncio.get_running_loop()
+            self._notifiers[destination.name] = await loop.run_in_executor(
+                None, load_notifier, destination)
+        return self._notifiers[destination.name]
+
+    async def _record(self, name: str, ids: list[int], outcome: SendOutcome,
+                      report: DispatchReport) -> None:
+        """Write one send's outcome to the outbox (only after the send returned)."""
+        now = self.clock()
+        if outcome.ok:
+            await self.store.call(outbox.mark_sent, ids, now)
+            report.sent += len(ids)
+            log.info("alert sent destination=%s alerts=%d", name, len(ids))
+        else:
+            report.dead += await self.store.call(
+                outbox.mark_failed, ids, now, outcome.error or "failed", self.settings,
+                possible_duplicate=outcome.possible_duplicate)
+            report.failed += len(ids)
+            log.warning("alert failed destination=%s alerts=%d error=%r", name, len(ids),
+                        outcome.error)
 
     def _render(self, row: dict) -> Message:
         if row["kind"] == "health":

@@ -58,11 +58,11 @@ def main(ctx: click.Context, config_dir: str | None, db_path: str | None,
 
 
 def _register() -> None:
-    from monitor.cli import (alerts, alerts_outbox, config_cmd, demo, feeds, rules, run, status,
-                             stories, systemd_cmd, terms)
+    from monitor.cli import (alerts, alerts_outbox, config_cmd, demo, feeds, reading, rules, run,
+                             status, stories, systemd_cmd, terms)
 
-    for module in (alerts, alerts_outbox, config_cmd, demo, feeds, rules, run, status, stories,
-                   systemd_cmd, terms):
+    for module in (alerts, alerts_outbox, config_cmd, demo, feeds, reading, rules, run, status,
+                   stories, systemd_cmd, terms):
         for command in module.COMMANDS:
             main.add_command(command)
 

@@ -44,11 +44,17 @@ def installed_command(python: Path, search_path: str | None) -> list[str]:
     return [str(python), "-m", "monitor"]
 
 
-def systemd_word(word: str) -> str:
-    """WORD as one argument of a unit's command line: % and $ would otherwise be expanded."""
+def systemd_word(word: str, *, program: bool = False) -> str:
+    """WORD as one argument of a unit's command line.
+
+    systemd expands % specifiers everywhere and $VARIABLES in the arguments,
+    but takes the program's own path literally, so '$' is doubled only in an argument.
+    """
     if SAFE_WORD.fullmatch(word):
         return word
-    escaped = word.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%").replace("$", "$$")
+    escaped = word.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%")
+    if not program:
+        escaped = escaped.replace("$", "$$")
     return f'"{escaped}"'
 
 
@@ -59,7 +65,7 @@ def render_unit(text: str, command: Sequence[str]) -> str:
         if line.startswith("ExecStart="):
             body = line[len("ExecStart="):].rstrip("\n")
             options = body.split(None, 1)[1:] if body.strip() else []
-            words = [systemd_word(word) for word in command]
+            words = [systemd_word(command[0], program=True)] + [systemd_word(word) for word in command[1:]]
             line = "ExecStart=" + " ".join(words + options) + "\n"
         lines.append(line)
     return "".join(lines)

@@ -77,7 +77,10 @@ def run_demo(duration: float, *, keep: Path | None = None, say: Say = print) -> 
     started = time.monotonic()
     workdir = _kept_folder(keep) if keep is not None else Path(tempfile.mkdtemp(prefix="monitor-demo-"))
     try:
-        return asyncio.run(_Demo(duration, workdir, say, started, kept=keep is not None).run())
+        # APScheduler logs a traceback for every poll job cancelled by the stop at the end;
+        # the narration reads what happened from the database instead.
+        with _quiet("apscheduler.executors", logging.CRITICAL):
+            return asyncio.run(_Demo(duration, workdir, say, started, kept=keep is not None).run())
     finally:
         if keep is None:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -85,7 +88,7 @@ def run_demo(duration: float, *, keep: Path | None = None, say: Say = print) -> 
 
 def _kept_folder(path: Path) -> Path:
     """--keep DIR: a new or empty folder, so the demo never mixes with someone's real config."""
-    path = path.expanduser()
+    path = path.expanduser().absolute()
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
         raise UsageError(f"--keep {path}: give a new or empty folder (this one is not empty)"
                          if path.is_dir() else f"--keep {path}: this is a file, not a folder")
@@ -94,11 +97,11 @@ def _kept_folder(path: Path) -> Path:
 
 
 @contextmanager
-def _quiet(logger: str) -> Iterator[None]:
-    """Silence a logger's warnings: the demo's 2-second intervals are deliberate."""
+def _quiet(logger: str, level: int = logging.ERROR) -> Iterator[None]:
+    """Silence a logger below LEVEL for a while."""
     target = logging.getLogger(logger)
     before = target.level
-    target.setLevel(logging.ERROR)
+    target.setLevel(level)
     try:
         yield
     finally:
@@ -138,7 +141,7 @@ class _Demo:
         feeds = load_samples()
         with DemoFeedServer(feeds, datetime.now(timezone.utc)) as server:
             prepared, rules = self._configure(feeds, server)
-            self._introduce(feeds, server, rules)
+            self._introduce(feeds, server, rules, prepared.config.poll.backlog_window)
             daemon = Daemon(prepared, self.db_path)
             await daemon.start()
             reader = _Reader(self.db_path)
@@ -146,9 +149,9 @@ class _Demo:
             try:
                 await self._watch(server, feeds, reader, narrator)
             finally:
-                await daemon.stop()
-                final = await reader.snapshot()
                 reader.close()
+                await daemon.stop()
+        final = _final_snapshot(self.db_path)
         narrator.tell(final, patience=0.0)
         result = _result(final, feeds, narrator, interrupted=self.stop.is_set())
         self._conclude(result)
@@ -159,7 +162,7 @@ class _Demo:
         from monitor.match import load_watch
 
         init_config_dir(self.config_dir, no_feeds=True)
-        with _quiet("monitor.config"):
+        with _quiet("monitor.config"):  # warnings about the short intervals, which are deliberate
             for feed in feeds:
                 add_feed(self.config_dir, url=server.feed_url(feed), name=feed.title,
                          interval=format_duration(self.interval), language=feed.language,
@@ -168,7 +171,8 @@ class _Demo:
         rules = sum(rule.enabled for rule in load_watch(self.config_dir / "watch.toml").rules)
         return prepared, rules
 
-    def _introduce(self, feeds: list[SampleFeed], server: DemoFeedServer, rules: int) -> None:
+    def _introduce(self, feeds: list[SampleFeed], server: DemoFeedServer, rules: int,
+                   backlog_window: float) -> None:
         say, every = self.say, format_duration(self.interval)
         say(f"monitor demo: the whole system on sample feeds, offline, for "
             f"{format_duration(self.duration)}. Ctrl-C ends it early.")
@@ -183,8 +187,8 @@ class _Demo:
             f"polled every {every}, and alerts.toml without destinations, so alerts print here.")
         say(f"3. The daemon, as `monitor run` starts it: it polls each feed, matches new stories "
             f"against the watch, stores them in {self.db_path} and sends the alerts.")
-        say("   On a feed's first poll, only stories published within the backlog window "
-            "(the last day) can alert; older ones are stored quietly.")
+        say(f"   On a feed's first poll, only stories published within the backlog window "
+            f"({format_duration(backlog_window)}) can alert; older ones are stored quietly.")
         say("")
 
     async def _watch(self, server: DemoFeedServer, feeds: list[SampleFeed], reader: "_Reader",
@@ -269,6 +273,15 @@ def _snapshot(store: Store) -> _Snapshot:
                      list_alerts(store, limit=everything))
 
 
+def _final_snapshot(path: Path) -> _Snapshot:
+    """After the daemon stopped: this last connection also folds the WAL back into the file."""
+    store = Store.open(path)
+    try:
+        return _snapshot(store)
+    finally:
+        store.close()
+
+
 class _Reader:
     """A read-only connection to the demo's database on its own thread: the daemon owns the writer."""
 
@@ -336,10 +349,10 @@ class _Narrator:
             self.say(f"{self.elapsed()}  {name}: first poll, {_count(len(stories), 'story')} stored, "
                      f"{len(matched)} match the watch.")
             if alerted:
-                self.say(f"       {len(alerted)} published within the last {window}: alerted (above).")
+                self.say(f"       {len(alerted)} published within the backlog window ({window}): "
+                         f"alerted (above).")
             if quiet:
-                self.say(f"       {quiet} older: stored without an alert (on a first poll only the "
-                         f"backlog window, {window}, alerts).")
+                self.say(f"       {quiet} older: stored without an alert, as on any feed's first poll.")
         else:
             self.say(f"{self.elapsed()}  {name}: {_count(len(stories), 'new story')}, "
                      f"{len(matched)} matching the watch, {len(alerted)} alerted"
@@ -347,8 +360,8 @@ class _Narrator:
         if self.expected and any(s["guid"] == self.expected and s["id"] in snapshot.alerted
                                  for s in stories):
             self.added_story_alerted = True
-            self.say("       That is the added story: new in the feed -> polled -> matched -> "
-                     "stored -> alerted. The daemon keeps polling until the time is up.")
+            self.say("       That was the added story: published -> polled -> matched -> stored "
+                     "-> alerted. The daemon keeps polling until the time is up (Ctrl-C ends it now).")
 
 
 def _count(number: int, noun: str) -> str:

@@ -57,12 +57,12 @@ class Published:
 
 
 def load_samples() -> list[SampleFeed]:
-    """Every sample feed shipped in monitor/demo/feeds/, in file-name order."""
+    """Every sample feed shipped in monitor/demo/feeds/, in the order of their `position`."""
     folder = resources.files(FEEDS_PACKAGE) / FEEDS_FOLDER
-    files = sorted((item for item in folder.iterdir() if item.name.endswith(".toml")),
-                   key=lambda item: item.name)
-    return [_feed(item.name.removesuffix(".toml"), tomllib.loads(item.read_text(encoding="utf-8")))
-            for item in files]
+    files = [item for item in folder.iterdir() if item.name.endswith(".toml")]
+    data = {item.name.removesuffix(".toml"): tomllib.loads(item.read_text(encoding="utf-8"))
+            for item in files}
+    return [_feed(slug, data[slug]) for slug in sorted(data, key=lambda slug: data[slug]["position"])]
 
 
 def _feed(slug: str, data: dict) -> SampleFeed:

@@ -23,7 +23,7 @@ import os
 import tomllib
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Iterator, Sequence
 
 import tomlkit
 import tomlkit.exceptions
@@ -144,6 +144,7 @@ class _WatchEdit:
         self.document = document
         self.data = data
         self.expected = copy.deepcopy(data)
+        self.newline = "\r\n" if "\r\n" in text else "\n"  # new lines follow the file's line endings
 
     @classmethod
     def read(cls, path: Path) -> "_WatchEdit":
@@ -171,16 +172,14 @@ class _WatchEdit:
         name = _resolve(names, wanted, section, self.path,
                         others=list(others) if isinstance(others, dict) else [])
         if not isinstance(tables[name], dict):
-            self._raise_current_error()
-            raise _unusual_layout(self.path)
+            raise self._current_error() or _unusual_layout(self.path)
         return name
 
     def strings(self, section: str, name: str, key: str) -> list[str]:
         """The list of strings at [section.name].key (empty if absent); a located error if it is not one."""
-        value = self._body(self.data, section, name).get(key, [])
+        value = self.data[section][name].get(key, [])
         if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-            self._raise_current_error()
-            raise ConfigError("must be a list of strings", path=self.path, key=f"{section}.{name}.{key}")
+            raise self._current_error() or _unusual_layout(self.path)
         return value
 
     # -- changing --------------------------------------------------------------
@@ -192,12 +191,12 @@ class _WatchEdit:
             if not isinstance(array, tomlkit.items.Array):
                 raise _unusual_layout(self.path)
             for value in values:
-                _append_item(array, value)
+                _append_item(array, value, self.newline)
         else:
             created = tomlkit.array()
             created.extend(values)
-            _insert_key(table, key, created, after=after)
-        body = self._body(self.expected, section, name)
+            _insert_key(table, key, created, after=after, newline=self.newline)
+        body = self.expected[section][name]
         body[key] = [*body.get(key, []), *values]
 
     def remove(self, section: str, name: str, key: str, values: Sequence[str]) -> None:
@@ -207,7 +206,7 @@ class _WatchEdit:
         for value in values:
             while value in array:
                 array.remove(value)  # tomlkit drops the item's line, with its comment, when it stood alone
-        body = self._body(self.expected, section, name)
+        body = self.expected[section][name]
         body[key] = [item for item in body[key] if item not in values]
 
     def set_value(self, section: str, name: str, key: str, value: bool, *, after: str) -> None:
@@ -215,8 +214,8 @@ class _WatchEdit:
         if key in table:
             table[key] = value  # tomlkit keeps the old item's indent and trailing comment
         else:
-            _insert_key(table, key, tomlkit.item(value), after=after)
-        self._body(self.expected, section, name)[key] = value
+            _insert_key(table, key, tomlkit.item(value), after=after, newline=self.newline)
+        self.expected[section][name][key] = value
 
     def commit(self, what: str) -> None:
         """Write the edited document, or refuse (the file untouched) if it is not exactly right."""
@@ -230,7 +229,10 @@ class _WatchEdit:
         try:
             parse_watch_text(new_text, self.path)
         except ConfigError as error:
-            self._raise_current_error(prefix=f"{self.path} was not changed: it is invalid already; fix this first:\n")
+            already = self._current_error()
+            if already is not None:
+                raise UsageError(f"{self.path} was not changed: it is invalid already; fix this first:\n"
+                                 f"{already}") from None
             key = f"{error.key}: " if error.key else ""
             context = f"\n{error.context}" if error.context else ""
             raise UsageError(f"refused {what}: it would make {self.path.name} invalid: {key}{error.message}"
@@ -245,18 +247,13 @@ class _WatchEdit:
             raise _unusual_layout(self.path)
         return table
 
-    @staticmethod
-    def _body(data: Mapping[str, Any], section: str, name: str) -> dict[str, Any]:
-        return data[section][name]
-
-    def _raise_current_error(self, prefix: str = "") -> None:
-        """Raise the loader's located error for the file as it is now, if it has one."""
+    def _current_error(self) -> ConfigError | None:
+        """The loader's located error for the file as it is now, if it has one."""
         try:
             parse_watch_text(self.text, self.path)
         except ConfigError as error:
-            if prefix:
-                raise UsageError(f"{prefix}{error}") from None
-            raise
+            return error
+        return None
 
 
 # --------------------------------------------------------------------------
@@ -264,7 +261,7 @@ class _WatchEdit:
 # --------------------------------------------------------------------------
 
 
-def _append_item(array: tomlkit.items.Array, value: str) -> None:
+def _append_item(array: tomlkit.items.Array, value: str, newline: str) -> None:
     """Append VALUE the way the list is laid out: inline in a one-line list, else on a
     line of its own, indented like the last item's line, with a comma if the last item has one."""
     if "\n" not in array.as_string():
@@ -274,9 +271,9 @@ def _append_item(array: tomlkit.items.Array, value: str) -> None:
     groups = array._value
     values = [index for index, group in enumerate(groups) if _holds_value(group)]
     if not values:
-        array.add_line(value, indent=_FALLBACK_INDENT)
+        array.add_line(value, indent=newline + _FALLBACK_INDENT, newline=False)
         return
-    array.add_line(value, indent=_line_indent(groups, values[-1]),
+    array.add_line(value, indent=newline + _line_indent(groups, values[-1]), newline=False,
                    add_comma=groups[values[-1]].comma is not None)
 
 
@@ -293,14 +290,16 @@ def _line_indent(groups: Sequence[Any], last: int) -> str:
 
 
 def _insert_key(table: tomlkit.items.Table | tomlkit.items.InlineTable, key: str, item: Any,
-                *, after: str | None) -> None:
+                *, after: str | None, newline: str) -> None:
     """Add KEY right after the key AFTER (indented like it), else at the end of the table.
 
     tomlkit's public append puts a key after the comments that follow the
     table's last value, which belong to the next section; inserting after a
-    named key keeps the new line inside the table's own block."""
+    named key keeps the new line inside the table's own block. An inline
+    table has no comments: the key goes at its end."""
     item = tomlkit.item(item)
-    if after is not None and after in table:
+    item.trivia.trail = newline
+    if after is not None and after in table and isinstance(table, tomlkit.items.Table):
         item.trivia.indent = table.value.item(after).trivia.indent
         table.value._insert_after(after, key, item)
     else:
