@@ -9,6 +9,7 @@ Exit codes: 0 success, 1 could not run (or nothing found where that matters),
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import click
@@ -53,6 +54,12 @@ def main(ctx: click.Context, config_dir: str | None, db_path: str | None,
       monitor --config ~/watch run --once
       monitor --config ~/watch stories --since 1d
     """
+    from monitor.paths import resolve_config_dir, resolve_db_path
+    from monitor.privileges import drop_to_owner
+
+    # Root acting on a service's files becomes their owner first, so it never
+    # leaves root-owned database, -wal, -shm or lock files behind.
+    drop_to_owner(resolve_db_path(db_path, os.environ), resolve_config_dir(config_dir, os.environ)[0])
     ctx.obj = App(config_flag=config_dir, db_flag=db_path, log_level=log_level)
     setup_logging(log_level or "info", log_format)
 

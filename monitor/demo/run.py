@@ -142,14 +142,16 @@ class _Demo:
         with DemoFeedServer(feeds, datetime.now(timezone.utc)) as server:
             prepared, rules = self._configure(feeds, server)
             self._introduce(feeds, server, rules, prepared.config.poll.backlog_window)
+            narrator = _Narrator(self.say, self.elapsed, feeds, prepared.config.poll.backlog_window)
             daemon = Daemon(prepared, self.db_path)
             await daemon.start()
-            reader = _Reader(self.db_path)
-            narrator = _Narrator(self.say, self.elapsed, feeds, prepared.config.poll.backlog_window)
             try:
-                await self._watch(server, feeds, reader, narrator)
+                reader = _Reader(self.db_path)
+                try:
+                    await self._watch(server, feeds, reader, narrator)
+                finally:
+                    reader.close()
             finally:
-                reader.close()
                 await daemon.stop()
         final = _final_snapshot(self.db_path)
         narrator.tell(final, patience=0.0)
@@ -233,10 +235,11 @@ class _Demo:
             say("The added story had not alerted yet when the time ran out: try a longer --duration.")
         say("")
         say("To watch real feeds:")
-        say("  monitor init ~/watch             # a config folder: feeds, watch rules, alerts")
+        say("  monitor init ~/watch      # this watch, alerts.toml, and a few real feeds to start with")
         say("  monitor --config ~/watch feeds add https://example.org/rss/")
-        say("  monitor --config ~/watch alerts add 'mailtos://me:${SMTP_PASSWORD}@mail.example.org'")
-        say("  monitor --config ~/watch run     # or the systemd unit: see the README")
+        say("  monitor --config ~/watch alerts add "
+            "'mailtos://me:${SMTP_PASSWORD}@mail.example.org?to=desk@example.org'")
+        say("  monitor --config ~/watch run      # or as a service: see the README")
         if self.kept:
             say("")
             say(f"The demo's config and database are kept in {self.workdir}; look around with")
