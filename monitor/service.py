@@ -2,10 +2,10 @@
 
 For each feed poll: fetch -> parse -> classify against the store -> match the
 new and changed stories -> store the entries, their matches and the feed's
-new state in one transaction. `run_once` polls every due feed a single time;
-`Daemon` keeps polling on APScheduler jobs, one per feed, until stopped.
-
-The daemon that runs this on a schedule is `monitor.daemon`.
+new state in one transaction. `run_once` polls every due feed a single time
+and sends the alerts that fall due; `monitor.daemon` runs the same pipeline on
+a schedule. `prepare` compiles the config folder (watch rules, destinations,
+templates) into what the pipeline runs with.
 
 Parsing is CPU-bound and runs in worker processes (both cores, and a hostile
 feed cannot hold the event loop's GIL); matching runs on a worker thread,
@@ -42,6 +42,8 @@ log = logging.getLogger("monitor.service")
 
 if TYPE_CHECKING:
     from monitor.alert.dispatch import Dispatcher, DispatchReport
+    from monitor.alert.render import Templates
+    from monitor.models import AlertSettings, Destination
 
 Clock = Callable[[], datetime]
 MatchFn = Callable[[Entry, Sequence[str]], list[Match]]
@@ -353,11 +355,11 @@ def load_watch_for(config: Config):
 class Alerting:
     """Destinations, delivery policy and templates, plus the planner that fills the outbox."""
 
-    destinations: tuple  # of Destination
-    admins: tuple  # destinations tagged "admin": feed-health alerts
-    settings: object  # AlertSettings
+    destinations: "tuple[Destination, ...]"
+    admins: "tuple[Destination, ...]"  # tagged "admin": feed-health alerts
+    settings: "AlertSettings"
     tz: str
-    templates: object  # Templates
+    templates: "Templates"
     planner: AlertPlanner
     warnings: tuple[str, ...] = ()
 

@@ -470,7 +470,12 @@ def _configured_name(app: App, config: Config, name: str) -> str:
 
 def _tell_daemon(app: App, *, quiet: bool = False) -> None:
     """SIGHUP the daemon on this database so it re-reads the config and feed states."""
-    pid = signal_daemon(app.db_path)
+    try:
+        pid = signal_daemon(app.db_path)
+    except OSError as error:  # e.g. the daemon runs as another user
+        click.echo(f"could not signal the daemon ({error.strerror or error}): reload it with "
+                   "`systemctl reload monitor` or `kill -HUP PID`", err=quiet)
+        return
     if quiet:
         return
     if pid is not None:

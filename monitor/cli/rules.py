@@ -109,7 +109,7 @@ def match_command(app: App, path, fmt: str, as_json: bool) -> None:
 
 @click.group("rules")
 def rules_group() -> None:
-    """Check, list, try and backtest the watch rules (watch.toml)."""
+    """Check, list, try, backtest, enable and disable the watch rules (watch.toml)."""
 
 
 @rules_group.command("check")
