@@ -41,7 +41,8 @@ from monitor.paths import atomic_write_text, default_file_text
 from monitor.tomlpos import table_spans
 
 __all__ = ["add_feed", "add_feeds", "remove_feed", "atomic_write_text", "NewFeed", "AddFeedsReport",
-           "check_new_feed_options", "feed_url_key", "find_name", "known_names_hint", "name_from_title", "unique_name", "url_slug"]
+           "check_new_feed_options", "feed_url_key", "find_name", "known_names_hint",
+           "name_from_title", "unique_name", "url_slug"]
 
 
 @dataclass(frozen=True)

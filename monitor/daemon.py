@@ -187,6 +187,10 @@ class Daemon:
             self._inflight.add(task)
             try:
                 report = await self._pipeline.poll(current)
+            except asyncio.CancelledError:
+                if self._stop.is_set():
+                    return  # abandoned on shutdown: nothing was half-written
+                raise
             finally:
                 self._inflight.discard(task)
             self.summary.add(report)

@@ -250,7 +250,15 @@ def _parse_executor(workers: int) -> Executor:
     """
     if workers <= 0:
         return ThreadPoolExecutor(max_workers=1, thread_name_prefix="monitor-parse")
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("forkserver"))
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("forkserver"),
+                               initializer=_ignore_interrupts)
+
+
+def _ignore_interrupts() -> None:
+    """Parser workers leave Ctrl-C to the daemon, which shuts them down itself."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _fetch_log_row(result: FetchResult, now: datetime, parse_error: str | None) -> dict:

@@ -139,6 +139,12 @@ def test_add_unreachable_url_is_added_as_given_with_a_warning(cfg):
     assert configured_feeds(cfg) == [("127-0-0-1-rss-index-rss", "http://127.0.0.1:9/rss/index.rss", ())]
 
 
+def test_add_with_no_discover_adds_the_url_without_fetching_it(cfg, feed_server):
+    monitor("feeds", "add", serve_site(feed_server), "--no-discover", env=cfg, check=True)
+    assert configured_feeds(cfg) == [("127-0-0-1-news", feed_server.url("/news/"), ())]
+    assert feed_server.requests == []
+
+
 def test_all_and_first_together_is_a_usage_error(cfg, feed_server):
     result = monitor("feeds", "add", serve_site(feed_server), "--all", "--first", env=cfg)
     assert result.returncode == 2 and "exclude each other" in result.stderr
@@ -175,8 +181,11 @@ def test_import_reader_exports_adds_feeds_with_tags_and_skips_them_the_second_ti
 
 def test_import_reports_invalid_outlines_and_name_clashes_but_imports_the_rest(cfg):
     write_feeds(cfg, {"Blog": "https://other.example/rss"})
+    before = "# my feeds, by hand\n" + feeds_text(cfg)
+    (Path(cfg["MONITOR_CONFIG"]) / "feeds.toml").write_text(before, encoding="utf-8")
     result = monitor("feeds", "import", opml("bad_outline.opml"), env=cfg)
     assert result.returncode == 0, result.stderr
+    assert feeds_text(cfg).startswith(before), "the hand-written part is kept byte for byte"
     lines = result.stdout.splitlines()
     assert lines[-2] == "added 3, skipped 1 (already present: same URL or name), invalid 4"
     assert "skipped Blog: already present: a feed named 'Blog' (with another URL)" in lines

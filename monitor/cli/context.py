@@ -79,6 +79,13 @@ def setup_logging(level: str, fmt: str = "kv") -> None:
     root.addHandler(handler)
     root.propagate = False
     root.setLevel(level.upper())
+    # APScheduler reports job failures through its own loggers: same format, warnings up.
+    scheduler = logging.getLogger("apscheduler")
+    for old in list(scheduler.handlers):
+        scheduler.removeHandler(old)
+    scheduler.addHandler(handler)
+    scheduler.propagate = False
+    scheduler.setLevel(logging.WARNING)
 
 
 def is_tty() -> bool:
