@@ -352,10 +352,11 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
         return '<p class="empty">None in this period.</p>'
     e = html.escape
 
-    def cell(tag: str, value: Any) -> str:
-        numeric = isinstance(value, (int, float))
-        return f'<{tag}{" class=n" if numeric else ""}>{e(str(value))}</{tag}>'
+    numeric = [isinstance(value, (int, float)) for value in rows[0]]
 
-    head = "".join(f"<th>{e(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(cell("td", v) for v in row) + "</tr>" for row in rows)
+    def cell(tag: str, value: Any, is_number: bool) -> str:
+        return f'<{tag}{" class=n" if is_number else ""}>{e(str(value))}</{tag}>'
+
+    head = "".join(cell("th", h, n) for h, n in zip(headers, numeric))
+    body = "".join("<tr>" + "".join(cell("td", v, n) for v, n in zip(row, numeric)) + "</tr>" for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"

@@ -456,11 +456,13 @@ class Store:
 
     def reset_feed(self, name: str) -> None:
         """Clear errors, backoff, Retry-After and a 410 "gone" mark; the baseline stays,
-        so stories already seen are not new again."""
+        so stories already seen are not new again. A paused feed stays paused."""
         with self.transaction():
-            self._update_feed(self._feed_id(name), {
-                "status": "ok", "consecutive_errors": 0, "last_error": None,
-                "last_error_kind": None, "retry_after": None, "next_poll": None})
+            feed_id = self._feed_id(name)
+            self.db.execute(
+                "UPDATE feeds SET consecutive_errors = 0, last_error = NULL, last_error_kind = NULL, "
+                "retry_after = NULL, next_poll = NULL, status = CASE WHEN status = 'paused' "
+                "THEN 'paused' WHEN baselined THEN 'ok' ELSE 'new' END WHERE id = ?", [feed_id])
 
     def record_poll(self, name: str, state: dict, log: dict, *, keep: int) -> None:
         """A poll that stored no stories (304, unchanged body, error): state and log only.

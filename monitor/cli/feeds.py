@@ -424,8 +424,6 @@ def feeds_reset(app: App, name: str) -> None:
     """
     with _stored_feed(app, name) as (store, state):
         store.reset_feed(state.name)
-        if state.status == "paused" or not state.baselined:
-            store.set_feed_status(state.name, "paused" if state.status == "paused" else "new")
     cleared = [f"{state.consecutive_errors} consecutive errors"]
     if state.retry_after is not None:
         cleared.append("its Retry-After")

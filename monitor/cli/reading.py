@@ -26,6 +26,7 @@ from monitor.store import Store
 
 _MARKED = re.compile(r"\[\[(.+?)\]\]", re.S)
 _OPEN, _CLOSE = "\ue000", "\ue001"  # hit markers that survive wrapping, styled at the end
+_ANNOUNCE_INDEXING = 2000  # stories to index before a search that deserve a word of warning
 
 
 # --------------------------------------------------------------------------
@@ -73,6 +74,13 @@ def _style_marks(text: str) -> str:
 def marked(snippet: str) -> str:
     """A stored snippet ([[hits]] marked) for the output at hand."""
     return _style_marks(_MARKED.sub(lambda m: _OPEN + m.group(1) + _CLOSE, snippet))
+
+
+def _echo_title_and_snippet(title: str, snippet: str) -> None:
+    """The snippet, after the title unless the snippet already starts with it."""
+    if not _MARKED.sub(r"\1", snippet).startswith(title.strip()):
+        click.echo(f"    {title}")
+    click.echo(f"    {marked(snippet)}")
 
 
 def _with_marks(text: str, spans: Iterable[tuple[int, int]]) -> str:
@@ -161,6 +169,10 @@ def search_command(app: App, query: str, since: str | None, feed: str | None, li
     store = Store.open(app.db_path, readonly=not writable)
     try:
         if writable:
+            pending = pending_count(store)
+            if pending >= _ANNOUNCE_INDEXING:
+                click.echo(f"monitor: indexing {pending} stories for search (once; later searches "
+                           "only index what is new)", err=True)
             try:
                 index_pending(store)
             except sqlite3.OperationalError as exc:
@@ -177,7 +189,7 @@ def search_command(app: App, query: str, since: str | None, feed: str | None, li
     else:
         for result in results:
             click.echo(_bold(f"{result['id']}  {result['first_seen']}  {result['feed']}"))
-            click.echo(f"    {marked(result['snippet'])}")
+            _echo_title_and_snippet(result["title"], result["snippet"])
             if result["url"]:
                 click.echo(f"    {result['url']}")
     sys.exit(0 if results else 1)
@@ -232,8 +244,7 @@ def matches_command(app: App, since: str, rule: str | None, feed: str | None, li
             muted = f"  muted{': ' + row['mute_reason'] if row['mute_reason'] else ''}" if row["muted"] else ""
             click.echo(_bold(f"{row['id']}  {row['created']}  {row['rule']}  {row['severity']}  "
                              f"score {row['score']:g}  {row['feed']}") + muted)
-            click.echo(f"    {row['title']}")
-            click.echo(f"    {marked(row['snippet'])}")
+            _echo_title_and_snippet(row["title"], row["snippet"])
             if row["url"]:
                 click.echo(f"    {row['url']}")
     sys.exit(0 if rows else 1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import sqlite3
 import sys
 
@@ -52,6 +53,8 @@ def run_command(app: App, once: bool, watch_config: bool, http: str | None) -> N
     lock.acquire()
     try:
         if once:
+            # Config edits signal whoever holds the lock; a single run has nothing to reload.
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
             summary = _run(run_once(config, app.db_path, prepared.match, alerting=prepared.alerting,
                                     progress=_progress_line(len(config.feeds))))
             _print_summary(summary)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from hypothesis import example, given
+from hypothesis import event, example, given
 from hypothesis import strategies as st
 
 from monitor.errors import ConfigError
@@ -168,6 +168,7 @@ def check_loads_or_points(query: str, rule: str) -> None:
     except ConfigError as error:
         assert problem is not None, f"valid query rejected: {error}"
         words, offset = problem
+        event("rejected")
         assert words in error.message, (error.message, words)
         assert error.path == WATCH_PATH
         assert error.line is not None and 1 <= error.line <= len(lines), error
@@ -183,6 +184,7 @@ def check_loads_or_points(query: str, rule: str) -> None:
             assert blamed in "'\"", (query, offset, blamed)
         return
     assert problem is None, f"invalid query accepted: {query!r} ({problem})"
+    event("loaded")
     rule = watch.rules[0]
     assert rule.query == query and rule.tree == parse_query(query)
     check_matches_cleanly(watch)
