@@ -180,3 +180,14 @@ def test_log_format_json_gives_one_json_object_per_line(configured):
     lines = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
     assert lines and all({"ts", "level", "logger", "msg"} <= set(line) for line in lines)
     assert any(line["level"] == "warning" and "feed=dead" in line["msg"] for line in lines)
+
+
+def test_commands_that_send_nothing_stay_light(configured):
+    """`feeds list` and `stories` must not load apprise or the language data."""
+    code = ("import sys\nfrom monitor.cli import main\n"
+            "for args in (['feeds', 'list'], ['stories'], ['status']):\n"
+            "    try:\n        main(args, standalone_mode=False)\n    except SystemExit:\n        pass\n"
+            "print(sorted(m for m in ('apprise', 'pymorphy3', 'monitor.match.engine') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], env=configured, capture_output=True, text=True,
+                            timeout=60)
+    assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout + result.stderr

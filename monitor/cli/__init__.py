@@ -8,6 +8,7 @@ Exit codes: 0 success, 1 could not run (or nothing found where that matters),
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import sys
@@ -19,8 +20,40 @@ from monitor.cli.context import App, setup_logging
 from monitor.errors import MonitorError
 
 
+# Each command's module, imported only when the command runs (or for --help), so a
+# command that sends nothing never pays for apprise, the matcher or httpx. Some
+# modules add commands to another module's group: both are listed, adder first.
+COMMAND_MODULES: dict[str, tuple[str, ...]] = {
+    "alerts": ("alerts_outbox", "alerts"),
+    "config": ("config_cmd",),
+    "demo": ("demo",),
+    "feeds": ("feeds",),
+    "init": ("config_cmd",),
+    "match": ("rules",),
+    "matches": ("reading",),
+    "mute": ("reading",),
+    "report": ("reading",),
+    "rules": ("terms", "rules"),
+    "run": ("run",),
+    "search": ("reading",),
+    "show": ("reading",),
+    "status": ("status",),
+    "stories": ("stories",),
+    "systemd-unit": ("systemd_cmd",),
+    "terms": ("terms",),
+}
+
+
 class MonitorGroup(click.Group):
-    """Turns the library's user-facing errors into one message and an exit code."""
+    """Loads commands lazily, and turns the library's user-facing errors into one
+    message and an exit code."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMAND_MODULES)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        modules = [importlib.import_module(f"monitor.cli.{m}") for m in COMMAND_MODULES.get(name, ())]
+        return next((c for m in modules for c in m.COMMANDS if c.name == name), None)
 
     def invoke(self, ctx: click.Context):
         try:
@@ -62,19 +95,6 @@ def main(ctx: click.Context, config_dir: str | None, db_path: str | None,
     drop_to_owner(resolve_db_path(db_path, os.environ), resolve_config_dir(config_dir, os.environ)[0])
     ctx.obj = App(config_flag=config_dir, db_flag=db_path, log_level=log_level)
     setup_logging(log_level or "info", log_format)
-
-
-def _register() -> None:
-    from monitor.cli import (alerts, alerts_outbox, config_cmd, demo, feeds, reading, rules, run,
-                             status, stories, systemd_cmd, terms)
-
-    for module in (alerts, alerts_outbox, config_cmd, demo, feeds, reading, rules, run, status,
-                   stories, systemd_cmd, terms):
-        for command in module.COMMANDS:
-            main.add_command(command)
-
-
-_register()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -131,6 +131,8 @@ def rule_tables(draw: st.DrawFn, query_strategy: st.SearchStrategy[str]) -> tupl
         rule = f"[rule]\n{indent}fuzzed.query = {literal}\n"
     else:
         rule = f"[rule]\n{indent}fuzzed = {{ min_score = 0, query = {literal} }}\n"
+    if draw(st.booleans()):  # Windows line endings: carets must still land on the right character
+        rule = rule.replace("\n", "\r\n")
     return query, rule
 
 
