@@ -369,11 +369,19 @@ class Daemon:
     # --------------------------------------------------------- housekeeping
 
     async def _housekeeping(self) -> None:
-        """Hourly: prune past retention, and tell the admins about feeds gone silent."""
+        """Hourly: prune past retention, tell the admins about feeds gone silent, and
+        index new stories for `monitor search`."""
+        from monitor.search import index_documents, save_index, stale_entries
+
         pruned = await self._store.call(Store.prune, self.clock(), self.config.poll.retention)
         if pruned:
             log.info("retention pruned=%d", pruned)
         await self._check_silence()
+        # Keep the search index caught up, normalising text off the store thread.
+        rows = await self._store.call(stale_entries, 2000)
+        if rows:
+            docs = await asyncio.get_running_loop().run_in_executor(None, index_documents, rows)
+            await self._store.call(save_index, docs)
 
     async def _check_silence(self) -> None:
         """One "silent" alert per quiet spell: a feed that stopped publishing for far longer

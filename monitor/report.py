@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from monitor.alert.route import story_keys
+from monitor.errors import MonitorError
 from monitor.store import Store, from_text, to_text
 
 TOP_STORIES = 10
@@ -286,8 +287,12 @@ def render_html(report: Report) -> str:
 def _chart(report: Report) -> str:
     """A stacked bar per day, one colour per rule, as inline SVG (pygal is imported
     only here: only `report --html` needs it)."""
-    import pygal
-    from pygal.style import Style
+    try:
+        import pygal
+        from pygal.style import Style
+    except ImportError:
+        raise MonitorError("the HTML report draws its chart with pygal, which is not installed: "
+                           "pip install pygal") from None
 
     style = Style(background="transparent", plot_background="#ffffff", foreground="#1d2430",
                   foreground_strong="#1d2430", foreground_subtle="#c9ced6",

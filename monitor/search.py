@@ -28,11 +28,13 @@ import unicodedata
 from datetime import datetime
 from typing import Any, Iterator, Sequence
 
+from monitor.alert.outbox import mute_alerts
 from monitor.errors import MonitorError, UsageError
 from monitor.match import Matcher, Rule, Watch
-from monitor.match.query import And, Near, Node, Not, Or, QueryError, Ref, Scope, Term, parse_query, \
-    true_without_hits, walk
+from monitor.match.query import (And, Near, Node, Not, Or, QueryError, Ref, Scope, Term, parse_query,
+                                 true_without_hits, walk)
 from monitor.match.text import WORDS, Analyser, language_mode
+from monitor.models import Match
 from monitor.store import Store, to_text
 
 INDEX_BATCH = 500  # stories per indexing transaction: the daemon's writes slip in between
@@ -81,6 +83,13 @@ def stale_entries(store: Store, limit: int = INDEX_BATCH) -> list[dict[str, Any]
         "WHERE s.entry_id IS NULL OR s.version != e.version ORDER BY e.id LIMIT ?", [limit]))
 
 
+def index_documents(rows: Sequence[dict[str, Any]]) -> list[tuple[int, int, str]]:
+    """`stale_entries` rows as `save_index` documents: the CPU part of indexing, which
+    needs no database and may run on any thread."""
+    return [(row["id"], row["version"], index_words(row["title"], row["summary"], row["content"],
+                                                     row["language"])) for row in rows]
+
+
 def save_index(store: Store, documents: Sequence[tuple[int, int, str]]) -> int:
     """Write (entry id, version, index_words) rows in one transaction; a story pruned
     meanwhile is skipped. Returns how many were written."""
@@ -107,8 +116,7 @@ def index_pending(store: Store, limit: int | None = None) -> int:
         rows = stale_entries(store, batch)
         if not rows:
             break
-        done += save_index(store, [(row["id"], row["version"], index_words(
-            row["title"], row["summary"], row["content"], row["language"])) for row in rows])
+        done += save_index(store, index_documents(rows))
         if len(rows) < batch:
             break
     return done
@@ -240,7 +248,7 @@ def _candidates(store: Store, fts: str | None, since: datetime | None,
         yield from (rows[entry_id] for entry_id in chunk if entry_id in rows)
 
 
-def _result(row: dict[str, Any], match: Any) -> dict[str, Any]:
+def _result(row: dict[str, Any], match: Match) -> dict[str, Any]:
     return {
         "id": row["id"], "feed": row["feed"], "title": row["title"], "url": row["url"],
         "published": row["published"], "first_seen": row["first_seen"], "score": match.score,
@@ -325,8 +333,6 @@ def mute(store: Store, entry_id: int, *, rule: str | None, reason: str | None,
     """Mark the story's matches (all, or RULE's) false positives and mute their unsent
     alerts, in one transaction. Returns the rules muted now, those muted before,
     and how many alerts were stopped. MonitorError (exit 1) for an unknown story or rule."""
-    from monitor.alert.outbox import mute_alerts
-
     if store.db.execute("SELECT 1 FROM entries WHERE id = ?", [entry_id]).fetchone() is None:
         raise MonitorError(f"no story with ID {entry_id} (see `monitor stories` or `monitor matches`)")
     with store.transaction():

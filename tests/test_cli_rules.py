@@ -96,3 +96,16 @@ def test_backtest_shows_what_a_rule_change_would_match(cfg, feed_server):
     path.write_text(WATCH.replace("#drones", "#drones NOT Beijing"), encoding="utf-8")
     out = [json.loads(l) for l in monitor("rules", "backtest", "--json", env=cfg, check=True).stdout.splitlines()]
     assert [(o["change"], o["rule"], o["id"]) for o in out] == [("gone", "china_drones", 1)]
+
+
+def test_backtest_lists_muted_false_positives(cfg, feed_server):
+    feed_server.routes["/f"] = static(rss([Item("1", "Beijing drone exports to Russia")]))
+    monitor("feeds", "add", feed_server.url("/f"), "--name", "local", env=cfg, check=True)
+    monitor("run", "--once", env=cfg, check=True)
+    monitor("mute", "1", "--reason", "export statistics, not the war", env=cfg, check=True)
+    out = [json.loads(l) for l in monitor("rules", "backtest", "--json", env=cfg, check=True).stdout.splitlines()]
+    assert out == [{"change": "muted", "rule": "china_drones", "id": 1, "feed": "local",
+                    "title": "Beijing drone exports to Russia", "reason": "export statistics, not the war",
+                    "still_matches": True}]
+    text = monitor("rules", "backtest", env=cfg, check=True).stdout
+    assert "1 muted as false positives" in text and "still matches; export statistics" in text

@@ -92,3 +92,31 @@ def test_a_silent_feed_alerts_the_admins_once_per_quiet_spell(tmp_path, webhook)
 
     asyncio.run(check_twice())
     assert [p["title"] for p in webhook.posts] == ["[monitor] feed quiet is silent for 2d"]
+
+
+def test_housekeeping_indexes_new_stories_for_search(feed_server, tmp_path):
+    from monitor.search import pending_count
+
+    feed_server.routes["/a"] = static(rss([Item("1", "Китаю вигідна війна"), Item("2", "Weather")]))
+    feed = FeedConfig("a", feed_server.url("/a"), 600.0, language="uk")
+    db = tmp_path / "monitor.db"
+    config = Config(dir=tmp_path, fetch=FetchSettings(), poll=PollSettings(), feeds=(feed,),
+                    timezone="UTC", log_level="info")
+    asyncio.run(run_once(config, db))
+    store = Store.open(db, readonly=True)
+    assert pending_count(store) == 2
+    store.close()
+
+    async def housekeeping() -> None:
+        daemon = Daemon(prepared(config), db)
+        await daemon.start()
+        daemon.scheduler.pause()
+        try:
+            await daemon._housekeeping()
+        finally:
+            await daemon.stop()
+
+    asyncio.run(housekeeping())
+    store = Store.open(db, readonly=True)
+    assert pending_count(store) == 0
+    store.close()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from sqlite_utils import Database
 
 from monitor.alert.outbox import mute_alerts
 from monitor.errors import MonitorError, UsageError
@@ -13,7 +15,7 @@ from monitor.match import parse_watch_text
 from monitor.models import Entry, FeedConfig, Hit, Match
 from monitor.search import (get_story, index_pending, list_matches, mute, muted_matches, pending_count,
                             search)
-from monitor.store import Store
+from monitor.store import Store, migrations
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
 
@@ -241,3 +243,22 @@ def test_get_story_has_matches_alerts_and_knows_stale_offsets(store):
     put(store, "kyivindependent", "m", "Oil deal: China buys Russian oil")  # offsets move
     assert not get_story(store, story)["matches"][0]["current"]
     assert get_story(store, 12345) is None
+
+
+def test_a_database_from_before_search_is_upgraded_and_indexed(tmp_path):
+    path = tmp_path / "old.db"
+    old = Database(sqlite3.connect(path))
+    migrations.apply(old, stop_before="0003_search_mute")
+    old.execute("INSERT INTO feeds (name, url, config_url, created) VALUES ('f', 'http://x', 'http://x', "
+                "'2026-11-01T00:00:00Z')")
+    old.execute("INSERT INTO entries (feed_id, guid, title, content_hash, first_seen, last_seen) "
+                "VALUES (1, 'g', 'Делегація поїхала до Китаю', 'h', '2026-11-01T00:00:00Z', "
+                "'2026-11-01T00:00:00Z')")
+    old.conn.commit()
+    old.close()
+    upgraded = Store.open(path)
+    try:
+        assert index_pending(upgraded) == 1
+        assert ids(search(upgraded, "Китай")) == {1}
+    finally:
+        upgraded.close()

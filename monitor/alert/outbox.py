@@ -170,7 +170,8 @@ def mark_sent(store: Store, ids: Sequence[int], now: datetime, *, possible_dupli
         store.db.conn.executemany(
             "UPDATE alerts SET status = 'sent', sent_at = ?, last_attempt_at = ?, "
             "attempts = attempts + 1, first_attempt_at = COALESCE(first_attempt_at, ?), "
-            "last_error = NULL, possible_duplicate = MAX(possible_duplicate, ?) WHERE id = ?",
+            "last_error = NULL, possible_duplicate = MAX(possible_duplicate, ?) WHERE id = ? "
+            "AND status != 'muted'",
             [(to_text(now), to_text(now), to_text(now), int(possible_duplicate), i) for i in ids])
 
 
@@ -188,7 +189,7 @@ def mark_failed(store: Store, ids: Sequence[int], now: datetime, error: str,
             store.db.execute(
                 "UPDATE alerts SET status = ?, due_at = COALESCE(?, due_at), attempts = attempts + 1, "
                 "first_attempt_at = ?, last_attempt_at = ?, last_error = ?, "
-                "possible_duplicate = MAX(possible_duplicate, ?) WHERE id = ?",
+                "possible_duplicate = MAX(possible_duplicate, ?) WHERE id = ? AND status != 'muted'",
                 ["dead" if due is None else "failed", to_text(due), to_text(first_at), to_text(now),
                  error[:500], int(possible_duplicate), alert_id])
     return dead

@@ -43,7 +43,7 @@ def _writable(path: Path) -> bool:
     return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
 
 
-def open_for_reading(path: Path) -> Store:
+def _open_for_reading(path: Path) -> Store:
     """Read-only, unless the database still needs this version's upgrade and may be written."""
     _require_db(path)
     try:
@@ -232,7 +232,7 @@ def matches_command(app: App, since: str, rule: str | None, feed: str | None, li
     from monitor.search import list_matches
 
     since_at = _since(since)
-    store = open_for_reading(app.db_path)
+    store = _open_for_reading(app.db_path)
     try:
         rows = list_matches(store, since=since_at, rule=rule, feed=feed, limit=limit)
     finally:
@@ -269,7 +269,7 @@ def show_command(app: App, story_id: int, as_json: bool) -> None:
     """
     from monitor.search import get_story
 
-    store = open_for_reading(app.db_path)
+    store = _open_for_reading(app.db_path)
     try:
         story = get_story(store, story_id)
     finally:
@@ -418,7 +418,7 @@ def report_command(app: App, since: str, top: int, as_json: bool, html_file: Pat
 
     since_at = parse_since_option(since)
     tz = app.config().timezone
-    store = open_for_reading(app.db_path)
+    store = _open_for_reading(app.db_path)
     try:
         report = build_report(store, since=since_at, now=datetime.now(timezone.utc), tz=tz, top=top)
     finally:

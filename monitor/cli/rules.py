@@ -201,6 +201,7 @@ def rules_backtest(app: App, since: str, as_json: bool) -> None:
       monitor rules backtest
       monitor rules backtest --since 7d --json
     """
+    from monitor.search import muted_matches
     from monitor.store import Store
 
     since_at = parse_since_option(since)
@@ -210,12 +211,14 @@ def rules_backtest(app: App, since: str, as_json: bool) -> None:
     try:
         then = store.matched_rules(since=since_at)
         changes, scanned, matched_now = [], 0, 0
+        now_by_entry: dict[int, set[str]] = {}
         for row in store.iter_entries(since=since_at):
             scanned += 1
             now_rules = {m.rule for m in matcher.match(
                 title=row["title"] or "", summary=row["summary"] or "", content=row["content"] or "",
                 language=row["language"], feed=row["feed"], feed_tags=tags_by_feed.get(row["feed"], ()))}
             matched_now += bool(now_rules)
+            now_by_entry[row["id"]] = now_rules
             before = then.get(row["id"], set())
             for rule in sorted(now_rules - before):
                 changes.append({"change": "new", "rule": rule, "id": row["id"], "feed": row["feed"],
@@ -223,17 +226,29 @@ def rules_backtest(app: App, since: str, as_json: bool) -> None:
             for rule in sorted(before - now_rules):
                 changes.append({"change": "gone", "rule": rule, "id": row["id"], "feed": row["feed"],
                                 "title": row["title"]})
+        muted = muted_matches(store, since_at)
     finally:
         store.close()
+    for m in muted:  # false positives the person flagged: what the rule should stop matching
+        changes.append({"change": "muted", "rule": m["rule"], "id": m["id"], "feed": m["feed"],
+                        "title": m["title"], "reason": m["mute_reason"],
+                        "still_matches": m["rule"] in now_by_entry.get(m["id"], set())})
     if as_json:
         echo_jsonl(changes)
         return
     click.echo(f"{scanned} stories since {since_at:%Y-%m-%d %H:%M}Z; {matched_now} match now; "
                f"{sum(1 for c in changes if c['change'] == 'new')} new, "
-               f"{sum(1 for c in changes if c['change'] == 'gone')} gone")
+               f"{sum(1 for c in changes if c['change'] == 'gone')} gone, "
+               f"{len(muted)} muted as false positives")
     if changes:
-        echo_table(["CHANGE", "RULE", "ID", "FEED", "TITLE"],
-                   [[c["change"], c["rule"], c["id"], c["feed"], c["title"]] for c in changes])
+        echo_table(["CHANGE", "RULE", "ID", "FEED", "TITLE", "NOTE"],
+                   [[c["change"], c["rule"], c["id"], c["feed"], c["title"],
+                     _muted_note(c) if c["change"] == "muted" else ""] for c in changes])
+
+
+def _muted_note(change: dict) -> str:
+    still = "still matches" if change["still_matches"] else "no longer matches"
+    return f"{still}; {change['reason']}" if change["reason"] else still
 
 
 COMMANDS = [match_command, rules_group]
