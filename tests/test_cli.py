@@ -191,3 +191,13 @@ def test_commands_that_send_nothing_stay_light(configured):
     result = subprocess.run([sys.executable, "-c", code], env=configured, capture_output=True, text=True,
                             timeout=60)
     assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout + result.stderr
+
+
+def test_shell_completion_completes_commands(env):
+    script = subprocess.run([sys.executable, "-m", "monitor"], env={**env, "_MONITOR_COMPLETE": "bash_source"},
+                            capture_output=True, text=True, timeout=30).stdout
+    assert "_monitor_completion" in script and "complete " in script
+    words = subprocess.run([sys.executable, "-m", "monitor"],
+                           env={**env, "_MONITOR_COMPLETE": "bash_complete", "COMP_WORDS": "monitor feeds p",
+                                "COMP_CWORD": "2"}, capture_output=True, text=True, timeout=30).stdout
+    assert "plain,pause" in words.splitlines()

@@ -178,3 +178,25 @@ def _get(url: str) -> str:
         return httpx.get(url, trust_env=False, timeout=5).text
     except httpx.HTTPError:
         return ""
+
+
+def test_watch_config_applies_an_added_feed_without_resetting_the_others(env, feed_server, smtp):  # noqa: F811
+    feed = setup(env, feed_server, smtp.url(), interval="1h")
+    db = Path(env["MONITOR_DB"])
+    daemon = DaemonProcess(env, "--watch-config").start()
+    try:
+        assert wait_until(lambda: db_rows(db, "select next_poll from feeds where name = 'local'") != [(None,)]
+                          and db_rows(db, "select count(*) from entries") == [(1,)], 20), daemon.output()
+        rhythm = db_rows(db, "select next_poll from feeds where name = 'local'")
+        polls_of_first = len(feed_server.requests_to("/feed"))
+        feed_server.routes["/second"] = static(rss([Item("s1", "Chinese drone factory expands",
+                                                         published=datetime.now(timezone.utc))]))
+        with open(Path(env["MONITOR_CONFIG"]) / "feeds.toml", "a") as feeds:  # an edit by hand
+            feeds.write(f'\n[[feed]]\nname = "second"\nurl = "{feed_server.url("/second")}"\n')
+        assert smtp.wait_for(1, timeout=20), daemon.output()
+        assert "Chinese drone factory" in smtp.messages[0]["subject"]
+        assert db_rows(db, "select next_poll from feeds where name = 'local'") == rhythm
+        assert len(feed_server.requests_to("/feed")) == polls_of_first, "the first feed was not polled again"
+        assert daemon.stop() == 0
+    finally:
+        daemon.ensure_dead()
