@@ -228,6 +228,7 @@ class AlertSettings:
     send_timeout: float = 30.0  # seconds one send may take before it counts as TIMEOUT
     health_failures: int = 5  # consecutive failed polls that raise a feed-health alert
     health_silence: float = 10.0  # x the feed's interval without a new story -> "silent" alert (0 = off)
+    rate_limit: int = 10  # per rule and destination per rate_window, unless the destination sets its own (0 = none)
 
 
 @dataclass(frozen=True)

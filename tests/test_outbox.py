@@ -182,3 +182,14 @@ def test_one_failing_destination_does_not_delay_the_other(tmp_path, webhook):
     report = h.dispatch()
     assert (report.sent, report.failed) == (1, 1)
     assert dict((d, s) for d, s, _ in h.statuses()) == {"dead": "failed", "chat": "sent"}
+
+
+def test_a_burst_after_downtime_becomes_a_digest_by_default(tmp_path, webhook):
+    h = Harness(tmp_path / "m.db", [dest(webhook)], AlertSettings())  # default flood guard: 10/rule/hour
+    burst = [(entry("one", str(i), f"China drones story {i} from the gap, {i * 31} words on"), match())
+             for i in range(14)]
+    h.poll("one", *burst)
+    assert h.dispatch().sent == 10
+    h.clock.now += timedelta(hours=1)
+    assert h.dispatch().sent == 4
+    assert len(webhook.posts) == 11 and "4 matches" in webhook.posts[-1]["title"]

@@ -456,6 +456,7 @@ _SETTINGS: dict[str, Callable[[object], Any]] = {
     "send_timeout": _duration(allow_zero=False),
     "health_failures": _whole_number(1),
     "health_silence": _silence_factor,
+    "rate_limit": _whole_number(0),
 }
 _DESTINATION_KEYS = ("name", "url", "tags", "mode", "digest_every", "digest_at", "quiet_hours",
                      "rate_limit", "rate_window")

@@ -12,7 +12,7 @@ thread (via `StoreThread.call`) and takes the `Store` first.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Mapping, Sequence
 
@@ -57,6 +57,9 @@ class Planner:
             "AND delivery = 'immediate' AND status != 'duplicate'",
             [destination.name, match.rule, to_text(now - timedelta(seconds=destination.rate_window))],
         ).fetchone()[0]
+        if destination.rate_limit is None and self.settings.rate_limit:
+            # The default flood guard: a burst (say, after a long downtime) becomes a digest.
+            destination = replace(destination, rate_limit=self.settings.rate_limit)
         plan = plan_delivery(destination, match.severity, now, self.tz, recent_count=recent,
                              settings=self.settings)
         original = _original(store, keys, destination.name, entry_id,
