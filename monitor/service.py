@@ -251,14 +251,39 @@ def _parse_executor(workers: int) -> Executor:
     if workers <= 0:
         return ThreadPoolExecutor(max_workers=1, thread_name_prefix="monitor-parse")
     return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("forkserver"),
-                               initializer=_ignore_interrupts)
+                               initializer=_init_parser_worker, initargs=(os.getpid(),))
 
 
-def _ignore_interrupts() -> None:
-    """Parser workers leave Ctrl-C to the daemon, which shuts them down itself."""
+def _init_parser_worker(owner_pid: int) -> None:
+    """Parser workers leave Ctrl-C to the daemon, and end when the daemon is gone.
+
+    A worker blocks on its task queue, whose write end it holds itself, so it
+    never sees the daemon die (SIGKILL, or an exit that skipped the pool's
+    shutdown); without this check it, and the forkserver it keeps alive, would
+    linger as orphans.
+    """
     import signal
+    import threading
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    started = _process_start(owner_pid)  # tells the owner from a later process reusing its pid
+
+    def watch_owner() -> None:
+        while True:
+            time.sleep(1.0)
+            if _process_start(owner_pid) != started:
+                os._exit(0)
+
+    threading.Thread(target=watch_owner, name="owner-watch", daemon=True).start()
+
+
+def _process_start(pid: int) -> str | None:
+    """The process's start time from /proc, or None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
 
 
 def _fetch_log_row(result: FetchResult, now: datetime, parse_error: str | None) -> dict:

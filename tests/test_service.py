@@ -200,3 +200,44 @@ def test_watch_config_applies_an_added_feed_without_resetting_the_others(env, fe
         assert daemon.stop() == 0
     finally:
         daemon.ensure_dead()
+
+
+def _descendants(pid: int) -> set[int]:
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    found, frontier = set(), [pid]
+    while frontier:
+        parent = frontier.pop()
+        for child, ppid in parents.items():
+            if ppid == parent and child not in found:
+                found.add(child)
+                frontier.append(child)
+    return found
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie waiting to be reaped."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_parser_processes_do_not_outlive_a_killed_daemon(env, feed_server, smtp):  # noqa: F811
+    setup(env, feed_server, smtp.url())
+    db = Path(env["MONITOR_DB"])
+    daemon = DaemonProcess(env).start()
+    try:
+        assert wait_until(lambda: db_rows(db, "select count(*) from entries") == [(1,)], 20), daemon.output()
+        helpers = _descendants(daemon.proc.pid)
+        assert helpers, "parsing runs in worker processes"
+        daemon.kill()
+        assert wait_until(lambda: not any(_running(p) for p in helpers), 10), \
+            "parser workers and their forkserver exit once the daemon is gone"
+    finally:
+        daemon.ensure_dead()
