@@ -16,6 +16,7 @@ goes through the store's owner thread.
 from __future__ import annotations
 
 import asyncio
+import base64
 import functools
 import logging
 import multiprocessing
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
+from urllib.parse import unquote, urlsplit
 
 from monitor.config import Config
 from monitor.fetch import Fetcher
@@ -138,7 +140,7 @@ class Pipeline:
             return PollReport(feed.name, "skipped")
         request = FetchRequest(feed=feed.name, url=state.url, etag=state.etag,
                                last_modified=state.last_modified, body_hash=state.body_hash,
-                               headers=feed.headers)
+                               headers={**_credentials_header(feed.url), **feed.headers})
         result = await self.fetcher.fetch(request, self.clock())
         parsed: ParsedFeed | None = None
         parse_error: str | None = None
@@ -284,6 +286,19 @@ def _process_start(pid: int) -> str | None:
             return stat.read().rsplit(")", 1)[1].split()[19]
     except (OSError, IndexError):
         return None
+
+
+def _credentials_header(url: str) -> dict[str, str]:
+    """user:password@ in a configured feed URL, as the Basic auth header it stands for.
+
+    The stored URL has no credentials; the fetcher drops this header when a
+    redirect leaves the host.
+    """
+    parts = urlsplit(url)
+    if parts.username is None:
+        return {}
+    pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+    return {"Authorization": "Basic " + base64.b64encode(pair.encode()).decode("ascii")}
 
 
 def _fetch_log_row(result: FetchResult, now: datetime, parse_error: str | None) -> dict:

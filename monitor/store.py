@@ -28,6 +28,7 @@ from sqlite_utils import Database, Migrations
 
 from monitor.errors import MonitorError
 from monitor.models import Entry, FeedConfig, FeedState, Match, StoreResult
+from monitor.urls import strip_userinfo
 
 T = TypeVar("T")
 
@@ -230,6 +231,14 @@ def _search_mute(db: Database) -> None:
     """)
 
 
+@migrations(name="0004_feed_urls_without_credentials")
+def _strip_credentials(db: Database) -> None:
+    """Feed URLs were stored with their user:password@; the database keeps none now."""
+    for feed_id, url, config_url in db.execute("SELECT id, url, config_url FROM feeds").fetchall():
+        db.execute("UPDATE feeds SET url = ?, config_url = ? WHERE id = ?",
+                   [strip_userinfo(url), strip_userinfo(config_url), feed_id])
+
+
 def to_text(moment: datetime | None) -> str | None:
     """UTC, whole seconds, fixed width: "2026-11-29T04:06:52Z" sorts as text."""
     if moment is None:
@@ -398,17 +407,20 @@ class Store:
     def sync_feeds(self, feeds: Sequence[FeedConfig], now: datetime) -> None:
         """Make the feeds table follow the config: add, rename, remove, restore, re-point."""
         wanted = {feed.name for feed in feeds}
+        # Credentials in a feed URL stay in the config; the fetch sends them as a header.
+        urls = {feed.name: strip_userinfo(feed.url) for feed in feeds}
         with self.transaction():
             rows = {row["name"]: row for row in self.db.query("SELECT * FROM feeds")}
             orphans = [row for name, row in rows.items() if name not in wanted]
             for feed in feeds:
-                row = rows.get(feed.name) or self._claim_renamed(orphans, feed.url)
+                url = urls[feed.name]
+                row = rows.get(feed.name) or self._claim_renamed(orphans, url)
                 if row is None:
                     self.db.execute(
                         "INSERT INTO feeds (name, url, config_url, created) VALUES (?, ?, ?, ?)",
-                        [feed.name, feed.url, feed.url, to_text(now)])
+                        [feed.name, url, url, to_text(now)])
                 else:
-                    self._update_feed(row["id"], self._reconciled(row, feed))
+                    self._update_feed(row["id"], self._reconciled(row, feed.name, url))
             for row in orphans:
                 if row["status"] != "removed":
                     self._update_feed(row["id"], {
@@ -426,16 +438,16 @@ class Store:
         return row
 
     @staticmethod
-    def _reconciled(row: dict[str, Any], feed: FeedConfig) -> dict[str, Any]:
-        changes: dict[str, Any] = {"name": feed.name}
+    def _reconciled(row: dict[str, Any], name: str, url: str) -> dict[str, Any]:
+        changes: dict[str, Any] = {"name": name}
         status = row["status"]
         if status == "removed":
             status = row["status_before_removal"] or "new"
             changes.update(status=status, status_before_removal=None, removed_at=None)
-        if row["config_url"] != feed.url:
+        if row["config_url"] != url:
             # A new URL is a new source: fresh validators, no backoff, and its
             # backlog is a baseline rather than a burst of alerts.
-            changes.update(URL_CHANGE_RESET, url=feed.url, config_url=feed.url)
+            changes.update(URL_CHANGE_RESET, url=url, config_url=url)
             changes["status"] = "paused" if status == "paused" else "new"
         return changes
 

@@ -253,3 +253,16 @@ def test_feed_health_alerts_once_when_failing_and_once_when_recovered(feed_serve
     assert len(titles) == 2, titles
     assert "flaky is failing" in titles[0] and "HTTP 500" in titles[0]
     assert "flaky recovered" in titles[1]
+
+
+def test_feed_credentials_go_as_a_header_and_never_into_the_database(feed_server, tmp_path):
+    feed_server.routes["/private"] = static(rss([Item("a", "Members only", published=T0)]))
+    url = feed_server.url("/private").replace("http://", "http://reader:s3cr%40t@")
+    config = make_config(tmp_path, [FeedConfig("private", url, 600.0)])
+    db = tmp_path / "monitor.db"
+    summary = asyncio.run(run_once(config, db, clock=Clock(T0)))
+    assert [r.outcome for r in summary.reports] == ["ok"]
+    import base64
+    sent = feed_server.requests_to("/private")[0].headers["Authorization"]
+    assert base64.b64decode(sent.split()[1]) == b"reader:s3cr@t"
+    assert b"s3cr" not in db.read_bytes() and b"reader" not in db.read_bytes()

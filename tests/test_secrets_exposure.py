@@ -1,13 +1,14 @@
 """Secrets and exposure: every CLI command and a daemon cycle, with secret-bearing URLs everywhere.
 
 One config folder holds every kind of secret the product accepts: passwords
-in apprise URLs, a token from secrets.toml, one from $CREDENTIALS_DIRECTORY,
-one from the environment, a Telegram bot token, a bearer header, and feed
-credentials in a URL and in a header. Every command of `monitor --help` runs
-against it (debug logging on), then the daemon runs until an alert reaches
-the webhook. The secrets must appear in no output, no log line, no database
-cell and no file outside the config folder; yet the receivers must have been
-sent them, so the test cannot pass by never using them.
+in apprise URLs (in alerts.toml and apprise.yml), a token from secrets.toml,
+one from $CREDENTIALS_DIRECTORY, one from the environment, a Telegram bot
+token, a bearer header, and feed credentials in URLs and in a header. Every
+command of `monitor --help` runs against it (debug logging on), then the
+daemon runs until an alert reaches the webhook and refuses a broken reload.
+The secrets must appear in no output, no log line, no database cell, no HTTP
+answer and no file outside the config folder; yet the receivers must have
+been sent them, so the test cannot pass by never using them.
 
 Nothing leaves loopback: HTTPS_PROXY points at a closed local port, so the
 Telegram send fails at the proxy instead of reaching api.telegram.org.
@@ -16,8 +17,11 @@ Telegram send fails at the proxy instead of reaching api.telegram.org.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
+import re
+import signal
 import socket
 import stat
 import subprocess
@@ -27,13 +31,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
+from urllib.parse import unquote
 
 import click
 import pytest
 
+from monitor.alert.destinations import load_alerts
+from monitor.alert.dispatch import redact
 from monitor.cli import main as cli_main
 from monitor.http import LOOPBACK, parse_listen
+from monitor.models import Destination
 from support.daemon import DaemonProcess, db_rows, wait_until
 from support.feeds import Item, rss
 from support.feedserver import FeedServer, static
@@ -61,7 +69,13 @@ FIRST_STORY = Item("a", "Chinese drone parts reach Russia", summary="Shipments o
 NEUTRAL_STORY = Item("b", "Weather in Kyiv", published=NOW - timedelta(hours=1))
 DAEMON_STORY = Item("c", "Beijing drone engines found in wreckage", published=NOW - timedelta(minutes=5),
                     link="https://news.example.org/c")
+SITE = ('<html><head><link rel="alternate" type="application/rss+xml" href="/private.xml">'
+        '<link rel="alternate" type="application/rss+xml" href="/headered.xml"></head></html>').encode()
+URL_ESCAPED = "%40%2F%3A%2B"  # "@/:+" in a password or token, percent-encoded as a URL needs
 NOT_RUN = {("demo",): "runs its own sample config for a minute; it never reads this config folder"}
+
+# Feed credentials: the database stores feed URLs without them (they are sent as a header).
+FEED_CREDENTIALS = ("feedpass", "brokenfeedpass", "deadfeedpass", "opmlpass")
 
 
 # --------------------------------------------------------------------------
@@ -71,7 +85,7 @@ NOT_RUN = {("demo",): "runs its own sample config for a minute; it never reads t
 
 @dataclass
 class Output:
-    label: str
+    label: str  # the command line: it holds the secrets the user typed, so it is not checked
     text: str
 
 
@@ -86,9 +100,10 @@ class World:
     outputs: list[Output] = field(default_factory=list)
     commands_run: set[tuple[str, ...]] = field(default_factory=set)
     listed_commands: set[tuple[str, ...]] = field(default_factory=set)
-    http_port: int = 0
+    destinations: tuple[Destination, ...] = ()
     http_listening_on: set[str] = field(default_factory=set)
-    http_reachable_from: dict[str, bool] = field(default_factory=dict)
+    http_reachable_at: dict[str, bool] = field(default_factory=dict)
+    status_after_refused_reload: str = ""
 
     @property
     def cfg(self) -> Path:
@@ -98,29 +113,31 @@ class World:
     def db(self) -> Path:
         return Path(self.env["MONITOR_DB"])
 
-    def cli(self, *args: str, codes: tuple[int, ...] = (0,), input: str | None = None,
-            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    def cli(self, *args: str, codes: tuple[int, ...] = (0,), input: str | None = None) -> subprocess.CompletedProcess:
         """Run `monitor ARGS`, keep its output, and require one of the exit CODES and no traceback."""
-        result = monitor(*args, env=env or self.env, input=input, timeout=60)
-        shown = f"$ monitor {' '.join(args)}  (exit {result.returncode})\n{result.stdout}\n{result.stderr}"
-        self.outputs.append(Output(" ".join(args), shown))
+        result = monitor(*args, env=self.env, input=input)
+        label = f"monitor {' '.join(args)}"
+        self.outputs.append(Output(label, f"{result.stdout}\n{result.stderr}"))
         self.commands_run.add(command_path(args))
+        shown = f"$ {label}  (exit {result.returncode})\n{result.stdout}\n{result.stderr}"
         assert result.returncode in codes, shown
         assert "Traceback" not in result.stderr, shown
         return result
 
     def cli_parallel(self, *calls: tuple) -> list[subprocess.CompletedProcess]:
-        """Independent read-only commands at once: (args..., ) or (args..., {"codes": ...})."""
+        """Independent commands at once, each (args...) or (args..., {"codes": ...})."""
         def one(call: tuple) -> subprocess.CompletedProcess:
             options = call[-1] if isinstance(call[-1], dict) else {}
-            args = call[:-1] if options else call
-            return self.cli(*args, **options)
+            return self.cli(*(call[:-1] if options else call), **options)
 
         with ThreadPoolExecutor(max_workers=4) as pool:
             return list(pool.map(one, calls))
 
     def keep(self, label: str, text: str) -> None:
         self.outputs.append(Output(label, text))
+
+    def output_of(self, label: str) -> str:
+        return next(output.text for output in self.outputs if output.label == label)
 
 
 def command_path(args: tuple[str, ...]) -> tuple[str, ...]:
@@ -131,11 +148,17 @@ def command_path(args: tuple[str, ...]) -> tuple[str, ...]:
         if "=" not in option and option not in ("--help", "--version") and words:
             words.pop(0)
     path: list[str] = []
-    command: click.Command = cli_main
-    while words and isinstance(command, click.Group) and words[0] in command.commands:
-        command = command.commands[words[0]]
-        path.append(words.pop(0))
+    command: click.Command | None = cli_main
+    while words and isinstance(command, click.Group):
+        command = _subcommand(command, words[0])
+        if command is not None:
+            path.append(words.pop(0))
     return tuple(path)
+
+
+def _subcommand(group: click.Group, name: str) -> click.Command | None:
+    """GROUP's command NAME through click's lookup (the top group loads its commands lazily)."""
+    return group.get_command(click.Context(group), name)
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -150,6 +173,10 @@ def _set_setting(path: Path, commented: str, value: str) -> None:
     path.write_text(text.replace(commented, value, 1), encoding="utf-8")
 
 
+def _with_userinfo(url: str, userinfo: str) -> str:
+    return url.replace("//", f"//{userinfo}@", 1)
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> Iterator[World]:
     root = tmp_path_factory.mktemp("secrets")
@@ -160,7 +187,7 @@ def world(tmp_path_factory) -> Iterator[World]:
     credentials.mkdir(mode=0o700)
     env.update(CREDENTIALS_DIRECTORY=str(credentials), ENVSECRET=secrets.new("envsecret"),
                HTTPS_PROXY=f"http://127.0.0.1:{free_port()}")  # closed: nothing reaches the internet
-    _write_private(credentials / "CRED", secrets.new("credential"))
+    _write_private(credentials / "CRED", secrets.new("credential", URL_ESCAPED))
     world = World(root, env, secrets, feeds, smtp, webhook)
     try:
         _discover_commands(world)
@@ -168,6 +195,7 @@ def world(tmp_path_factory) -> Iterator[World]:
         _alert_destinations(world)
         _commands_before_any_poll(world)
         _poll_and_read_back(world)
+        world.destinations = load_alerts(world.cfg, world.env).destinations
         _daemon_cycle(world)
         _edits_and_removals(world)
         _broken_configs(world)
@@ -180,12 +208,10 @@ def world(tmp_path_factory) -> Iterator[World]:
 
 def _discover_commands(world: World) -> None:
     """Every command `monitor --help` and each group's --help list: the set this test must cover."""
-    top = world.cli("--help").stdout
-    names = _listed(top)
-    groups = [name for name in names if isinstance(cli_main.commands.get(name), click.Group)]
+    names = _listed(world.cli("--help").stdout)
+    groups = [name for name in names if isinstance(_subcommand(cli_main, name), click.Group)]
     world.listed_commands = {(name,) for name in names if name not in groups}
-    helps = world.cli_parallel(*((group, "--help") for group in groups))
-    for group, result in zip(groups, helps):
+    for group, result in zip(groups, world.cli_parallel(*((group, "--help") for group in groups))):
         world.listed_commands |= {(group, name) for name in _listed(result.stdout)}
 
 
@@ -196,8 +222,8 @@ def _listed(help_text: str) -> list[str]:
 
 
 def _configure(world: World) -> None:
-    """A config folder with debug logging, health alerts after one failure, and three secret feeds."""
-    secrets, cfg = world.secrets, world.cfg
+    """Debug logging, health alerts after one failure, and five feeds, four with credentials."""
+    secrets, cfg, server = world.secrets, world.cfg, world.feeds
     world.cli("init", str(cfg), "--no-feeds")
     monitor_toml = cfg / "monitor.toml"
     monitor_toml.write_text('log_level = "debug"\n' + monitor_toml.read_text(encoding="utf-8"), encoding="utf-8")
@@ -207,68 +233,72 @@ def _configure(world: World) -> None:
     _set_setting(cfg / "alerts.toml", '# send_timeout = "30s"', 'send_timeout = "10s"')
 
     story_feed = rss([FIRST_STORY, NEUTRAL_STORY], title="Private Outlet")
-    for path in ("/private.xml", "/headered.xml"):
-        world.feeds.routes[path] = static(story_feed)
-    world.feeds.routes["/broken.xml"] = static(b"server trouble", content_type="text/plain", status=500)
-    feed_password, broken_password = secrets.new("feedpass"), secrets.new("brokenfeedpass")
-    world.cli("feeds", "add", world.feeds.url("/private.xml").replace("//", f"//reader:{feed_password}@", 1),
+    server.routes["/private.xml"] = static(story_feed)
+    server.routes["/headered.xml"] = static(story_feed)
+    server.routes["/broken.xml"] = static(b"server trouble", content_type="text/plain", status=500)
+    server.routes["/site/"] = static(SITE, content_type="text/html; charset=utf-8")
+    world.cli("feeds", "add", _with_userinfo(server.url("/private.xml"), f"reader:{secrets.new('feedpass')}"),
               "--name", "private", "--interval", "1s", "--language", "en")
-    world.cli("feeds", "add", world.feeds.url("/broken.xml").replace("//", f"//reader:{broken_password}@", 1),
+    world.cli("feeds", "add", _with_userinfo(server.url("/broken.xml"), f"reader:{secrets.new('brokenfeedpass')}"),
               "--name", "broken", "--no-discover")
-    header_password = secrets.new("headerpass")
-    basic = base64.b64encode(f"reader:{header_password}".encode()).decode()
+    dead = f"http://reader:{secrets.new('deadfeedpass')}@127.0.0.1:{free_port()}/feed.xml"
+    world.cli("feeds", "add", dead, "--name", "dead")  # cannot be fetched: added with a warning
+    world.cli("feeds", "add", _with_userinfo(server.url("/site/"), f"reader:{secrets.new('sitepass')}"),
+              codes=(2,))  # the page lists two feeds: neither --first nor --all
+    basic = base64.b64encode(f"reader:{secrets.new('headerpass')}".encode()).decode()
     secrets.also("headerpass", basic)
     with (cfg / "feeds.toml").open("a", encoding="utf-8") as stream:
-        stream.write(f'\n[[feed]]\nname = "headered"\nurl = "{world.feeds.url("/headered.xml")}"\n'
+        stream.write(f'\n[[feed]]\nname = "headered"\nurl = "{server.url("/headered.xml")}"\n'
                      f'headers = {{ Authorization = "Basic {basic}" }}\n')
 
 
 def _alert_destinations(world: World) -> None:
-    """Seven destinations through `alerts add`, some from stdin; and refused adds that name a secret."""
-    secrets, hook = world.secrets, f"127.0.0.1:{world.webhook.port}"
+    """Nine destinations, four through `alerts add` (two from stdin); refused adds holding a secret."""
+    secrets, hook, cfg = world.secrets, f"127.0.0.1:{world.webhook.port}", world.cfg
     add = ("alerts", "add")
     mail = (f"mailto://alerts:{secrets.new('smtppass')}@127.0.0.1:{world.smtp.port}"
             "?from=monitor@example.com&to=desk@example.com")
     world.cli(*add, mail, "--name", "mail")
     world.cli(*add, "-", "--name", "hook", "--tag", "drones", "--tag", "admin",
-              input=f"json://hook:{secrets.new('hookpass')}@{hook}/hook\n")
+              input=f"json://hook:{secrets.new('hookpass', URL_ESCAPED)}@{hook}/hook\n")
     world.cli(*add, f"json://{hook}/" + "${TOKEN}", "--name", "token")
-    world.cli(*add, f"json://cred:${{CRED}}@{hook}/cred", "--name", "cred")
-    world.cli(*add, f"json://{hook}/env?+X-Api-Key=${{ENVSECRET}}", "--name", "env")
     world.cli(*add, "-", input=f"tgram://123456789:{secrets.new('tgrambot')}/4242\n")
-    world.cli(*add, "-", "--name", "bearer",
-              input=f"json://{hook}/bearer?+Authorization=Bearer%20{secrets.new('bearer')}\n")
+    with (cfg / "alerts.toml").open("a", encoding="utf-8") as stream:
+        for name, url in (("cred", f"json://cred:${{CRED}}@{hook}/cred"),
+                          ("env", f"json://{hook}/env?+X-Api-Key=${{ENVSECRET}}"),
+                          ("bearer", f"json://{hook}/bearer?+Authorization=Bearer%20"
+                                     f"{secrets.new('bearer', URL_ESCAPED)}"),
+                          ("spare", f"json://spare:{secrets.new('sparepass')}@{hook}/spare")):
+            stream.write(f'\n[[destination]]\nname = "{name}"\nurl = "{url}"\n')
+    _write_private(cfg / "apprise.yml", f"urls:\n  - json://yaml:{secrets.new('yamlpass')}@{hook}/yaml\n")
 
     refused = secrets.new("refused")
-    world.cli(*add, f"mailto://alerts:{refused}@127.0.0.1", codes=(2,))  # apprise: no usable sender
-    world.cli(*add, f"jsn://alerts:{refused}@127.0.0.1/x", codes=(2,))
-    world.cli(*add, f"json://alerts:{refused}@{hook}/x", "--name", "hook", codes=(2,))
-    world.cli(*add, f"json://alerts:{refused}@{hook}/x", "--digest-every", "soon", codes=(2,))
-    world.cli(*add, "-", codes=(2,), input=f"json://alerts:{refused}@{hook}/" + "${UNDEFINED}\n")
+    world.cli_parallel(
+        (*add, f"mailto://alerts:{refused}@127.0.0.1", {"codes": (2,)}),  # apprise: no usable sender
+        (*add, f"jsn://alerts:{refused}@127.0.0.1/x", "--name", "hook", {"codes": (2,)}),
+        (*add, "-", {"codes": (2,), "input": f"json://alerts:{refused}@{hook}/" + "${UNDEFINED}\n"}),
+    )
 
 
 def _commands_before_any_poll(world: World) -> None:
-    inputs = world.root / "inputs"
+    inputs, out = world.root / "inputs", world.root / "out"
     inputs.mkdir()
+    out.mkdir()
     (inputs / "saved.xml").write_bytes(rss([FIRST_STORY]))
+    opml = _with_userinfo(world.feeds.url("/imported.xml"), f"reader:{world.secrets.new('opmlpass')}")
     (inputs / "subscriptions.opml").write_text(
         '<?xml version="1.0"?><opml version="2.0"><head><title>x</title></head><body>'
-        f'<outline type="rss" text="imported" xmlUrl="http://reader:{world.secrets.new("opmlpass")}'
-        f'@127.0.0.1:{world.feeds.port}/imported.xml"/></body></opml>', encoding="utf-8")
+        f'<outline type="rss" text="imported" xmlUrl="{opml}"/></body></opml>', encoding="utf-8")
     world.cli_parallel(
-        ("config", "check"), ("feeds", "list"), ("feeds", "list", "--json"), ("feeds", "export"),
-        ("alerts", "destinations"), ("alerts", "destinations", "--json"),
-        ("rules", "list"), ("rules", "check"), ("rules", "test", "Chinese drone makers", "--json"),
-        ("rules", "test", FIRST_STORY.title), ("terms", "list"), ("terms", "list", "--json"),
-        ("systemd-unit",), ("status", "--json", {"codes": (1,)}), ("status", {"codes": (1,)}),
+        ("config", "check"), ("feeds", "export"), ("alerts", "destinations", "--json"),
+        ("rules", "list"), ("rules", "check"), ("rules", "test", FIRST_STORY.title, "--json"),
+        ("terms", "list"), ("systemd-unit",), ("status", "--json", {"codes": (1,)}),
         ("match", str(inputs / "saved.xml"), "--json"),
         ("feeds", "import", str(inputs / "subscriptions.opml"), "--dry-run", "--json"),
         ("--log-format", "json", "alerts", "test", {"codes": (1,)}),  # mail and Telegram fail
     )
-    world.cli("feeds", "export", "-o", str(world.root / "out" / "feeds.opml"))
+    world.cli("feeds", "export", "-o", str(out / "feeds.opml"))
     world.cli("feeds", "import", str(inputs / "subscriptions.opml"))
-    world.cli("match", "-", "--format", "jsonl", input=json.dumps({"id": 1, "title": FIRST_STORY.title}) + "\n")
-    assert world.webhook.wait_for(5), "the five json:// destinations received the test message"
 
 
 def _poll_and_read_back(world: World) -> None:
@@ -277,14 +307,12 @@ def _poll_and_read_back(world: World) -> None:
     story = db_rows(world.db, "SELECT id FROM entries WHERE guid = 'a'")[0][0]
     world.cli("alerts", "retry", "--all")
     world.cli("--log-level", "debug", "--log-format", "json", "run", "--once")
-    report = world.root / "out" / "report.html"
     world.cli_parallel(
-        ("alerts", "list"), ("alerts", "list", "--json"), ("alerts", "list", "--failed", "--json"),
-        ("stories",), ("stories", "--json"), ("search", "drone"), ("search", "drone", "--json"),
-        ("matches",), ("matches", "--json"), ("show", str(story)), ("show", str(story), "--json"),
-        ("report",), ("report", "--json"), ("report", "--html", str(report)),
-        ("status", "--json", {"codes": (1,)}), ("feeds", "list"), ("feeds", "list", "--json"),
-        ("rules", "backtest"), ("rules", "backtest", "--json", "--since", "1d"),
+        ("alerts", "list"), ("alerts", "list", "--failed", "--json"), ("stories", "--json"),
+        ("search", "drone", "--json"), ("matches", "--json"), ("show", str(story)),
+        ("show", str(story), "--json"), ("report", "--html", str(world.root / "out" / "report.html")),
+        ("status", {"codes": (1,)}), ("feeds", "list"), ("feeds", "list", "--json"), ("alerts", "destinations"),
+        ("rules", "backtest"),
     )
     world.cli("feeds", "pause", "broken")
     world.cli("feeds", "resume", "broken")
@@ -293,27 +321,33 @@ def _poll_and_read_back(world: World) -> None:
 
 
 def _daemon_cycle(world: World) -> None:
-    """`monitor run --http :PORT` (debug logging from monitor.toml) until an alert reaches the webhook."""
+    """`monitor run --http :PORT` until an alert reaches the webhook; then a reload it must refuse."""
     world.feeds.routes["/private.xml"] = static(rss([FIRST_STORY, NEUTRAL_STORY, DAEMON_STORY]))
-    before = len(world.webhook.posts)
-    world.http_port = free_port()
-    daemon = DaemonProcess(world.env, "--http", f":{world.http_port}").start()
+    before, port = len(world.webhook.posts), free_port()
+    alerts_toml = world.cfg / "alerts.toml"
+    good_alerts = alerts_toml.read_text(encoding="utf-8")
+    daemon = DaemonProcess(world.env, "--http", f":{port}").start()
     try:
         assert wait_until(lambda: any(DAEMON_STORY.title in json.dumps(post)
                                       for post in world.webhook.posts[before:]), 20), daemon.output()
-        assert wait_until(lambda: listening_addresses(world.http_port), 10), daemon.output()
-        world.http_listening_on = listening_addresses(world.http_port)
-        other = non_loopback_ipv4()
-        for address in filter(None, (LOOPBACK, other)):
-            world.http_reachable_from[address] = _connects(address, world.http_port)
+        assert wait_until(lambda: listening_addresses(port), 10), daemon.output()
+        world.http_listening_on = listening_addresses(port)
+        for address in filter(None, (LOOPBACK, non_loopback_ipv4())):
+            world.http_reachable_at[address] = _connects(address, port)
         for path in ("/healthz", "/metrics", "/matches.atom"):
-            world.keep(f"GET {path}", _get(f"http://127.0.0.1:{world.http_port}{path}"))
-        world.cli("status", "--json")
-        world.cli("alerts", "retry", "--all")  # with the daemon running: it sends them
+            world.keep(f"GET {path}", _get(f"http://127.0.0.1:{port}{path}"))
+        world.cli("alerts", "retry", "--all")  # the running daemon sends them
+
+        broken_line = f'url = "json://a:{world.secrets.new("reloadpass")}@127.0.0.1:1/x" oops'
+        _write_private(alerts_toml, f'{good_alerts}\n[[destination]]\nname = "late"\n{broken_line}\n')
+        daemon.signal(signal.SIGHUP)
+        assert wait_until(lambda: "reload refused" in daemon.output(), 10), daemon.output()
+        world.status_after_refused_reload = world.cli("status", "--json", codes=(1,)).stdout
     finally:
-        code = daemon.stop() if daemon.proc.poll() is None else daemon.proc.returncode
+        code = daemon.stop()
         daemon.ensure_dead()
         world.keep("monitor run (daemon)", daemon.output())
+        alerts_toml.write_text(good_alerts, encoding="utf-8")
     assert code == 0, daemon.output()
     world.commands_run.add(("run",))
 
@@ -330,47 +364,58 @@ def _get(url: str) -> str:
     try:
         with urllib.request.urlopen(url, timeout=5) as response:
             return response.read().decode("utf-8", "replace")
-    except urllib.error.HTTPError as error:  # /healthz may answer 503 while feeds fail
+    except urllib.error.HTTPError as error:  # /healthz answers 503 while unhealthy
         return error.read().decode("utf-8", "replace")
 
 
 def _edits_and_removals(world: World) -> None:
-    world.cli("alerts", "remove", "tgram")
-    world.cli("alerts", "remove", "nowhere", codes=(2,))
-    world.cli("feeds", "remove", "imported")
-    world.cli("terms", "add", "china", "PRC")
-    world.cli("terms", "exclude", "china", "China Open")
-    world.cli("terms", "remove", "china", "PRC")
-    world.cli("rules", "disable", "china_drones")
-    world.cli("rules", "enable", "china_drones")
+    """Edits of alerts.toml and feeds.toml, and of watch.toml alongside (different files)."""
+    def config_edits() -> None:
+        world.cli("alerts", "remove", "spare")
+        world.cli("alerts", "remove", "nowhere", codes=(2,))
+        world.cli("feeds", "remove", "imported")
+
+    def watch_edits() -> None:
+        world.cli("terms", "add", "china", "PRC")
+        world.cli("terms", "exclude", "china", "China Open")
+        world.cli("terms", "remove", "china", "PRC")
+        world.cli("rules", "disable", "china_drones")
+        world.cli("rules", "enable", "china_drones")
+
+    _together(config_edits, watch_edits)
+
+
+def _together(*steps: Callable[[], None]) -> None:
+    with ThreadPoolExecutor(max_workers=len(steps)) as pool:
+        for future in [pool.submit(step) for step in steps]:
+            future.result()
+
+
+BROKEN_CONFIGS = (  # (file, text with {NAME} for a fresh secret); each in a folder of its own
+    ("feeds.toml", '[[feed]]\nname = "x"\nurl = "http://reader:{badsyntaxfeed}@127.0.0.1:1/x" oops\n'),
+    ("feeds.toml", '[[feed]]\nname = "x"\nurl = "ftp://reader:{badschemefeed}@127.0.0.1:1/x"\n'
+                   '[[feed]]\nname = "y"\nurl = "http://reader:{badintervalfeed}@127.0.0.1:1/y"\n'
+                   'interval = "soon"\n'
+                   'headers = {{ Authorization = 42, X-Token = "{badheader}", "bad header" = "v" }}\n'),
+    ("alerts.toml", '[[destination]]\nname = "x"\nurl = "json://a:{badsyntaxalert}@127.0.0.1:1/x" oops\n'),
+    ("alerts.toml", '[[destination]]\nname = "x"\nurl = "json://a:{badmodealert}@127.0.0.1:1/x"\n'
+                    'mode = "digest"\n'
+                    '[[destination]]\nname = "y"\nurl = "mailto://a:{badmailalert}@127.0.0.1"\n'
+                    '[[destination]]\nname = "z"\nurl = "json://a:{undefinedalert}@127.0.0.1:1/${{UNDEFINED}}"\n'),
+)
 
 
 def _broken_configs(world: World) -> None:
-    """Syntax and value errors on lines that hold secrets: the located error must mask them."""
-    secrets = world.secrets
-    broken = world.root / "cfg-broken"
-    world.cli("init", str(broken), "--no-feeds")
-    alerts_line = f'url = "json://alerts:{secrets.new("badalerts")}@127.0.0.1:1/x" oops'
-    (broken / "alerts.toml").write_text(f'[[destination]]\nname = "x"\n{alerts_line}\n', encoding="utf-8")
-    world.cli("--config", str(broken), "config", "check", codes=(2,))
-    world.cli("--config", str(broken), "alerts", "destinations", codes=(2,))
-    (broken / "alerts.toml").write_text(
-        f'[[destination]]\nname = "x"\nurl = "json://alerts:{secrets.new("badmode")}@127.0.0.1:1/x"\n'
-        'mode = "digest"\n', encoding="utf-8")
-    world.cli("--config", str(broken), "config", "check", codes=(2,))
-    (broken / "alerts.toml").write_text("", encoding="utf-8")
-    (broken / "feeds.toml").write_text(
-        f'[[feed]]\nname = "x"\nurl = "http://reader:{secrets.new("badfeed")}@127.0.0.1:1/x" oops\n',
-        encoding="utf-8")
-    world.cli("--config", str(broken), "config", "check", codes=(2,))
-    (broken / "feeds.toml").write_text(
-        f'[[feed]]\nname = "x"\nurl = "ftp://reader:{secrets.new("badscheme")}@127.0.0.1:1/x"\n',
-        encoding="utf-8")
-    world.cli("--config", str(broken), "config", "check", codes=(2,))
-    (broken / "feeds.toml").write_text(
-        f'[[feed]]\nname = "x"\nurl = "http://127.0.0.1:1/x"\nheaders = {{ Authorization = 42, '
-        f'X-Token = "{secrets.new("badheader")}", "bad header" = "v" }}\n', encoding="utf-8")
-    world.cli("--config", str(broken), "config", "check", codes=(2,))
+    """Syntax and value errors on lines that hold secrets: each located error must mask them."""
+    def check(number: int, file: str, template: str) -> None:
+        folder = world.root / f"cfg-broken-{number}"
+        world.cli("init", str(folder), "--no-feeds")
+        names = re.findall(r"(?<!\{)\{([a-z]+)\}", template)
+        (folder / file).write_text(template.format(**{name: world.secrets.new(name) for name in names}),
+                                   encoding="utf-8")
+        world.cli("--config", str(folder), "config", "check", codes=(2,))
+
+    _together(*(functools.partial(check, number, *case) for number, case in enumerate(BROKEN_CONFIGS)))
 
 
 # --------------------------------------------------------------------------
@@ -383,55 +428,81 @@ def test_every_listed_command_was_run(world):
     assert not missing, f"commands in --help this test never runs: {sorted(missing)}"
 
 
+def _basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
 def test_the_secrets_were_really_sent(world):
-    """The receivers got the secrets: a pass below means they were masked, not unused."""
-    values = world.secrets.values
+    """The receivers got every secret: the checks below pass because secrets are masked, not unused."""
+    cores, escaped = world.secrets.cores, unquote(URL_ESCAPED)
     auth = set(filter(None, world.webhook.auth))
-    assert "Basic " + base64.b64encode(f"hook:{values['hookpass']}".encode()).decode() in auth
-    assert "Basic " + base64.b64encode(f"cred:{values['credential']}".encode()).decode() in auth
-    assert f"Bearer {values['bearer']}" in auth
+    assert {_basic("hook", cores["hookpass"] + escaped), _basic("cred", cores["credential"] + escaped),
+            _basic("yaml", cores["yamlpass"]), f"Bearer {cores['bearer']}{escaped}"} <= auth, auth
     feed_auth = {request.path: request.headers.get("Authorization") for request in world.feeds.requests}
-    assert feed_auth["/private.xml"] == "Basic " + base64.b64encode(
-        f"reader:{values['feedpass']}".encode()).decode()
-    assert values["headerpass"] not in feed_auth["/headered.xml"]  # sent base64-encoded, as written
-    assert feed_auth["/headered.xml"].startswith("Basic ")
+    assert feed_auth["/private.xml"] == _basic("reader", cores["feedpass"])
+    assert feed_auth["/site/"] == _basic("reader", cores["sitepass"])
+    assert feed_auth["/headered.xml"] == _basic("reader", cores["headerpass"])
 
 
 def test_no_secret_in_any_output_or_log(world):
-    leaks = {output.label: found for output in world.outputs
-             if (found := world.secrets.found_in(output.text))}
-    detail = "\n\n".join(f"{label}: {found}\n{_around(world, label)}" for label, found in leaks.items())
+    leaks = {output.label: found for output in world.outputs if (found := world.secrets.found_in(output.text))}
+    detail = "\n\n".join(
+        f"{label}: {found}\n" + "\n".join(line for line in world.output_of(label).splitlines()
+                                          if world.secrets.found_in(line))
+        for label, found in leaks.items())
     assert not leaks, f"secrets shown by {len(leaks)} command(s):\n{detail}"
 
 
-def _around(world: World, label: str) -> str:
-    """The lines of LABEL's output that hold a secret, to say where it leaked."""
-    text = next(output.text for output in world.outputs if output.label == label)
-    return "\n".join(line for line in text.splitlines() if world.secrets.found_in(line))
+def test_the_risky_paths_were_really_taken(world):
+    """Debug logs, send failures, fetch errors and a refused reload: where a secret would slip out."""
+    daemon = world.output_of("monitor run (daemon)")
+    assert "level=debug" in daemon and "reload refused" in daemon
+    assert '"level": "debug"' in world.output_of("monitor --log-level debug --log-format json run --once")
+    sent = world.output_of("monitor --log-format json alerts test")
+    assert "mail: failed" in sent and "tgram: failed" in sent and "bearer: ok" in sent
+    assert "could not fetch" in next(output.text for output in world.outputs if "--name dead" in output.label)
+    assert "alerts.toml" in json.loads(world.status_after_refused_reload)["config_error"]
 
 
-def test_debug_output_was_really_checked(world):
-    """Debug logging was on: apprise's and httpx's chatter would have reached these outputs."""
-    daemon = next(output.text for output in world.outputs if output.label == "monitor run (daemon)")
-    assert "level=debug" in daemon
-    assert any('"level": "debug"' in output.text for output in world.outputs)
+def test_send_errors_are_redacted_for_every_destination(world):
+    """An apprise error quoting a URL or a bare token loses every secret of the destination."""
+    checked = set()
+    for destination in world.destinations:
+        for label, core in world.secrets.cores.items():
+            if core not in unquote(destination.url):
+                continue
+            checked.add(label)
+            secret = core + unquote(URL_ESCAPED) if core + URL_ESCAPED in destination.url else core
+            for message in (f"POST {destination.url} failed", f"HTTP 401 for {unquote(destination.url)}",
+                            f"token {secret} rejected", f"Authorization: Bearer {secret}"):
+                assert core not in redact(message, destination), (destination.name, message)
+    assert {"smtppass", "hookpass", "token", "tgrambot", "credential", "envsecret", "bearer", "yamlpass"} <= checked
+
+
+def _database_leaks(world: World) -> dict[str, set[str]]:
+    leaks: dict[str, set[str]] = {}
+    for table, column, value in database_cells(world.db):
+        found = (world.secrets.found_in_bytes(value) if isinstance(value, bytes)
+                 else world.secrets.found_in(str(value)))
+        if found:
+            leaks.setdefault(f"{table}.{column}", set()).update(found)
+    return leaks
 
 
 def test_no_secret_in_the_database(world):
-    leaks = {}
-    for table, column, value in database_cells(world.db):
-        if isinstance(value, bytes):
-            found = world.secrets.found_in_bytes(value)
-        else:
-            found = world.secrets.found_in(str(value))
-        if found:
-            leaks.setdefault(f"{table}.{column}", set()).update(found)
+    leaks = {place: labels for place, labels in _database_leaks(world).items() if labels}
     assert not leaks, f"secrets stored in the database: {leaks}"
+
+
+def test_feed_credentials_stay_out_of_the_database(world):
+    leaks = {place: labels & set(FEED_CREDENTIALS) for place, labels in _database_leaks(world).items()}
+    assert not {place: labels for place, labels in leaks.items() if labels}
 
 
 def test_no_secret_in_files_outside_the_config_folders(world):
     """The database files (raw pages too), the lock, the report, the export, HOME: none holds a secret."""
-    private = {world.cfg, world.root / "cfg-broken", world.root / "credentials", world.root / "inputs"}
+    private = {world.cfg, world.root / "credentials", world.root / "inputs"}
+    private |= set(world.root.glob("cfg-broken-*"))
     checked, leaks = [], {}
     for path in world.root.rglob("*"):
         if path.is_file() and not any(folder in path.parents for folder in private):
@@ -446,10 +517,23 @@ def test_no_secret_in_files_outside_the_config_folders(world):
 def test_http_endpoint_listens_on_loopback_only_by_default(world):
     assert parse_listen(":9108") == (LOOPBACK, 9108)
     assert world.http_listening_on == {LOOPBACK}, world.http_listening_on
-    assert world.http_reachable_from[LOOPBACK]
-    for address, reachable in world.http_reachable_from.items():
-        if address != LOOPBACK:
-            assert not reachable, f"/metrics answered on {address}"
+    assert world.http_reachable_at[LOOPBACK]
+    elsewhere = [address for address, reachable in world.http_reachable_at.items()
+                 if reachable and address != LOOPBACK]
+    assert not elsewhere, f"the endpoint answers on {elsewhere}"
+
+
+@pytest.mark.xfail(strict=True, reason="monitor/config.py shows a feeds.toml line with a TOML syntax error "
+                                       "as context, masking only URL passwords, not header values")
+def test_syntax_error_context_hides_feed_header_secrets(env, tmp_path):  # noqa: F811
+    cfg, secrets = Path(env["MONITOR_CONFIG"]), SecretSet()
+    monitor("init", str(cfg), "--no-feeds", env=env, check=True)
+    (cfg / "feeds.toml").write_text(
+        f'[[feed]]\nname = "x"\nurl = "http://127.0.0.1:1/x"\n'
+        f'headers = {{ Authorization = "Bearer {secrets.new("headertoken")}" }} oops\n', encoding="utf-8")
+    result = monitor("config", "check", env=env)
+    assert result.returncode == 2 and "feeds.toml:4" in result.stderr
+    assert not secrets.found_in(result.stdout + result.stderr), result.stderr
 
 
 # --------------------------------------------------------------------------
@@ -467,15 +551,19 @@ def open_umask() -> Iterator[None]:
         os.umask(previous)
 
 
+def _modes(folder: Path) -> dict[str, int]:
+    return {path.name: file_mode(path) for path in folder.iterdir()}
+
+
 def test_config_folder_from_init_is_private(env, open_umask):  # noqa: F811
     cfg = Path(env["MONITOR_CONFIG"])
     monitor("init", str(cfg), "--no-feeds", env=env, check=True)
     assert file_mode(cfg) == 0o700
-    files = list(cfg.iterdir())
-    assert files and {path.name: file_mode(path) for path in files} == {path.name: 0o600 for path in files}
+    modes = _modes(cfg)
+    assert modes and modes == dict.fromkeys(modes, 0o600)
 
 
-def test_alerts_toml_is_created_private_and_stays_private_after_edits(env, open_umask):  # noqa: F811
+def test_files_holding_credentials_are_created_private_and_stay_private(env, tmp_path, open_umask):  # noqa: F811
     cfg = Path(env["MONITOR_CONFIG"])
     monitor("init", str(cfg), "--no-feeds", env=env, check=True)
     (cfg / "alerts.toml").unlink()
@@ -484,10 +572,13 @@ def test_alerts_toml_is_created_private_and_stays_private_after_edits(env, open_
     assert file_mode(cfg / "alerts.toml") == 0o600
     monitor("alerts", "add", "json://127.0.0.1:9/two", "--name", "two", env=env, check=True)
     monitor("alerts", "remove", "one", env=env, check=True)
-    monitor("feeds", "add", "http://127.0.0.1:9/feed", "--no-discover", env=env, check=True)
-    assert file_mode(cfg / "alerts.toml") == 0o600
-    assert file_mode(cfg / "feeds.toml") == 0o600
-    assert not [path.name for path in cfg.iterdir() if path.name.startswith(".")], "no temporary file left"
+    monitor("feeds", "add", "http://reader:feedpass1234@127.0.0.1:9/feed", "--no-discover", env=env, check=True)
+    modes = _modes(cfg)
+    assert modes == dict.fromkeys(modes, 0o600), "edited files, and no temporary file left behind"
+    assert set(modes) == {"alerts.toml", "feeds.toml", "monitor.toml", "watch.toml"}
+    export = tmp_path / "with-credentials.opml"
+    monitor("feeds", "export", "--keep-credentials", "-o", str(export), env=env, check=True)
+    assert "feedpass1234" in export.read_text(encoding="utf-8") and file_mode(export) == 0o600
 
 
 def test_state_folder_database_and_its_companions_are_private(env, feed_server, open_umask):  # noqa: F811
@@ -500,13 +591,13 @@ def test_state_folder_database_and_its_companions_are_private(env, feed_server, 
     try:
         assert wait_until(lambda: db_rows(db, "SELECT 1 FROM entries") and all(p.exists() for p in companions),
                           20), daemon.output()
-        modes = {path.name: file_mode(path) for path in [db, *companions]}
-        state_mode = file_mode(db.parent)
+        state_mode, modes = file_mode(db.parent), _modes(db.parent)
     finally:
         assert daemon.stop() == 0, daemon.output()
         daemon.ensure_dead()
     assert state_mode == 0o700
-    assert modes == {path.name: 0o600 for path in [db, *companions]}
+    assert set(modes) >= {db.name, *(path.name for path in companions)}
+    assert modes == dict.fromkeys(modes, 0o600)
 
 
 def test_default_xdg_folders_are_created_private(env, open_umask):  # noqa: F811
@@ -515,10 +606,9 @@ def test_default_xdg_folders_are_created_private(env, open_umask):  # noqa: F811
     monitor("config", "check", env=env, check=True)
     monitor("alerts", "retry", "--all", env=env, check=True)  # opens the database for writing
     config_dir, data_dir = home / ".config" / "monitor", home / ".local" / "share" / "monitor"
-    assert file_mode(config_dir) == 0o700
-    assert {path.name: file_mode(path) for path in config_dir.iterdir()} == \
-        {path.name: 0o600 for path in config_dir.iterdir()}
-    assert file_mode(data_dir) == 0o700
-    assert {path.name: file_mode(path) for path in data_dir.iterdir()} == \
-        {path.name: 0o600 for path in data_dir.iterdir()}
+    assert file_mode(config_dir) == 0o700 and file_mode(data_dir) == 0o700
+    for folder in (config_dir, data_dir):
+        modes = _modes(folder)
+        assert modes == dict.fromkeys(modes, 0o600), folder
     assert stat.S_ISREG((data_dir / "monitor.db").stat().st_mode)
+

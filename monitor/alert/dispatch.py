@@ -20,7 +20,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Sequence
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import unquote, unquote_plus, urlsplit
 from zoneinfo import ZoneInfo
 
 from monitor.alert import outbox
@@ -113,12 +113,18 @@ def redact(text: str, destination: Destination) -> str:
     """Remove every secret-looking part of the destination's URL from a message.
 
     A part counts as secret when it is in the real URL but not in the
-    privacy-masked one: passwords, tokens in paths and query values.
+    privacy-masked one: passwords, tokens in paths and query values, as
+    written and decoded, and each word of a value such as "Bearer TOKEN"
+    (a message may quote the token alone).
     """
     parts = urlsplit(destination.url)
-    candidates = {parts.password or "", parts.username or ""}
-    candidates.update(unquote(p) for p in re.split(r"[/@:]", parts.netloc + parts.path))
-    candidates.update(unquote(v) for _, v in parse_qsl(parts.query))
+    pieces = re.split(r"[/@:]", parts.netloc + parts.path)
+    pieces += [pair.partition("=")[2] for pair in parts.query.split("&")]  # by hand: keeps "+" and "%20"
+    candidates: set[str] = set()
+    for piece in pieces:
+        for form in (piece, unquote(piece), unquote_plus(piece)):
+            candidates.add(form)
+            candidates.update(form.split())
     for secret in sorted(candidates, key=len, reverse=True):
         if len(secret) >= 4 and secret not in destination.safe_url:
             text = text.replace(secret, "***")

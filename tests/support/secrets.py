@@ -17,7 +17,6 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
-from urllib.parse import quote
 
 SIOCGIFADDR = 0x8915  # Linux ioctl: an interface's IPv4 address
 TCP_LISTEN = "0A"  # the socket state column of /proc/net/tcp
@@ -25,25 +24,29 @@ TCP_LISTEN = "0A"  # the socket state column of /proc/net/tcp
 
 @dataclass
 class SecretSet:
-    """Named secret values, and every form in which one of them counts as leaked."""
+    """Named secret values, and every form in which one of them counts as leaked.
 
-    values: dict[str, str] = field(default_factory=dict)
+    A secret is a distinctive core (label and random hex) plus an optional
+    suffix of characters a URL must escape. Only the core is hunted: it
+    survives every encoding of the suffix, so any of them is caught.
+    """
+
+    cores: dict[str, str] = field(default_factory=dict)
     extra_forms: dict[str, set[str]] = field(default_factory=dict)
 
-    def new(self, label: str) -> str:
-        """A fresh secret: letters and digits only, so a URL carries it unescaped."""
-        value = f"{label}{random_tokens.token_hex(10)}"
-        self.values[label] = value
-        return value
+    def new(self, label: str, suffix: str = "") -> str:
+        core = f"{label}{random_tokens.token_hex(10)}"
+        self.cores[label] = core
+        return core + suffix
 
     def also(self, label: str, form: str) -> None:
         """Count FORM (e.g. the base64 of a header) as a leak of LABEL too."""
         self.extra_forms.setdefault(label, set()).add(form)
 
     def forms(self) -> Iterator[tuple[str, str]]:
-        for label, value in self.values.items():
-            shown = {value, quote(value, safe=""), base64.b64encode(value.encode()).decode().rstrip("=")}
-            for form in shown | self.extra_forms.get(label, set()):
+        for label, core in self.cores.items():
+            for form in {core, base64.b64encode(core.encode()).decode().rstrip("=")} | \
+                    self.extra_forms.get(label, set()):
                 yield label, form
 
     def found_in(self, text: str) -> list[str]:
