@@ -75,8 +75,15 @@ def build_feed(index: int, items: int, texts: list[tuple[str, str]]) -> bytes:
     return "\n".join(parts).encode()
 
 
-def serve(bodies: dict[str, bytes], port_queue: multiprocessing.Queue) -> None:
-    """The feed server, in its own process so it does not share our GIL."""
+def build_bodies(feeds: int, items: int) -> dict[str, bytes]:
+    texts = sample_texts()
+    return {f"/feed/{i}.xml": build_feed(i, items, texts) for i in range(feeds)}
+
+
+def serve(feeds: int, items: int, port_queue: multiprocessing.Queue) -> None:
+    """The feed server, in its own process so it shares neither our GIL nor our memory:
+    the feed bodies are built here, and again later for the parse-only pass."""
+    bodies = build_bodies(feeds, items)
     tags = {path: '"' + hashlib.sha1(b).hexdigest()[:16] + '"' for path, b in bodies.items()}
     honour = {"validators": True}
 
@@ -196,11 +203,8 @@ def main() -> None:
     from monitor.config import Config
     from monitor.models import FeedConfig, FetchSettings, PollSettings
 
-    texts = sample_texts()
-    bodies = {f"/feed/{i}.xml": build_feed(i, args.items, texts) for i in range(args.feeds)}
-    total_bytes = sum(len(b) for b in bodies.values())
     queue: multiprocessing.Queue = multiprocessing.Queue()
-    server = multiprocessing.Process(target=serve, args=(bodies, queue), daemon=True)
+    server = multiprocessing.Process(target=serve, args=(args.feeds, args.items, queue), daemon=True)
     server.start()
     port = queue.get(timeout=30)
     os.environ["NO_PROXY"] = "127.0.0.1"
@@ -232,6 +236,8 @@ def main() -> None:
 
     import feedparser
 
+    bodies = build_bodies(args.feeds, args.items)
+    total_bytes = sum(len(b) for b in bodies.values())
     started = time.perf_counter()
     parsed_entries = sum(len(feedparser.parse(body).entries) for body in bodies.values())
     fp_time = time.perf_counter() - started
