@@ -41,7 +41,9 @@ _LANGUAGE = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*")
 _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kmg]?i?b)?\s*", re.IGNORECASE)
 _SIZE_FACTORS = {"b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3}
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
-_URL_PASSWORD = re.compile(r"(//[^/@\s\"':]*:)[^/@\s\"']*@")
+# user:password@ after a "/" (also of a mistyped "https:/"), or opening a value or quoted
+# string (a URL missing its scheme); a password may hold any sub-delimiter, a quote included.
+_URL_PASSWORD = re.compile(r"((?:^|(?<=[/\s\"']))[^/@\s\"':]*:)[^/@\s\"]*@")
 
 
 @dataclass(frozen=True)
@@ -121,8 +123,8 @@ class _Source:
             if column is None:
                 column = len(source_line) - len(source_line.lstrip()) + 1
         context = self.context_at(line, column) if show_line and line is not None else None
-        return ConfigError(message, path=self.path, line=line, column=column,
-                           key=key_name(path) or None, context=context)
+        return ConfigError(redact(message), path=self.path, line=line, column=column,
+                           key=redact(key_name(path)) or None, context=context)
 
     def _line(self, path: Sequence[str | int]) -> int | None:
         """The key's line, else the nearest enclosing key or table that has one."""

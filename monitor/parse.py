@@ -51,6 +51,10 @@ MAX_GUID_CHARS = 1_000
 MAX_NAMES = 50  # authors, tags per entry
 MAX_NAME_CHARS = 200
 MAX_WARNING_CHARS = 200
+MAX_ATTRIBUTES = 1_000  # per element: feedparser's strict parser is quadratic in their number
+
+_BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]+")  # embeddings, overrides, isolates
+_LONG_TAG = re.compile(rb"<[^<>!?][^<>]{8192,}>")  # start tags this long are rare enough to count
 
 _ABSOLUTE_WEB_URL = re.compile(r"https?://", re.IGNORECASE)
 _HTML_ELEMENT = re.compile(rb"<html[\s>]", re.IGNORECASE)
@@ -68,7 +72,10 @@ def parse_feed(body: bytes, headers: Mapping[str, str], *, feed: str, url: str,
     # Links are resolved here, not by feedparser: given a Content-Location it
     # urljoins the base at every element (10-15% of its parse time) and
     # resolves relative Atom ids, which would tie guids to the feed's URL.
-    base = urljoin(url, response_headers.pop("content-location", "")) or url
+    try:
+        base = urljoin(url, response_headers.pop("content-location", "")) or url
+    except ValueError:  # a malformed Content-Location ("https://[::1") is ignored
+        base = url
     first = _first_significant_byte(body)
     if not first:
         raise ParseError("not a feed: empty body")
@@ -97,8 +104,12 @@ def _parse_xml_feed(body: bytes, headers: dict[str, str], *, feed: str, base: st
     cleaned, root = strip_doctype_subsets(body)
     if root == "html":
         raise ParseError("HTML page, not a feed")
-    parsed = feedparser.parse(io.BytesIO(cleaned), response_headers=headers,
-                              sanitize_html=False, resolve_relative_uris=False)
+    _check_attribute_counts(cleaned)
+    try:
+        parsed = feedparser.parse(io.BytesIO(_valid_char_references(cleaned)), response_headers=headers,
+                                  sanitize_html=False, resolve_relative_uris=False)
+    except Exception as error:  # its element handlers raise on some malformed input (a stray </media:player>)
+        raise ParseError(f"not a feed: feedparser failed on it ({type(error).__name__}: {_short(error)})") from None
     channel = parsed["feed"]
     title = _detail_text(channel, "title", MAX_TITLE_CHARS)
     if not parsed["entries"] and not parsed.get("version") and not title:
@@ -156,12 +167,35 @@ def _value_text(detail: Mapping[str, Any], limit: int) -> str:
     return _plain_text(value, limit)
 
 
+def _check_attribute_counts(body: bytes) -> None:
+    """ParseError for an element with absurdly many attributes.
+
+    The stdlib SAX attributes feedparser reads look each one up by a linear
+    scan, so 50,000 attributes on one element take minutes of CPU.
+    """
+    for tag in _LONG_TAG.finditer(body):
+        if tag.group(0).count(b"=") > MAX_ATTRIBUTES:
+            raise ParseError(f"not a feed: an element with more than {MAX_ATTRIBUTES:,} attributes")
+
+
 def _html_text(html: str, limit: int) -> str:
-    return _capped(html_to_text(html[:MAX_SOURCE_CHARS]), limit)
+    return _capped(_without_bidi_controls(html_to_text(html[:MAX_SOURCE_CHARS])), limit)
 
 
 def _plain_text(text: str, limit: int) -> str:
-    return _capped(fold_whitespace(text[:MAX_SOURCE_CHARS]), limit)
+    return _capped(fold_whitespace(_without_bidi_controls(text[:MAX_SOURCE_CHARS])), limit)
+
+
+def _without_bidi_controls(text: str) -> str:
+    """Text without bidi embedding, override and isolate controls.
+
+    An unterminated right-to-left override in a headline would reverse the
+    rest of an alert's subject line (the outlet's name included) and can
+    disguise words; the marks (LRM, RLM, ALM) that only nudge direction stay.
+    """
+    if not _BIDI_CONTROLS.search(text):
+        return text
+    return fold_whitespace(_BIDI_CONTROLS.sub("", text))
 
 
 def _utc(parsed: time.struct_time | None) -> datetime | None:
@@ -172,6 +206,27 @@ def _utc(parsed: time.struct_time | None) -> datetime | None:
         return datetime(*parsed[:6], tzinfo=timezone.utc)
     except (TypeError, ValueError, OverflowError):
         return None
+
+
+_CHAR_REFERENCE = re.compile(rb"&#(?:[xX]([0-9a-fA-F]+)|([0-9]+));")
+
+
+def _valid_char_references(body: bytes) -> bytes:
+    """`body` with references to no character (&#xD800;, &#x110000;) made U+FFFD.
+
+    Malformed feeds go to feedparser's fallback parser, which raises on them
+    (chr() of a surrogate cannot be encoded; beyond U+10FFFF, chr() fails),
+    losing the whole feed to one bad character. UTF-16/32 bodies are not
+    rewritten: there the feed is a ParseError.
+    """
+    if b"&#" not in body:
+        return body
+
+    def replace(reference: re.Match[bytes]) -> bytes:
+        digits = (reference.group(1) or reference.group(2)).lstrip(b"0") or b"0"
+        code = int(digits, 16 if reference.group(1) else 10) if len(digits) <= 8 else 0x110000
+        return b"&#xFFFD;" if code > 0x10FFFF or 0xD800 <= code <= 0xDFFF else reference.group(0)
+    return _CHAR_REFERENCE.sub(replace, body)
 
 
 def _not_a_feed_reason(parsed: Mapping[str, Any], body: bytes) -> str:

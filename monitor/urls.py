@@ -38,11 +38,15 @@ def canonical_url(url: str) -> str:
     except ValueError:
         return url
     scheme = parts.scheme.lower()
+    if scheme in _DEFAULT_PORTS and not parts.hostname:  # "http:////x", "http://:80//x": no web URL
+        return url
     netloc = _canonical_netloc(parts, scheme, port)
     path = parts.path
     if not path and netloc and scheme in _DEFAULT_PORTS:
         path = "/"
-    return urlunsplit((scheme, netloc, path, _without_tracking(parts.query), ""))
+    # Dropping the query or fragment can bare whitespace that ended the path: strip it too,
+    # so that canonical_url(canonical_url(u)) == canonical_url(u).
+    return urlunsplit((scheme, netloc, path, _without_tracking(parts.query), "")).strip()
 
 
 def strip_userinfo(url: str) -> str:
@@ -68,7 +72,7 @@ def _without_tracking(query: str) -> str:
     """The query string minus tracking parameters, in the original order."""
     if not query:
         return query
-    kept = [pair for pair in query.split("&") if pair and not _is_tracking(pair)]
+    kept = [pair for pair in query.split("&") if pair.strip() and not _is_tracking(pair)]
     return "&".join(kept)
 
 

@@ -36,6 +36,7 @@ from monitor.config import (
     key_name,
     parse_toml,
     raise_errors,
+    redact,
     read_config_text,
     type_name,
 )
@@ -57,7 +58,7 @@ MASK = "***"
 _REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _SECRET_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SCHEME = re.compile(r"\s*([A-Za-z][A-Za-z0-9+.-]*)://")
-_ANY_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s\"']*")
+_ANY_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s\"]*")  # a password may hold a quote: mask past it
 _CLOCK = re.compile(r"(?:[01][0-9]|2[0-3]):[0-5][0-9]")
 _SECRET_QUERY_KEY = re.compile(r"pass|pwd|token|secret|key", re.IGNORECASE)
 _GROUP_OR_OTHERS_READ = stat.S_IRGRP | stat.S_IROTH
@@ -244,7 +245,7 @@ class _Invalid(Exception):
 
 def _context(source_line: str, column: int | None) -> str:
     """The line with every URL in it masked, and a caret under COLUMN."""
-    shown = _ANY_URL.sub(lambda match: _fallback(match.group()), source_line.rstrip("\r"))
+    shown = redact(_ANY_URL.sub(lambda match: _fallback(match.group()), source_line.rstrip("\r")))
     return f"    {shown}\n    {' ' * ((column or 1) - 1)}^"
 
 
@@ -268,7 +269,7 @@ class _Source:
             if show_line and self.show_lines:
                 context = _context(source_line, column)
         return ConfigError(message, path=self.path, line=line, column=column,
-                           key=key_name(where) or None, context=context)
+                           key=redact(key_name(where)) or None, context=context)
 
     def parse(self) -> dict[str, Any]:
         """The TOML data; a syntax error keeps its position but shows the line masked (or not at all)."""
@@ -483,7 +484,7 @@ class _Checker:
         if not hint and key in _BELONGS and _BELONGS[key][0] != (where[0] if where else None):
             section, table = _BELONGS[key]
             hint = f" (did you mean '{section}.{key}'? it belongs in {table})"
-        self.fail(where + (key,), f"unknown key {key!r}{hint}", at_value=False)
+        self.fail(where + (key,), redact(f"unknown key {key!r}{hint}"), at_value=False)
 
     def check_document(self, data: dict[str, Any]) -> tuple[AlertSettings, list[Destination]]:
         for key in data:
@@ -514,7 +515,7 @@ class _Checker:
             try:
                 values[key] = _SETTINGS[key](value)
             except _Invalid as problem:
-                self.fail(("settings", key), str(problem))
+                self.fail(("settings", key), redact(str(problem)))  # a URL pasted in the wrong key
         settings = AlertSettings(**values)
         if "retry_cap" in values and settings.retry_cap < settings.retry_base:
             self.fail(("settings", "retry_cap"), "must not be shorter than retry_base, the first retry delay")
@@ -541,14 +542,15 @@ class _Checker:
                 try:
                     fields[key] = check(entry[key])
                 except _Invalid as problem:
-                    self.fail(where + (key,), str(problem))
+                    self.fail(where + (key,), redact(str(problem)))  # a URL pasted in the wrong key
         timing = [key for key in ("digest_every", "digest_at") if key in entry]
         self.check_digest(where, fields.get("mode"), timing)
         if "url" in entry:
             fields.update(self.check_url(where, fields.get("name"), entry["url"]))
         if "name" in fields:
             self.check_unique(index, fields["name"])
-        return Destination(**fields) if len(self.errors) == before else None
+        # no "url" without an error of its own: a ${NAME} that an unreadable secrets.toml may define
+        return Destination(**fields) if len(self.errors) == before and "url" in fields else None
 
     def checked_name(self, value: object) -> str:
         if not isinstance(value, str):

@@ -31,6 +31,9 @@ SCOPES: dict[str, frozenset[str]] = {
     "text": frozenset(FIELDS),
 }
 MAX_DISTANCE = 1000
+# Trees are walked, compiled and evaluated recursively, one level per operator: a cap on
+# the tokens keeps every query far from Python's recursion limit.
+MAX_TOKENS = 256
 _MAX_DEPTH = 64
 
 _CHUNK = re.compile(r'[^\s()"]+')
@@ -230,6 +233,9 @@ class _Parser:
 
     def take(self) -> _Token:
         token = self.tokens[self.index]
+        if self.index == MAX_TOKENS:  # checked here, so a more precise error found earlier comes first
+            raise QueryError(f"the query is too long: {len(self.tokens)} words and operators, at most {MAX_TOKENS};"
+                             " list many words as the terms of a [group.NAME] and write #NAME", token.start)
         self.index += 1
         return token
 

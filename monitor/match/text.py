@@ -172,7 +172,7 @@ class Analyser:
                     keys.update(f"{lang}:{lemma}" for lemma in morph.lemmas(form, lang))
         else:
             if self.fold_diacritics:
-                form = fold_accents(form)
+                form = fold_accents(form) or form  # a word of combining marks alone keeps them
             keys = {form}
             if form.isascii():
                 keys.update(english_variants(form))

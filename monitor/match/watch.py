@@ -114,6 +114,11 @@ def parse_watch_text(text: str, path: Path) -> Watch:
             raise ConfigError(f"invalid TOML: {message.removesuffix(_AT_END)} at the end of the file",
                               path=path, line=line, context=_caret(text, line, None)) from None
         raise ConfigError(f"invalid TOML: {message}", path=path) from None
+    except ValueError:  # tomllib lets int()'s digit limit escape as a bare ValueError
+        digits = re.search(r"\d{4000,}", text)
+        line = text.count("\n", 0, digits.start()) + 1 if digits else None
+        raise ConfigError("invalid TOML: a number has too many digits", path=path, line=line,
+                          context=_caret(text, line, None) if line else None) from None
     return _Loader(text, Path(path)).watch(data)
 
 
@@ -355,6 +360,10 @@ def _decoded_offsets(text: str, start: int) -> list[int] | None:
         char = text[position]
         if char == "\n" and not multiline:
             return None
+        if multiline and text.startswith("\r\n", position):  # TOML reads a CRLF line break as "\n"
+            offsets.append(position)
+            position += 2
+            continue
         if basic and char == "\\":
             following = text[position + 1:position + 2]
             if multiline and following in (" ", "\t", "\r", "\n"):
@@ -377,7 +386,8 @@ def _skip_line_continuation(text: str, position: int) -> int:
 
 
 def _spells(text: str, offsets: list[int], string: str) -> bool:
-    """Whether the literal at OFFSETS decodes to STRING (escapes taken on trust)."""
+    """Whether the literal at OFFSETS decodes to STRING (escapes taken on trust, CRLF read as "\\n")."""
     if len(offsets) != len(string) + 1:
         return False
-    return all(text[at] == "\\" or text[at] == char for at, char in zip(offsets, string))
+    return all(text[at] in ("\\", char) or text.startswith("\r\n", at) and char == "\n"
+               for at, char in zip(offsets, string))

@@ -18,7 +18,7 @@ _SLOW_DATA = [HealthCheck.too_slow, HealthCheck.data_too_large]
 
 settings.register_profile(
     "ci",
-    max_examples=100,
+    max_examples=200,
     derandomize=True,
     database=None,
     deadline=timedelta(seconds=5),

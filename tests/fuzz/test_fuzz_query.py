@@ -11,15 +11,20 @@ must sit under the character the parser blamed.
 
 from __future__ import annotations
 
+import inspect
 import json
+import sys
 from pathlib import Path
+from typing import Callable
+
+import pytest
 
 from hypothesis import event, example, given
 from hypothesis import strategies as st
 
 from monitor.errors import ConfigError
 from monitor.match import Matcher, Watch, parse_watch_text
-from monitor.match.query import MAX_DISTANCE, Node, QueryError, Ref, parse_query, true_without_hits, walk
+from monitor.match.query import MAX_DISTANCE, MAX_TOKENS, Node, QueryError, Ref, parse_query, true_without_hits, walk
 
 WATCH_PATH = Path("/config/watch.toml")
 ENTITIES = {"china": ["China", "=PRC", "Китай", "中国", "Xi Jinping"], "ru-gov": ["Kremlin", "Кремль"]}
@@ -73,10 +78,19 @@ def grammar_queries(draw: st.DrawFn) -> str:
     return text
 
 
+# Entry text: the vocabulary (so rules match) among junk and spaces of every kind.
+random_texts = st.lists(st.one_of(_word, _junk, SEPARATOR, st.sampled_from([", ", ". ", "-", "'s"])),
+                        max_size=30).map("".join)
 raw_queries = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=40)
-# Deeply nested parentheses: the parser has a depth cap, which must stay a ConfigError.
-nested_queries = st.builds(lambda depth, inner: "(" * depth + inner + ")" * depth,
-                           st.integers(0, 200), st.sampled_from(["a", "@china", "NOT a", ""]))
+# Deep trees: nested parentheses, NOT chains and long operator chains around the caps,
+# so that parsing, compiling and matching them stays clear of the recursion limit.
+deep_queries = st.one_of(
+    st.builds(lambda depth, inner: "(" * depth + inner + ")" * depth,
+              st.integers(0, 200), st.sampled_from(["war", "@china", "NOT a war", ""])),
+    st.builds(lambda count, prefix: prefix * count + "war", st.integers(200, 300), st.sampled_from(["NOT ", "title:"])),
+    st.builds(lambda count, operator: operator.join(["war"] * count), st.integers(100, 300),
+              st.sampled_from([" ", " OR ", " NEAR/2 ", " AND NOT ", " ONEAR/0 "])),
+)
 
 # -- writing a query into watch.toml ------------------------------------------
 
@@ -161,7 +175,8 @@ def caret_column(context: str) -> int:
     return len(caret_line)
 
 
-def check_loads_or_points(query: str, rule: str) -> None:
+def check_loads_or_points(query: str, rule: str) -> Watch | None:
+    """Load the watch holding QUERY: it must load exactly when the parser accepts the query."""
     text = HEADER + rule
     problem = expected_problem(query)
     lines = text.split("\n")
@@ -174,9 +189,9 @@ def check_loads_or_points(query: str, rule: str) -> None:
         assert words in error.message, (error.message, words)
         assert error.path == WATCH_PATH
         assert error.line is not None and 1 <= error.line <= len(lines), error
-        source = lines[error.line - 1]
+        source = lines[error.line - 1].removesuffix("\r")
         assert error.column is not None and 1 <= error.column <= len(source) + 1, error
-        assert error.context is not None and error.context.split("\n")[0] == source.rstrip("\r")
+        assert error.context is not None and error.context.split("\n")[0] == source
         assert caret_column(error.context) == error.column
         blamed = source[error.column - 1] if error.column <= len(source) else "\n"
         if offset < len(query):
@@ -184,23 +199,26 @@ def check_loads_or_points(query: str, rule: str) -> None:
             assert blamed in (query[offset], "\\"), (query, offset, error.line, error.column, blamed)
         else:  # the end of the query: its closing quote
             assert blamed in "'\"", (query, offset, blamed)
-        return
+        return None
     assert problem is None, f"invalid query accepted: {query!r} ({problem})"
     event("loaded")
     rule = watch.rules[0]
     assert rule.query == query and rule.tree == parse_query(query)
-    check_matches_cleanly(watch)
+    check_matches_cleanly(watch, SAMPLE_TEXTS)
+    return watch
 
 
-def check_matches_cleanly(watch: Watch) -> None:
-    """Compile the rule and match it against texts made of the vocabulary: never an error."""
+SAMPLE_TEXTS = {
+    "title": "China and the PRC: drones, fibre-optic cables and war",
+    "summary": "Китай постачає дронів; 中国外交部 says the war must end. Kremlin, Кремль.",
+    "content": "prc title near AND battery batteries sanctions війна война Xi Jinping",
+}
+
+
+def check_matches_cleanly(watch: Watch, texts: dict[str, str]) -> None:
+    """Compile the rule and match it against TEXTS: never an error, hits inside the fields."""
     matcher = Matcher.compile(watch)
     assert matcher.rules == ["fuzzed"]
-    texts = {
-        "title": "China and the PRC: drones, fibre-optic cables and war",
-        "summary": "Китай постачає дронів; 中国外交部 says the war must end. Kremlin, Кремль.",
-        "content": "prc title near AND battery batteries sanctions війна война Xi Jinping",
-    }
     for match in matcher.match(**texts, language=None):
         assert match.rule == "fuzzed" and match.score >= 0
         for hit in match.hits:
@@ -214,7 +232,11 @@ def check_matches_cleanly(watch: Watch) -> None:
 @example(query="(" * 70 + "a" + ")" * 70)
 @example(query="a NEAR/٣ b")
 @example(query="drone** OR x")
-@given(st.one_of(grammar_queries(), raw_queries, nested_queries))
+# Found by this test: a query of thousands of words or NOTs raised RecursionError (Hypothesis
+# raises the recursion limit while it runs a test, hence so many).
+@example(query=" OR ".join(f"w{number}" for number in range(10_000)))
+@example(query="NOT " * 10_000 + "a")
+@given(st.one_of(grammar_queries(), raw_queries, deep_queries))
 def test_the_query_parser_gives_a_tree_or_an_error_inside_the_query(query: str) -> None:
     try:
         tree: Node = parse_query(query)
@@ -237,13 +259,46 @@ def test_the_query_parser_survives_lone_surrogates(query: str) -> None:
 
 
 @example(watch=("\\n", '[rule]\nfuzzed.query = "\\\\n"\n'))
-@given(rule_tables(st.one_of(grammar_queries(), raw_queries)))
+# A CRLF file with a multi-line query: the caret fell back to the opening quotes (found by this test).
+@example(watch=("a\n*", "[rule.fuzzed]\r\nquery = '''\r\na\r\n*'''\r\n"))
+@example(watch=("=\n=", "[rule.fuzzed]\r\nquery = '''\r\n=\r\n='''\r\n"))  # caret at a CRLF line end
+@given(rule_tables(st.one_of(grammar_queries(), raw_queries, deep_queries)))
 def test_a_watch_with_any_query_loads_or_puts_a_caret_under_the_blamed_character(watch: tuple[str, str]) -> None:
     check_loads_or_points(*watch)
 
 
 @given(rule_tables(st.lists(st.one_of(_word, _known_ref, st.sampled_from(["AND", "OR", "NEAR/3", "ONEAR/0"])),
-                            min_size=1, max_size=6).map(" ".join)))
-def test_valid_queries_compile_and_match_without_error(watch: tuple[str, str]) -> None:
+                            min_size=1, max_size=6).map(" ".join)),
+       st.fixed_dictionaries({field: random_texts for field in ("title", "summary", "content")}))
+def test_valid_queries_compile_and_match_random_text_without_error(watch: tuple[str, str],
+                                                                    texts: dict[str, str]) -> None:
     """Mostly valid queries, so that compiling and matching run on many shapes of rule."""
-    check_loads_or_points(*watch)
+    loaded = check_loads_or_points(*watch)
+    if loaded is not None:
+        check_matches_cleanly(loaded, texts)
+
+
+def _with_frames_left(frames: int, run: Callable[[], object]) -> object:
+    """RUN called when only FRAMES stack frames are left before the recursion limit."""
+    depth = len(inspect.stack(0))
+    budget = sys.getrecursionlimit() - depth - frames
+
+    def descend(level: int) -> object:
+        return run() if level <= 0 else descend(level - 1)
+    return descend(budget)
+
+
+@pytest.mark.parametrize("query", [
+    " ".join(["war"] * MAX_TOKENS),
+    "NOT " * (MAX_TOKENS - 2) + "war war",
+    " OR ".join(f"w{number}" for number in range(MAX_TOKENS // 2)),
+    " NEAR/2 ".join(["war"] * (MAX_TOKENS // 2)),
+    "(" * 64 + "war" + ")" * 64,
+    "war " + "title:" * (MAX_TOKENS - 2) + "war",
+])
+def test_the_largest_queries_load_compile_and_match_with_stack_to_spare(query: str) -> None:
+    """The token cap keeps every stage well inside the default recursion limit (1000)."""
+    def run() -> object:
+        watch = parse_watch_text(f"{HEADER}[rule.fuzzed]\nquery = '{query}'\n", WATCH_PATH)
+        return Matcher.compile(watch).match(title="war w1 war", summary="war")
+    assert [match.rule for match in _with_frames_left(500, run)] in ([], ["fuzzed"])
