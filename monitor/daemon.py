@@ -186,29 +186,15 @@ class Daemon:
             task = asyncio.current_task()
             self._inflight.add(task)
             try:
-                report = await self._pipeline.poll(current)
+                await self._poll_and_retime(current)
             except asyncio.CancelledError:
                 if self._stop.is_set():
                     return  # abandoned on shutdown: nothing was half-written
                 raise
+            except Exception as exc:  # the database is full or locked, say: one line, keep going
+                log.error("poll failed feed=%s error=%s", name, _one_line(exc))
             finally:
                 self._inflight.discard(task)
-            self.summary.add(report)
-            if self.metrics is not None:
-                self.metrics.observe_poll(report.outcome, report.error_kind, report.duration,
-                                          report.new, report.updated)
-                self.metrics.observe_matches(report.rules)
-            if self._stop.is_set():
-                return
-            if report.matched:
-                self._spawn(self._dispatch())
-            fresh = await self._store.call(Store.feed_state, name)
-            if self.scheduler.get_job(name) is None:
-                return  # removed by a reload meanwhile
-            if fresh is not None and fresh.next_poll is not None:
-                self.scheduler.modify_job(name, next_run_time=fresh.next_poll)
-            elif report.outcome == "gone":
-                self.scheduler.pause_job(name)
 
         self.scheduler.add_job(
             job, IntervalTrigger(seconds=feed.interval), id=name, name=name,
@@ -217,11 +203,36 @@ class Daemon:
             misfire_grace_time=max(60, int(feed.interval)),
         )
 
+    async def _poll_and_retime(self, feed: FeedConfig) -> None:
+        """One poll, then the job is re-timed to the next poll the pipeline computed."""
+        report = await self._pipeline.poll(feed)
+        self.summary.add(report)
+        if self.metrics is not None:
+            self.metrics.observe_poll(report.outcome, report.error_kind, report.duration,
+                                      report.new, report.updated)
+            self.metrics.observe_matches(report.rules)
+        if self._stop.is_set():
+            return
+        if report.matched:
+            self._spawn(self._dispatch())
+        fresh = await self._store.call(Store.feed_state, feed.name)
+        if self.scheduler.get_job(feed.name) is None:
+            return  # removed by a reload meanwhile
+        if fresh is not None and fresh.next_poll is not None:
+            self.scheduler.modify_job(feed.name, next_run_time=fresh.next_poll)
+        elif report.outcome == "gone":
+            self.scheduler.pause_job(feed.name)
+
     async def _dispatch(self) -> None:
-        if self._dispatcher is not None and not self._stop.is_set():
+        if self._dispatcher is None or self._stop.is_set():
+            return
+        try:
             report = await self._dispatcher.dispatch_due()
-            if self.metrics is not None:
-                self.metrics.observe_alerts(report.sent, report.failed, report.dead)
+        except Exception as exc:  # e.g. the database is full: say so, try again next time
+            log.error("dispatch failed error=%s", _one_line(exc))
+            return
+        if self.metrics is not None:
+            self.metrics.observe_alerts(report.sent, report.failed, report.dead)
 
     async def _start_http(self, host: str, port: int) -> None:
         """/healthz, /metrics and /matches.atom on a loopback port (--http)."""
@@ -314,10 +325,14 @@ class Daemon:
             await asyncio.sleep(period)
             self.loop_lag = max(0.0, loop.time() - started - period)
             now = self.clock()
-            await self._store.call(Store.set_meta, "heartbeat", now.isoformat())
-            healthy = self.is_healthy = await self.healthy(now)
-            if self.metrics is not None:
-                await self._update_gauges()
+            try:
+                await self._store.call(Store.set_meta, "heartbeat", now.isoformat())
+                healthy = self.is_healthy = await self.healthy(now)
+                if self.metrics is not None:
+                    await self._update_gauges()
+            except Exception as exc:  # the database is full or locked: unhealthy, not dead
+                log.error("heartbeat failed error=%s", _one_line(exc))
+                healthy = self.is_healthy = False
             if self.notifier is not None:
                 if healthy:
                     self.notifier.watchdog()
@@ -363,14 +378,26 @@ class Daemon:
         if self.summary.reports or force:
             log.info("cycle %s", self.summary.line())
             if self._store is not None and not force:
-                self._spawn(self._store.call(Store.set_meta, "last_cycle", self.clock().isoformat()))
+                self._spawn(self._record_cycle())
         self.summary = CycleSummary()
+
+    async def _record_cycle(self) -> None:
+        try:
+            await self._store.call(Store.set_meta, "last_cycle", self.clock().isoformat())
+        except Exception as exc:
+            log.error("could not record the cycle error=%s", _one_line(exc))
 
     # --------------------------------------------------------- housekeeping
 
     async def _housekeeping(self) -> None:
         """Hourly: prune past retention, tell the admins about feeds gone silent, and
         index new stories for `monitor search`."""
+        try:
+            await self._housekeep()
+        except Exception as exc:
+            log.error("housekeeping failed error=%s", _one_line(exc))
+
+    async def _housekeep(self) -> None:
         from monitor.search import index_documents, save_index, stale_entries
 
         pruned = await self._store.call(Store.prune, self.clock(), self.config.poll.retention)
@@ -410,6 +437,12 @@ class Daemon:
                                    url=strip_userinfo(state.url), event="silent", detail=quiet,
                                    now=now)
             await self._store.call(Store.set_meta, marker, seen.isoformat())
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception as a short quoted phrase for a key=value log line."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return repr(f"{type(exc).__name__}: {text}"[:300])
 
 
 async def _close_later(fetcher: Fetcher, delay: float) -> None:

@@ -148,9 +148,15 @@ class Dispatcher:
         self.console = console
         self._lock = asyncio.Lock()  # one dispatch pass at a time
         self._notifiers: dict[str, Any] = {}  # destination name -> loaded apprise object
+        # Alerts delivered whose "sent" could not be written (a full disk, say): never send
+        # them again from this process; keep trying to record them.
+        self._unrecorded: set[int] = set()
 
     async def dispatch_due(self) -> DispatchReport:
         async with self._lock:
+            if self._unrecorded:
+                await self.store.call(outbox.mark_sent, sorted(self._unrecorded), self.clock())
+                self._unrecorded.clear()
             rows = await self.store.call(outbox.due_alerts, self.clock())
             by_destination: dict[str, list[dict]] = defaultdict(list)
             for row in rows:
@@ -213,7 +219,11 @@ class Dispatcher:
         """Write one send's outcome to the outbox (only after the send returned)."""
         now = self.clock()
         if outcome.ok:
-            await self.store.call(outbox.mark_sent, ids, now)
+            try:
+                await self.store.call(outbox.mark_sent, ids, now)
+            except Exception:
+                self._unrecorded.update(ids)
+                raise
             report.sent += len(ids)
             log.info("alert sent destination=%s alerts=%d", name, len(ids))
         else:
