@@ -135,10 +135,29 @@ class _Source:
         return None
 
     def context_at(self, line: int, column: int | None) -> str:
-        """The source line (passwords redacted) with a caret under COLUMN."""
-        source_line = redact(self.text.split("\n")[line - 1].rstrip("\r"))
+        """The source line (passwords and header values redacted) with a caret under COLUMN."""
+        lines = self.text.split("\n")
+        source_line = redact(lines[line - 1].rstrip("\r"))
+        if _holds_header_values(lines, line):
+            key, sep, value = source_line.partition("=")
+            source_line = key + sep + _QUOTED.sub('"***"', value)
         caret = " " * ((column or 1) - 1) + "^"
         return f"    {source_line}\n    {caret}"
+
+
+_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"|\'[^\']*\'')
+
+
+def _holds_header_values(lines: list[str], line: int) -> bool:
+    """Whether source LINE (1-based) may show request header values, which can be secrets:
+    an inline `headers = {...}`, or a line inside a `[feed.headers]` table."""
+    if re.match(r"\s*headers\s*=", lines[line - 1]):
+        return True
+    for previous in reversed(lines[:line - 1]):
+        header = previous.strip()
+        if header.startswith("["):
+            return header.rstrip("]").endswith(".headers")
+    return False
 
 
 def _syntax_error(error: tomllib.TOMLDecodeError, source: _Source) -> ConfigError:

@@ -523,8 +523,6 @@ def test_http_endpoint_listens_on_loopback_only_by_default(world):
     assert not elsewhere, f"the endpoint answers on {elsewhere}"
 
 
-@pytest.mark.xfail(strict=True, reason="monitor/config.py shows a feeds.toml line with a TOML syntax error "
-                                       "as context, masking only URL passwords, not header values")
 def test_syntax_error_context_hides_feed_header_secrets(env, tmp_path):  # noqa: F811
     cfg, secrets = Path(env["MONITOR_CONFIG"]), SecretSet()
     monitor("init", str(cfg), "--no-feeds", env=env, check=True)
