@@ -12,21 +12,10 @@ import pytest
 
 from support.feeds import Item, rss
 from support.feedserver import static
+from support.watch import CHINA_DRONES_WATCH
 from test_cli import env, monitor  # noqa: F401  (the env fixture)
 
-WATCH = """
-[entity.china]
-aliases = ["China", "Chinese", "Beijing"]
-
-[group.drones]
-terms = ["drone*"]
-
-[rule.china_drones]
-description = "Chinese drones in the war"
-query = '@china NEAR/10 #drones'
-severity = "warning"
-tags = ["drones"]
-"""
+WATCH = CHINA_DRONES_WATCH
 
 NOW = datetime.now(timezone.utc)
 HOSTILE = 'Chinese drone parts <script>alert("x")</script> **bold**'

@@ -48,22 +48,11 @@ from support.feedserver import FeedServer, static
 from support.secrets import (SecretSet, database_cells, file_mode, isolated_env, listening_addresses,
                              non_loopback_ipv4)
 from support.sinks import SmtpSink, Webhook, free_port
+from support.watch import CHINA_DRONES_WATCH
 from test_cli import env, monitor  # noqa: F401  (the env fixture)
 
 NOW = datetime.now(timezone.utc)
-WATCH = """
-[entity.china]
-aliases = ["China", "Chinese", "Beijing"]
-
-[group.drones]
-terms = ["drone*"]
-
-[rule.china_drones]
-description = "Chinese drones in the war"
-query = '@china NEAR/10 #drones'
-severity = "warning"
-tags = ["drones"]
-"""
+WATCH = CHINA_DRONES_WATCH
 FIRST_STORY = Item("a", "Chinese drone parts reach Russia", summary="Shipments of Chinese drone engines.",
                    published=NOW - timedelta(hours=1), link="https://news.example.org/a")
 NEUTRAL_STORY = Item("b", "Weather in Kyiv", published=NOW - timedelta(hours=1))

@@ -15,19 +15,10 @@ import pytest
 from support.daemon import DaemonProcess, NotifySocket, db_rows, wait_until
 from support.feeds import Item, rss
 from support.feedserver import send, static
+from support.watch import CHINA_DRONES_WATCH
 from test_cli import env, monitor  # noqa: F401  (the env fixture)
 
-WATCH = """
-[entity.china]
-aliases = ["China", "Chinese", "Beijing"]
-
-[group.drones]
-terms = ["drone*"]
-
-[rule.china_drones]
-query = '@china NEAR/10 #drones'
-severity = "warning"
-"""
+WATCH = CHINA_DRONES_WATCH
 
 START = datetime.now(timezone.utc) - timedelta(hours=1)
 
