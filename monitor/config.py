@@ -150,8 +150,8 @@ _QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"|\'[^\']*\'')
 
 def _holds_header_values(lines: list[str], line: int) -> bool:
     """Whether source LINE (1-based) may show request header values, which can be secrets:
-    an inline `headers = {...}`, or a line inside a `[feed.headers]` table."""
-    if re.match(r"\s*headers\s*=", lines[line - 1]):
+    an inline `headers = {...}`, a dotted `headers.NAME = ...`, or a line inside a `[feed.headers]` table."""
+    if re.match(r"""\s*["']?headers["']?\s*[=.]""", lines[line - 1]):
         return True
     for previous in reversed(lines[:line - 1]):
         header = previous.strip()

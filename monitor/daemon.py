@@ -228,6 +228,10 @@ class Daemon:
             return
         try:
             report = await self._dispatcher.dispatch_due()
+        except asyncio.CancelledError:
+            if self._stop.is_set():
+                return  # a send abandoned on shutdown stays pending in the outbox
+            raise
         except Exception as exc:  # e.g. the database is full: say so, try again next time
             log.error("dispatch failed error=%s", _one_line(exc))
             return

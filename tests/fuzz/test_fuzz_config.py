@@ -13,7 +13,7 @@ import logging
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date, datetime, time, timezone
+from datetime import timezone
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -117,14 +117,25 @@ _headers = st.sampled_from(["[fetch]", "[poll]", "[[feed]]", "[feed]", "[feed.he
                             "[group.drones]", "[rule.r]", "[options]", "[rule]", "[entity.'a b']"])
 
 
+request_headers = st.builds(
+    lambda shape, name, secret, tail: shape.format(name=name, value=toml_literal(f"Bearer {secret}", "basic")) + tail,
+    st.sampled_from(["headers = {{ {name} = {value} }}", "headers.{name} = {value}", "headers = {{ {name} = {value}",
+                     "[feed.headers]\n{name} = {value}", "[[feed]]\nheaders = {{ {name} = {value}, X = 1 }}"]),
+    st.sampled_from(["Authorization", "X-Api-Key", "'X Token'"]), secrets, st.sampled_from(["", " oops", ",", " }"]))
+
+
 @st.composite
-def tomlish_files(draw: st.DrawFn, urls: st.SearchStrategy[str]) -> str:
-    """Text that is mostly TOML in the files' vocabulary, often broken somewhere."""
+def tomlish_files(draw: st.DrawFn, urls: st.SearchStrategy[str], request_headers_too: bool = False) -> str:
+    """Text that is mostly TOML in the files' vocabulary, often broken somewhere; REQUEST_HEADERS_TOO
+    adds feeds' `headers` lines with secret values (feeds.toml only: elsewhere they are no headers)."""
     lines = []
     for _ in range(draw(st.integers(0, 14))):
-        kind = draw(st.sampled_from(["pair", "pair", "pair", "pair", "header", "header", "comment", "blank", "junk"]))
+        kind = draw(st.sampled_from(["pair", "pair", "pair", "pair", "header", "header", "comment", "blank", "junk"]
+                                    + ["request header"] * request_headers_too))
         if kind == "pair":
             lines.append(f"{draw(_keys)}{draw(st.sampled_from([' = ', '=', ' ', ' == ']))}{draw(toml_values(urls))}")
+        elif kind == "request header":  # a feed's header value is a secret too, however broken the line
+            lines.append(draw(request_headers))
         elif kind == "header":
             lines.append(draw(_headers))
         elif kind == "comment":
@@ -296,8 +307,10 @@ feed_urls = secret_urls(["https://", "http://", "HTTPS://", "ftp://", "file://",
 @example(files={FEEDS_FILE: 'feed = ["user:Pzw0Qxq@example.org/feed"]'})
 @example(files={FEEDS_FILE: '[[feed]]\nname = "a"\nurl = "ftp://u:Pzw\'0Qxq@example.org/"'})
 @example(files={MONITOR_FILE: '[poll]\ninterval = "https://u:Pzw0Qxq@example.org/"'})
+# Found by this test: a header value written as a dotted key showed in the context of a later syntax error.
+@example(files={FEEDS_FILE: '[[feed]]\nheaders.Authorization = "Bearer Pzw0Qxq" oops'})
 @given(st.fixed_dictionaries({}, optional={MONITOR_FILE: tomlish_files(feed_urls),
-                                           FEEDS_FILE: tomlish_files(feed_urls)}))
+                                           FEEDS_FILE: tomlish_files(feed_urls, request_headers_too=True)}))
 def test_tomlish_monitor_and_feeds_files_load_or_point_at_a_line(files: dict[str, str | bytes]) -> None:
     check_load_config(files)
 
