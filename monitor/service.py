@@ -237,6 +237,11 @@ class Pipeline:
             self._parser.shutdown(wait=False, cancel_futures=True)
             self._parser = None
             raise ParseError("the parser process crashed on this feed") from None
+        except ParseError:
+            raise
+        except Exception as exc:  # a parser bug must cost this feed one poll, not the cycle
+            log.exception("parser failed feed=%s", feed.name)
+            raise ParseError(f"the parser failed on this feed ({type(exc).__name__})") from None
 
 
 def default_parse_workers() -> int:
