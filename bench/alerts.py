@@ -111,7 +111,7 @@ async def bench(args, port: int, db: Path) -> dict:
     stalls: list[float] = []
     async with Fetcher(config.fetch) as fetcher:
         pipeline = Pipeline(config, thread, fetcher, clock=lambda: datetime.now(timezone.utc),
-                            parse_workers=0)
+                            parse_workers=None)  # as the daemon: parsing in worker processes
         dispatcher = Dispatcher(thread, [destination], settings, "UTC",
                                 clock=lambda: datetime.now(timezone.utc))
         probe_task = asyncio.create_task(probe(stop, stalls))
