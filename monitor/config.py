@@ -431,17 +431,22 @@ def _check_section(source: _Source, section: str, table: dict[str, Any],
 _FEED_KEYS = ("name", "url", "interval", "language", "tags", "headers")
 
 
+def check_name(name: str, kind: str = "feed") -> str | None:
+    """Why NAME cannot name a KIND (feed, destination ...), or None if it can."""
+    if not name.strip():
+        return f"a {kind} name must not be empty"
+    if name != name.strip():
+        return f"{kind} name {name!r} has leading or trailing spaces"
+    if not name.isprintable():
+        return f"{kind} name {name!r} contains control characters"
+    if len(name) > MAX_NAME_LENGTH:
+        return f"a {kind} name must be at most {MAX_NAME_LENGTH} characters, this one has {len(name)}"
+    return None
+
+
 def check_feed_name(name: str) -> str | None:
     """Why NAME cannot name a feed, or None if it can."""
-    if not name.strip():
-        return "a feed name must not be empty"
-    if name != name.strip():
-        return f"feed name {name!r} has leading or trailing spaces"
-    if not name.isprintable():
-        return f"feed name {name!r} contains control characters"
-    if len(name) > MAX_NAME_LENGTH:
-        return f"a feed name must be at most {MAX_NAME_LENGTH} characters, this one has {len(name)}"
-    return None
+    return check_name(name, "feed")
 
 
 def check_language(code: str) -> str | None:

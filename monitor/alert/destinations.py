@@ -32,6 +32,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 from monitor.config import (
     MAX_NAME_LENGTH,
+    check_name,
     describe,
     key_name,
     parse_toml,
@@ -216,15 +217,7 @@ def url_problem(url: str) -> str | None:
 
 def check_destination_name(name: str) -> str | None:
     """Why NAME cannot name a destination, or None if it can."""
-    if not name.strip():
-        return "a destination name must not be empty"
-    if name != name.strip():
-        return f"destination name {name!r} has leading or trailing spaces"
-    if not name.isprintable():
-        return f"destination name {name!r} contains control characters"
-    if len(name) > MAX_NAME_LENGTH:
-        return f"a destination name must be at most {MAX_NAME_LENGTH} characters, this one has {len(name)}"
-    return None
+    return check_name(name, "destination")
 
 
 def check_clock(text: str) -> str | None:
