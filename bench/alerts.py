@@ -85,7 +85,7 @@ async def bench(args, port: int, db: Path) -> dict:
     from monitor.config import Config
     from monitor.fetch import Fetcher
     from monitor.models import AlertSettings, Destination, Entry, FeedConfig, FetchSettings, Hit, Match, PollSettings
-    from monitor.service import Pipeline
+    from monitor.service import Pipeline, settle_for_latency
     from monitor.store import Store, StoreThread
 
     url = f"json://127.0.0.1:{port}/hook"
@@ -114,6 +114,8 @@ async def bench(args, port: int, db: Path) -> dict:
                             parse_workers=None)  # as the daemon: parsing in worker processes
         dispatcher = Dispatcher(thread, [destination], settings, "UTC",
                                 clock=lambda: datetime.now(timezone.utc))
+        await dispatcher.warm_up()  # as the daemon's start does, then:
+        settle_for_latency()
         probe_task = asyncio.create_task(probe(stop, stalls))
         poll_task = asyncio.create_task(poll_forever(pipeline, feeds, stop))
         started = time.perf_counter()

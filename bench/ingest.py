@@ -21,7 +21,6 @@ import email.utils
 import hashlib
 import multiprocessing
 import os
-import re
 import resource
 import sys
 import tempfile
@@ -33,6 +32,8 @@ from xml.sax.saxutils import escape
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.memory import TreeMemory  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures" / "feeds"
 SHAPES = ["other_feeder_rss_theguardian.xml", "scmp_hknews-backend_rss2-feed.xml",
@@ -129,60 +130,6 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-class TreeRss:
-    """Samples the RSS of this process plus its descendants (the parser workers), keeping the peak.
-
-    The forkserver's workers are not our direct children, so getrusage cannot see them;
-    /proc can. The feed server process is excluded: it is the benchmark's, not monitor's.
-    """
-
-    def __init__(self, exclude: set[int]) -> None:
-        import threading
-
-        self.exclude = exclude
-        self.peak_mb = 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.05):
-            self.peak_mb = max(self.peak_mb, self.sample_mb())
-
-    def sample_mb(self) -> float:
-        parents: dict[int, int] = {}
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                try:
-                    stat = open(f"/proc/{entry}/stat").read()
-                    parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
-                except (OSError, ValueError, IndexError):
-                    continue
-        tree, frontier = {os.getpid()}, [os.getpid()]
-        while frontier:
-            pid = frontier.pop()
-            for child, parent in parents.items():
-                if parent == pid and child not in tree and child not in self.exclude:
-                    tree.add(child)
-                    frontier.append(child)
-        total = 0
-        for pid in tree:
-            try:
-                for line in open(f"/proc/{pid}/status"):
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1])
-            except OSError:
-                continue
-        return total / 1024
-
-    def __enter__(self) -> "TreeRss":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 async def timed_cycle(config, db: Path, match) -> tuple[float, object]:
     from monitor.service import run_once
 
@@ -224,7 +171,7 @@ def main() -> None:
             watch_note = "shipped config/watch.toml" if match else "none (no rules)"
         db = Path(tmp) / "bench.db"
         rss_before = peak_rss_mb()
-        with TreeRss(exclude={server.pid}) as tree:
+        with TreeMemory(exclude={server.pid}) as tree:
             first, s1 = asyncio.run(timed_cycle(config, db, match))
         rss_first = peak_rss_mb()
         second, s2 = asyncio.run(timed_cycle(config, db, match))
@@ -252,7 +199,8 @@ def main() -> None:
     print(f"feedparser defaults, parse only: {fp_time:7.2f} s  {args.feeds / fp_time:7.1f} feeds/s  "
           f"{parsed_entries / fp_time:8.0f} entries/s")
     print(f"peak RSS: main process before {rss_before:.0f} MB, after first poll {rss_first:.0f} MB; "
-          f"main + parser processes together {tree.peak_mb:.0f} MB "
+          f"main + parser processes together: RSS summed {tree.peak_mb:.0f} MB "
+          f"({tree.processes} processes), PSS summed {tree.peak_pss_mb:.0f} MB "
           f"(the parse-only pass runs after and is not included)")
 
 

@@ -33,8 +33,11 @@ from xml.sax.saxutils import escape
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT))
 
-from ingest import TreeRss, sample_texts  # noqa: E402
+from ingest import sample_texts  # noqa: E402
+
+from bench.memory import TreeMemory  # noqa: E402
 
 
 def serve(feeds: int, change_every: int, port_queue) -> None:
@@ -130,7 +133,7 @@ def main() -> None:
         target = args.cycles * args.feeds
         samples = []
         started = time.monotonic()
-        with TreeRss(exclude={server.pid}) as tree:
+        with TreeMemory(exclude={server.pid}) as tree:
             last_requests, last_time = 0, started
             while True:
                 try:
@@ -141,7 +144,7 @@ def main() -> None:
                 served = requests_served(port)
                 rate = (served - last_requests) / (now - last_time)
                 last_requests, last_time = served, now
-                samples.append({"t": round(now - started), "rss_mb": round(tree.sample_mb(), 1),
+                samples.append({"t": round(now - started), "rss_mb": round(tree.sample()[0], 1),
                                 "fds": open_fds(daemon.pid), "polls_per_s": round(rate, 1),
                                 "cycle_s": round(args.feeds / rate, 2) if rate else None,
                                 "polls": served})

@@ -9,21 +9,35 @@ together so one edit-and-retry fixes them all.
 
 from __future__ import annotations
 
-import difflib
 import logging
 import re
 import tomllib
 import zoneinfo
 from dataclasses import dataclass
-from datetime import date, datetime, time
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Sequence
 from urllib.parse import urlsplit
 
-from monitor.durations import GRAMMAR, format_duration, parse_duration
+# key_name, redact, type_name and describe are imported from here too: they stay part of this module's API
+from monitor.configcheck import (
+    Invalid,
+    Source,
+    describe,
+    did_you_mean,
+    duration,
+    entry_key_problems,
+    integer,
+    key_name,
+    number_text,
+    redact,
+    string,
+    type_name,
+    unknown_key,
+)
+from monitor.durations import format_duration
 from monitor.errors import ConfigError
 from monitor.models import FeedConfig, FetchSettings, PollSettings
-from monitor.tomlpos import key_line, value_column
+from monitor.tomlpos import key_line
 
 log = logging.getLogger("monitor.config")
 
@@ -40,10 +54,6 @@ _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _LANGUAGE = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*")
 _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kmg]?i?b)?\s*", re.IGNORECASE)
 _SIZE_FACTORS = {"b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3}
-_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
-# user:password@ after a "/" (also of a mistyped "https:/"), or opening a value or quoted
-# string (a URL missing its scheme); a password may hold any sub-delimiter, a quote included.
-_URL_PASSWORD = re.compile(r"((?:^|(?<=[/\s\"']))[^/@\s\"':]*:)[^/@\s\"]*@")
 
 
 @dataclass(frozen=True)
@@ -80,87 +90,12 @@ def raise_errors(errors: Sequence[ConfigError]) -> None:
         raise ConfigErrors(errors)
 
 
-class _Invalid(Exception):
-    """A value failed its check; the message says what was expected."""
-
-
 # --------------------------------------------------------------------------
 # locating problems in the source
 # --------------------------------------------------------------------------
 
 
-def key_name(path: Sequence[str | int]) -> str:
-    """The key path as a user reads it: ("feed", 2, "url") -> feed[2].url."""
-    text = ""
-    for part in path:
-        if isinstance(part, int):
-            text += f"[{part}]"
-            continue
-        shown = part if _BARE_KEY.fullmatch(part) else f'"{part}"'
-        text += f".{shown}" if text else shown
-    return text
-
-
-def redact(text: str) -> str:
-    """TEXT with any password in a URL's user-info replaced by ***."""
-    return _URL_PASSWORD.sub(r"\1***@", text)
-
-
-@dataclass(frozen=True)
-class _Source:
-    """One TOML file's path and text, to turn a key path into a positioned ConfigError."""
-
-    path: Path
-    text: str
-
-    def error(self, path: Sequence[str | int], message: str, *, at_value: bool = True,
-              show_line: bool = True) -> ConfigError:
-        line = self._line(path)
-        column = None
-        if line is not None:
-            source_line = self.text.split("\n")[line - 1]
-            column = value_column(self.text, line) if at_value else None
-            if column is None:
-                column = len(source_line) - len(source_line.lstrip()) + 1
-        context = self.context_at(line, column) if show_line and line is not None else None
-        return ConfigError(redact(message), path=self.path, line=line, column=column,
-                           key=redact(key_name(path)) or None, context=context)
-
-    def _line(self, path: Sequence[str | int]) -> int | None:
-        """The key's line, else the nearest enclosing key or table that has one."""
-        for length in range(len(path), 0, -1):
-            line = key_line(self.text, path[:length])
-            if line is not None:
-                return line
-        return None
-
-    def context_at(self, line: int, column: int | None) -> str:
-        """The source line (passwords and header values redacted) with a caret under COLUMN."""
-        lines = self.text.split("\n")
-        source_line = redact(lines[line - 1].rstrip("\r"))
-        if _holds_header_values(lines, line):
-            key, sep, value = source_line.partition("=")
-            source_line = key + sep + _QUOTED.sub('"***"', value)
-        caret = " " * ((column or 1) - 1) + "^"
-        return f"    {source_line}\n    {caret}"
-
-
-_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"|\'[^\']*\'')
-
-
-def _holds_header_values(lines: list[str], line: int) -> bool:
-    """Whether source LINE (1-based) may show request header values, which can be secrets:
-    an inline `headers = {...}`, a dotted `headers.NAME = ...`, or a line inside a `[feed.headers]` table."""
-    if re.match(r"""\s*["']?headers["']?\s*[=.]""", lines[line - 1]):
-        return True
-    for previous in reversed(lines[:line - 1]):
-        header = previous.strip()
-        if header.startswith("["):
-            return header.rstrip("]").endswith(".headers")
-    return False
-
-
-def _syntax_error(error: tomllib.TOMLDecodeError, source: _Source) -> ConfigError:
+def _syntax_error(error: tomllib.TOMLDecodeError, source: Source) -> ConfigError:
     """tomllib's message carries '(at line L, column C)': move those into the error's fields."""
     message = str(error)
     match = re.search(r"\s*\(at line (\d+), column (\d+)\)$", message)
@@ -182,75 +117,12 @@ def _syntax_error(error: tomllib.TOMLDecodeError, source: _Source) -> ConfigErro
 # --------------------------------------------------------------------------
 
 
-def type_name(value: object) -> str:
-    """A TOML value's type as the TOML spec names it, with its article."""
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a float"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, (datetime, date, time)):
-        return "a date/time"
-    if isinstance(value, list):
-        return "an array"
-    return "a table"
-
-
-def describe(value: object) -> str:
-    """A TOML value with its type, for 'expected X, got Y' messages."""
-    if isinstance(value, bool):
-        return f"{str(value).lower()} ({type_name(value)})"
-    if isinstance(value, str):
-        shown = value if len(value) <= 60 else value[:57] + "..."
-        return f"{redact(shown)!r} ({type_name(value)})"
-    if isinstance(value, (int, float)):
-        return f"{_number(value)} ({type_name(value)})"
-    if isinstance(value, (datetime, date, time)):
-        return f"{value.isoformat()} ({type_name(value)})"
-    return type_name(value)
-
-
-def _number(value: int | float) -> str:
-    """VALUE for a message; TOML integers can have more digits than Python will print."""
-    if isinstance(value, int) and abs(value) >= 10**40:
-        return "a huge number"
-    return str(value)
-
-
-def _duration(*, allow_zero: bool) -> Callable[[object], float]:
-    def check(value: object) -> float:
-        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            raise _Invalid(f"expected a duration such as '10m' or '1h30m' (or a number of seconds), "
-                           f"got {describe(value)}")
-        try:
-            seconds = parse_duration(value)
-        except ValueError as error:
-            raise _Invalid(str(error)) from None
-        if seconds == 0 and not allow_zero:
-            raise _Invalid(f"must be longer than 0 seconds, got {value!r}; expected {GRAMMAR}")
-        return seconds
-    return check
-
-
-def _integer(minimum: int, maximum: int) -> Callable[[object], int]:
-    def check(value: object) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise _Invalid(f"expected a whole number, got {describe(value)}")
-        if not minimum <= value <= maximum:
-            raise _Invalid(f"must be from {minimum} to {maximum}, got {_number(value)}")
-        return value
-    return check
-
-
 def _fraction(low: float, high: float) -> Callable[[object], float]:
     def check(value: object) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise _Invalid(f"expected a number from {low} to {high}, got {describe(value)}")
+            raise Invalid(f"expected a number from {low} to {high}, got {describe(value)}")
         if not low <= value <= high:
-            raise _Invalid(f"must be from {low} to {high}, got {_number(value)}")
+            raise Invalid(f"must be from {low} to {high}, got {number_text(value)}")
         return float(value)
     return check
 
@@ -261,7 +133,7 @@ def parse_size(value: str | int) -> int:
         raise ValueError(f"expected a size such as '10MB' or a number of bytes, got {describe(value)}")
     if isinstance(value, int):
         if value < 0:
-            raise ValueError(f"a size must not be negative, got {_number(value)}")
+            raise ValueError(f"a size must not be negative, got {number_text(value)}")
         return value
     match = _SIZE.fullmatch(value)
     if not match:
@@ -274,49 +146,41 @@ def _size(value: object) -> int:
     try:
         size = parse_size(value)  # type: ignore[arg-type]
     except ValueError as error:
-        raise _Invalid(str(error)) from None
+        raise Invalid(str(error)) from None
     if size == 0:
-        raise _Invalid("must be larger than 0 bytes")
+        raise Invalid("must be larger than 0 bytes")
     return size
 
 
 def _user_agent(value: object) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise _Invalid(f"expected a non-empty string, got {describe(value)}")
+        raise Invalid(f"expected a non-empty string, got {describe(value)}")
     if any(char in value for char in "\r\n\0"):
-        raise _Invalid("must be a single line")
+        raise Invalid("must be a single line")
     return value
 
 
 def _timezone(value: object) -> str:
     if not isinstance(value, str):
-        raise _Invalid(f"expected an IANA time zone name such as 'Europe/Kyiv', got {describe(value)}")
+        raise Invalid(f"expected an IANA time zone name such as 'Europe/Kyiv', got {describe(value)}")
     if value == "UTC":
         return value
     try:
         zoneinfo.ZoneInfo(value)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
-        raise _Invalid(f"unknown time zone {value!r}: use an IANA name such as 'UTC', "
-                       "'Europe/Kyiv' or 'Asia/Hong_Kong'") from None
+        raise Invalid(f"unknown time zone {value!r}: use an IANA name such as 'UTC', "
+                      "'Europe/Kyiv' or 'Asia/Hong_Kong'") from None
     return value
 
 
 def _log_level(value: object) -> str:
     if not isinstance(value, str):
-        raise _Invalid(f"expected one of {', '.join(LOG_LEVELS)}, got {describe(value)}")
+        raise Invalid(f"expected one of {', '.join(LOG_LEVELS)}, got {describe(value)}")
     level = value.strip().lower()
     if level not in LOG_LEVELS:
-        raise _Invalid(f"unknown log level {value!r}{_did_you_mean(level, LOG_LEVELS)}; "
-                       f"expected one of {', '.join(LOG_LEVELS)}")
+        raise Invalid(f"unknown log level {value!r}{did_you_mean(level, LOG_LEVELS)}; "
+                      f"expected one of {', '.join(LOG_LEVELS)}")
     return level
-
-
-def _did_you_mean(word: str, candidates: Sequence[str]) -> str:
-    lowered = {candidate.lower(): candidate for candidate in candidates}
-    if word.lower() in lowered:
-        return f" (did you mean {lowered[word.lower()]!r}?)"
-    close = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.6)
-    return f" (did you mean {lowered[close[0]]!r}?)" if close else ""
 
 
 def check_feed_url(url: str) -> str | None:
@@ -347,21 +211,22 @@ def check_feed_url(url: str) -> str | None:
 # TOML key -> (field of the settings record, check)
 _FETCH_KEYS: dict[str, tuple[str, Callable[[object], Any]]] = {
     "user_agent": ("user_agent", _user_agent),
-    "connect_timeout": ("connect_timeout", _duration(allow_zero=False)),
-    "read_timeout": ("read_timeout", _duration(allow_zero=False)),
-    "deadline": ("deadline", _duration(allow_zero=False)),
+    "connect_timeout": ("connect_timeout", duration(allow_zero=False)),
+    "read_timeout": ("read_timeout", duration(allow_zero=False)),
+    "deadline": ("deadline", duration(allow_zero=False)),
     "max_body": ("max_body_bytes", _size),
-    "max_redirects": ("max_redirects", _integer(0, 100)),
-    "global_limit": ("global_limit", _integer(1, 10_000)),
-    "per_host_limit": ("per_host_limit", _integer(1, 1_000)),
+    "parse_timeout": ("parse_timeout", duration(allow_zero=True)),
+    "max_redirects": ("max_redirects", integer(0, 100)),
+    "global_limit": ("global_limit", integer(1, 10_000)),
+    "per_host_limit": ("per_host_limit", integer(1, 1_000)),
 }
 _POLL_KEYS: dict[str, tuple[str, Callable[[object], Any]]] = {
-    "interval": ("default_interval", _duration(allow_zero=False)),
+    "interval": ("default_interval", duration(allow_zero=False)),
     "jitter": ("jitter", _fraction(0.0, 0.5)),
-    "backlog_window": ("backlog_window", _duration(allow_zero=True)),
-    "max_backoff": ("max_backoff", _duration(allow_zero=False)),
-    "retention": ("retention", _duration(allow_zero=True)),
-    "fetch_log_keep": ("fetch_log_keep", _integer(1, 1_000_000)),
+    "backlog_window": ("backlog_window", duration(allow_zero=True)),
+    "max_backoff": ("max_backoff", duration(allow_zero=False)),
+    "retention": ("retention", duration(allow_zero=True)),
+    "fetch_log_keep": ("fetch_log_keep", integer(1, 1_000_000)),
 }
 _SECTIONS = {"fetch": _FETCH_KEYS, "poll": _POLL_KEYS}
 _TOP_KEYS = {"timezone": _timezone, "log_level": _log_level}
@@ -375,24 +240,16 @@ class _Settings:
     log_level: str = "info"
 
 
-def _unknown_key(source: _Source, path: tuple[str | int, ...], key: str, known: Sequence[str],
-                 elsewhere: Mapping[str, str] | None = None) -> ConfigError:
-    """'unknown key', suggesting a close spelling, or the section where that key belongs."""
-    hint = _did_you_mean(key, known)
-    if not hint and elsewhere and key in elsewhere:
-        hint = f" (did you mean {elsewhere[key]!r}? it belongs in that section)"
-    return source.error(path + (key,), f"unknown key {key!r}{hint}", at_value=False)
-
-
-def _check_settings(source: _Source, data: dict[str, Any], errors: list[ConfigError]) -> _Settings:
+def _check_settings(source: Source, data: dict[str, Any], errors: list[ConfigError]) -> _Settings:
     values: dict[str, Any] = {}
     sections: dict[str, dict[str, Any]] = {"fetch": {}, "poll": {}}
-    section_of = {key: f"{section}.{key}" for section, keys in _SECTIONS.items() for key in keys}
+    section_of = {key: (f"{section}.{key}", "that section")
+                  for section, keys in _SECTIONS.items() for key in keys}
     for key, value in data.items():
         if key in _TOP_KEYS:
             try:
                 values[key] = _TOP_KEYS[key](value)
-            except _Invalid as problem:
+            except Invalid as problem:
                 errors.append(source.error((key,), str(problem)))
         elif key in _SECTIONS:
             if isinstance(value, dict):
@@ -400,23 +257,23 @@ def _check_settings(source: _Source, data: dict[str, Any], errors: list[ConfigEr
             else:
                 errors.append(source.error((key,), f"expected a [{key}] table, got {describe(value)}"))
         else:
-            errors.append(_unknown_key(source, (), key, [*_TOP_KEYS, *_SECTIONS], section_of))
+            errors.append(unknown_key(source, (), key, [*_TOP_KEYS, *_SECTIONS], section_of))
     return _Settings(fetch=FetchSettings(**sections["fetch"]), poll=PollSettings(**sections["poll"]),
                      **values)
 
 
-def _check_section(source: _Source, section: str, table: dict[str, Any],
+def _check_section(source: Source, section: str, table: dict[str, Any],
                    errors: list[ConfigError]) -> dict[str, Any]:
     known = _SECTIONS[section]
     fields: dict[str, Any] = {}
     for key, value in table.items():
         if key not in known:
-            errors.append(_unknown_key(source, (section,), key, list(known)))
+            errors.append(unknown_key(source, (section,), key, list(known)))
             continue
         field_name, check = known[key]
         try:
             fields[field_name] = check(value)
-        except _Invalid as problem:
+        except Invalid as problem:
             errors.append(source.error((section, key), str(problem)))
     if section == "poll" and fields.get("default_interval", POLITE_INTERVAL) < POLITE_INTERVAL:
         log.warning("%s: poll.interval %s is under a minute: allowed, but it is hard on the servers",
@@ -456,37 +313,20 @@ def check_language(code: str) -> str | None:
     return f"expected a language code such as 'en', 'uk' or 'ru', got {code!r}"
 
 
-def _check_name(value: object) -> str:
-    if not isinstance(value, str):
-        raise _Invalid(f"expected a string, got {describe(value)}")
-    problem = check_feed_name(value)
-    if problem:
-        raise _Invalid(problem)
-    return value
-
-
-def _check_url(value: object) -> str:
-    if not isinstance(value, str):
-        raise _Invalid(f"expected a URL string such as 'https://example.com/feed', got {describe(value)}")
-    problem = check_feed_url(value)
-    if problem:
-        raise _Invalid(problem)
-    return value
+_check_name = string("a string", check_feed_name)
+_check_url = string("a URL string such as 'https://example.com/feed'", check_feed_url)
+_language_code = string("a language code such as 'en', 'uk' or 'ru'", check_language)
 
 
 def _check_language(value: object) -> str:
-    if not isinstance(value, str):
-        raise _Invalid(f"expected a language code such as 'en', 'uk' or 'ru', got {describe(value)}")
-    problem = check_language(value)
-    if problem:
-        raise _Invalid(problem)
-    return value.lower().replace("_", "-")
+    """A language code written one way whatever the file says: lower case, '-' between its parts."""
+    return _language_code(value).lower().replace("_", "-")
 
 
 class _FeedChecker:
     """Checks the [[feed]] tables of one feeds.toml, collecting every problem."""
 
-    def __init__(self, source: _Source, poll: PollSettings, errors: list[ConfigError]) -> None:
+    def __init__(self, source: Source, poll: PollSettings, errors: list[ConfigError]) -> None:
         self.source = source
         self.poll = poll
         self.errors = errors
@@ -496,7 +336,7 @@ class _FeedChecker:
     def check_document(self, data: dict[str, Any]) -> tuple[FeedConfig, ...]:
         for key in data:
             if key != "feed":
-                self.errors.append(_unknown_key(self.source, (), key, ["feed"]))
+                self.errors.append(unknown_key(self.source, (), key, ["feed"]))
         entries = data.get("feed", [])
         if isinstance(entries, dict):
             self.errors.append(self.source.error(
@@ -518,19 +358,14 @@ class _FeedChecker:
             self._fail(where, f"expected a table with at least name and url, got {describe(entry)}")
             return None
         before = len(self.errors)
-        for key in entry:
-            if key not in _FEED_KEYS:
-                self.errors.append(_unknown_key(self.source, where, key, _FEED_KEYS))
-        for required in ("name", "url"):
-            if required not in entry:
-                self._fail(where, f"missing required key {required!r}", at_value=False)
+        self.errors.extend(entry_key_problems(self.source, where, entry, _FEED_KEYS))
         fields: dict[str, Any] = {"interval": self.poll.default_interval}
         for key, check in (("name", _check_name), ("url", _check_url), ("language", _check_language),
-                           ("interval", _duration(allow_zero=False))):
+                           ("interval", duration(allow_zero=False))):
             if key in entry:
                 try:
                     fields[key] = check(entry[key])
-                except _Invalid as problem:
+                except Invalid as problem:
                     self._fail(where + (key,), str(problem))
         fields["tags"] = self.check_tags(where, entry.get("tags", []))
         fields["headers"] = self.check_headers(where, entry.get("headers", {}))
@@ -594,10 +429,10 @@ class _FeedChecker:
 
 def parse_toml(text: str, path: Path) -> dict[str, Any]:
     """TEXT parsed as TOML; a syntax error becomes a ConfigError at its line and column."""
-    return _parse(_Source(path, text))
+    return _parse(Source(path, text))
 
 
-def _parse(source: _Source) -> dict[str, Any]:
+def _parse(source: Source) -> dict[str, Any]:
     try:
         return tomllib.loads(source.text)
     except tomllib.TOMLDecodeError as error:
@@ -610,7 +445,7 @@ def _parse(source: _Source) -> dict[str, Any]:
 
 def validate_feeds_text(text: str, path: Path, poll: PollSettings) -> tuple[FeedConfig, ...]:
     """The feeds in feeds.toml TEXT (as if read from PATH), or a ConfigError for every problem."""
-    source = _Source(path, text)
+    source = Source(path, text)
     errors: list[ConfigError] = []
     feeds = _FeedChecker(source, poll, errors).check_document(_parse(source))
     raise_errors(errors)
@@ -668,7 +503,7 @@ def _read_settings(path: Path, errors: list[ConfigError]) -> _Settings:
     text = read_config_text(path)
     if text is None:
         return _Settings()
-    source = _Source(path, text)
+    source = Source(path, text)
     found: list[ConfigError] = []
     settings = _check_settings(source, _parse(source), found)
     errors.extend(found)

@@ -7,6 +7,10 @@ rendered by tomlkit and appended; a removed feed's lines (with the comment
 directly above it) are cut out. Every part of the file not being edited stays
 byte-identical, and the result is parsed again and compared with the intended
 data before anything is written. Writes are atomic.
+
+The splice helpers (require_array_of_tables, render_tables, append_block,
+cut_entry, verify_edit) take the array's name, so `monitor alerts add/remove`
+edits alerts.toml's [[destination]] tables with them too.
 """
 
 from __future__ import annotations
@@ -42,7 +46,8 @@ from monitor.tomlpos import table_spans
 
 __all__ = ["add_feed", "add_feeds", "remove_feed", "atomic_write_text", "NewFeed", "AddFeedsReport",
            "check_new_feed_options", "feed_url_key", "find_name", "known_names_hint",
-           "name_from_title", "unique_name", "url_slug"]
+           "name_from_title", "unique_name", "url_slug", "duration_option", "require_array_of_tables",
+           "verify_edit", "render_tables", "append_block", "cut_entry"]
 
 
 @dataclass(frozen=True)
@@ -69,24 +74,24 @@ def add_feed(config_dir: Path, *, url: str, name: str | None = None, interval: s
              language: str | None = None, tags: Sequence[str] = ()) -> FeedConfig:
     """Append a [[feed]] to feeds.toml (created from the commented template if missing)."""
     _check_new_feed(url, name, language, tags)
-    interval_text = _interval_text(interval) if interval is not None else None
+    interval_text = duration_option(interval, "--interval") if interval is not None else None
     config = load_config(config_dir)
     _refuse_duplicates(config.feeds, url, name)
     path = config_dir / FEEDS_FILE
     text = read_config_text(path)
     if text is None:
         text = default_file_text(FEEDS_FILE, no_feeds=True)
-    _require_feed_tables(text, path)
+    require_array_of_tables(text, path, "feed")
     taken = {f.name.casefold() for f in config.feeds}
     table = _feed_table(name if name is not None else unique_name(url_slug(url), taken), url,
                         interval=interval_text, language=language, tags=tags)
-    new_text = _append_block(text, _render([table]))
+    new_text = append_block(text, render_tables("feed", [table]))
     try:
         feeds = validate_feeds_text(new_text, path, config.poll)
     except ConfigError as error:
         raise UsageError(f"cannot add the feed: {error.message}") from None
     data = parse_toml(text, path)
-    _verify(new_text, path, {**data, "feed": [*data.get("feed", []), table.unwrap()]})
+    verify_edit(new_text, path, {**data, "feed": [*data.get("feed", []), table.unwrap()]})
     atomic_write_text(path, new_text)
     return feeds[-1]
 
@@ -104,7 +109,7 @@ def add_feeds(config_dir: Path, feeds: Sequence[NewFeed], *, dry_run: bool = Fal
     text = read_config_text(path)
     if text is None:
         text = default_file_text(FEEDS_FILE, no_feeds=True)
-    _require_feed_tables(text, path)
+    require_array_of_tables(text, path, "feed")
     report = AddFeedsReport()
     present_urls = {feed_url_key(feed.url): feed.name for feed in config.feeds}
     present_names = {feed.name.casefold(): feed.name for feed in config.feeds}
@@ -121,12 +126,12 @@ def add_feeds(config_dir: Path, feeds: Sequence[NewFeed], *, dry_run: bool = Fal
         name = feed.name if feed.name is not None else unique_name(url_slug(feed.url), set(present_names))
         present_urls[feed_url_key(feed.url)] = name
         present_names[name.casefold()] = name
-        interval = _interval_text(feed.interval) if feed.interval is not None else None
+        interval = duration_option(feed.interval, "--interval") if feed.interval is not None else None
         tables.append(_feed_table(name, feed.url, interval=interval, language=feed.language,
                                   tags=feed.tags))
     if not tables:
         return report
-    new_text = _append_block(text, _render(tables))
+    new_text = append_block(text, render_tables("feed", tables))
     try:
         validated = validate_feeds_text(new_text, path, config.poll)
     except ConfigError as error:
@@ -134,7 +139,7 @@ def add_feeds(config_dir: Path, feeds: Sequence[NewFeed], *, dry_run: bool = Fal
     report.added = list(validated[len(config.feeds):])
     if not dry_run:
         data = parse_toml(text, path)
-        _verify(new_text, path, {**data, "feed": [*data.get("feed", []), *(t.unwrap() for t in tables)]})
+        verify_edit(new_text, path, {**data, "feed": [*data.get("feed", []), *(t.unwrap() for t in tables)]})
         atomic_write_text(path, new_text)
     return report
 
@@ -149,17 +154,13 @@ def remove_feed(config_dir: Path, name: str) -> None:
     if text is None:
         raise UsageError(f"no feed named {name!r}: {path} does not exist")
     data = parse_toml(text, path)
-    _require_feed_tables(text, path)
+    require_array_of_tables(text, path, "feed")
     entries = data.get("feed", [])
     names = [entry.get("name") for entry in entries]
     index = find_name(names, name)
     if index is None:
         raise UsageError(f"no feed named {name!r} in {path}{known_names_hint(names, name)}")
-    new_text = _cut_feed(text, index)
-    remaining = entries[:index] + entries[index + 1:]
-    expected = {key: value for key, value in data.items() if key != "feed"}
-    _verify(new_text, path, {**expected, "feed": remaining} if remaining else expected)
-    atomic_write_text(path, new_text)
+    atomic_write_text(path, cut_entry(text, path, data, "feed", index))
 
 
 # --------------------------------------------------------------------------
@@ -172,7 +173,7 @@ def check_new_feed_options(url: str, *, name: str | None = None, interval: str |
     """UsageError naming the first bad option, before any network work is spent on the feed."""
     _check_new_feed(url, name, language, tags)
     if interval is not None:
-        _interval_text(interval)
+        duration_option(interval, "--interval")
 
 
 def _check_new_feed(url: str, name: str | None, language: str | None, tags: Sequence[str]) -> None:
@@ -188,13 +189,14 @@ def _check_new_feed(url: str, name: str | None, language: str | None, tags: Sequ
             raise UsageError(f"cannot add the feed: {problem}")
 
 
-def _interval_text(interval: str) -> str:
+def duration_option(value: str, option: str) -> str:
+    """The duration VALUE of command-line OPTION (such as --interval) as written to the file: "90m" -> "1h30m"."""
     try:
-        seconds = parse_duration(interval)
+        seconds = parse_duration(value)
     except ValueError as error:
-        raise UsageError(f"invalid --interval: {error}") from None
+        raise UsageError(f"invalid {option}: {error}") from None
     if seconds == 0:
-        raise UsageError(f"invalid --interval {interval!r}: it must be longer than 0 seconds")
+        raise UsageError(f"invalid {option} {value!r}: it must be longer than 0 seconds")
     return format_duration(seconds)
 
 
@@ -208,7 +210,7 @@ def _new_feed_problem(feed: NewFeed) -> str | None:
     problems += [f"tag {tag!r} is empty" for tag in feed.tags if not tag.strip()]
     if feed.interval is not None:
         try:
-            _interval_text(feed.interval)
+            duration_option(feed.interval, "--interval")
         except UsageError as error:
             problems.append(str(error))
     return next((problem for problem in problems if problem), None)
@@ -263,13 +265,14 @@ def _refuse_duplicates(feeds: Sequence[FeedConfig], url: str, name: str | None) 
             raise UsageError(f"a feed named {existing.name!r} already exists (names are compared ignoring case)")
 
 
-def known_names_hint(names: Sequence[object], wanted: str) -> str:
-    """A hint for an unknown name: the feeds there are, or the closest few when there are many."""
+def known_names_hint(names: Sequence[object], wanted: str, plural: str = "feeds") -> str:
+    """A hint for an unknown name: the PLURAL (feeds, destinations) there are, or the closest few
+    when there are many."""
     known = [name for name in names if isinstance(name, str)]
     if not known:
-        return " (it has no feeds)"
+        return f" (it has no {plural})"
     if len(known) <= 10:
-        return f" (feeds: {', '.join(repr(name) for name in known)})"
+        return f" ({plural}: {', '.join(repr(name) for name in known)})"
     close = difflib.get_close_matches(wanted, known, n=3)
     return f" (did you mean {' or '.join(repr(name) for name in close)}?)" if close else ""
 
@@ -285,20 +288,20 @@ def find_name(names: Sequence[object], wanted: str) -> int | None:
     return None
 
 
-def _require_feed_tables(text: str, path: Path) -> None:
-    """The splice works on [[feed]] tables; an inline `feed = [...]` array is left to the user."""
+def require_array_of_tables(text: str, path: Path, array: str) -> None:
+    """The splice works on [[ARRAY]] tables; an inline `ARRAY = [...]` array is left to the user."""
     try:
         document = tomlkit.parse(text)
     except Exception as error:  # tomlkit raises its own parse error types, all user-fixable
         raise ConfigError(f"cannot edit the file: {error}", path=path) from None
-    feeds = document.get("feed")
-    if feeds is not None and not isinstance(feeds, tomlkit.items.AoT):
-        found = "an inline array `feed = [...]`" if isinstance(feeds, list) else "a single [feed] table"
-        raise UsageError(f"{path} has {found}, not [[feed]] tables: write each feed as a [[feed]] "
+    entries = document.get(array)
+    if entries is not None and not isinstance(entries, tomlkit.items.AoT):
+        found = f"an inline array `{array} = [...]`" if isinstance(entries, list) else f"a single [{array}] table"
+        raise UsageError(f"{path} has {found}, not [[{array}]] tables: write each {array} as a [[{array}]] "
                          "table, or edit the file by hand")
 
 
-def _verify(new_text: str, path: Path, expected: dict[str, Any]) -> None:
+def verify_edit(new_text: str, path: Path, expected: dict[str, Any]) -> None:
     """Refuse to write unless the edited text means exactly the intended data."""
     try:
         actual = tomllib.loads(new_text)
@@ -325,16 +328,17 @@ def _feed_table(name: str, url: str, *, interval: str | None = None, language: s
     return table
 
 
-def _render(tables: Sequence[tomlkit.items.Table]) -> str:
-    array = tomlkit.aot()
+def render_tables(array: str, tables: Sequence[tomlkit.items.Table]) -> str:
+    """TABLES as TOML text: one [[ARRAY]] table each."""
+    entries = tomlkit.aot()
     for table in tables:
-        array.append(table)
+        entries.append(table)
     document = tomlkit.document()
-    document.add("feed", array)
+    document.add(array, entries)
     return tomlkit.dumps(document)
 
 
-def _append_block(text: str, block: str) -> str:
+def append_block(text: str, block: str) -> str:
     """TEXT with BLOCK at the end, one blank line between; TEXT itself is kept as is."""
     if not text.strip():
         return block
@@ -348,20 +352,31 @@ def _is_comment(line: str) -> bool:
     return line.lstrip().startswith("#")
 
 
-def _cut_feed(text: str, index: int) -> str:
-    """TEXT without the INDEX-th [[feed]] table, its sub-tables and the comment lines right above it."""
+def cut_entry(text: str, path: Path, data: dict[str, Any], array: str, index: int) -> str:
+    """TEXT (read from PATH, meaning DATA) without the INDEX-th [[ARRAY]] table; MonitorError unless
+    the result means DATA without that entry."""
+    new_text = _cut_table(text, array, index)
+    entries = data.get(array, [])
+    remaining = entries[:index] + entries[index + 1:]
+    expected = {key: value for key, value in data.items() if key != array}
+    verify_edit(new_text, path, {**expected, array: remaining} if remaining else expected)
+    return new_text
+
+
+def _cut_table(text: str, array: str, index: int) -> str:
+    """TEXT without the INDEX-th [[ARRAY]] table, its sub-tables and the comment lines right above it."""
     spans = table_spans(text)
-    own = [span for span in spans if span.path[:2] == ("feed", index)]
+    own = [span for span in spans if span.path[:2] == (array, index)]
     before = [span for span in spans if span.header_line < own[0].header_line]
     lines = text.splitlines(keepends=True)
     floor = before[-1].last_line if before else 0  # never climb into the previous table's values
     start = own[0].header_line - 1  # 0-based
     while start > floor and _is_comment(lines[start - 1]):
         start -= 1
-    end = max(span.last_line for span in own)  # 0-based index of the first line after the feed
+    end = max(span.last_line for span in own)  # 0-based index of the first line after the table
     while end < len(lines) and not lines[end].strip():
         end += 1
-    if end == len(lines):  # the last feed: drop the blank lines that separated it instead
+    if end == len(lines):  # the last table: drop the blank lines that separated it instead
         while start > floor and not lines[start - 1].strip():
             start -= 1
     return "".join(lines[:start] + lines[end:])

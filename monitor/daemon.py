@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sqlite3
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -33,12 +34,14 @@ from monitor.errors import ConfigError
 from monitor.fetch import Fetcher
 from monitor.models import FeedConfig, FeedState
 from monitor.schedule import first_poll_time
-from monitor.service import Clock, CycleSummary, Pipeline, PollReport, Prepared, utc_now
+from monitor.service import (Clock, CycleSummary, Pipeline, Prepared, settle_for_latency,
+                             utc_now)
 from monitor.store import Store, StoreThread
 from monitor.urls import strip_userinfo
 
 if TYPE_CHECKING:
     from monitor.alert.dispatch import Dispatcher
+    from monitor.lock import DaemonLock
     from monitor.http import HealthServer
     from monitor.metrics import Metrics
     from monitor.sdnotify import Notifier
@@ -46,6 +49,23 @@ if TYPE_CHECKING:
 log = logging.getLogger("monitor.daemon")
 
 Loader = Callable[[], Prepared]
+
+
+class StillRunningFilter(logging.Filter):
+    """APScheduler's "maximum number of running instances reached", said once per feed
+    per interval while polls are slow, becomes one debug line of ours.
+
+    A poll that outlasts its interval (a slow host, a long queue behind the
+    per-host limit) is normal here: the job is coalesced, and the poll re-times
+    its own next run when it ends, so the skipped turn loses nothing.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "maximum number of running instances" not in record.msg:
+            return True
+        job = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
+        log.debug("poll still running at its next turn, skipped job=%s", getattr(job, "id", job))
+        return False
 
 
 class Daemon:
@@ -65,7 +85,8 @@ class Daemon:
 
     def __init__(self, prepared: Prepared, db_path: Path, *, loader: Loader | None = None,
                  clock: Clock = utc_now, notifier: "Notifier | None" = None,
-                 watch_config: bool = False, http: tuple[str, int] | None = None) -> None:
+                 watch_config: bool = False, http: tuple[str, int] | None = None,
+                 lock: "DaemonLock | None" = None) -> None:
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
         self.prepared = prepared
@@ -75,6 +96,9 @@ class Daemon:
         self.notifier = notifier
         self.watch_config = watch_config
         self.scheduler = AsyncIOScheduler(timezone=timezone.utc)
+        scheduler_log = logging.getLogger("apscheduler.scheduler")
+        if not any(isinstance(f, StillRunningFilter) for f in scheduler_log.filters):
+            scheduler_log.addFilter(StillRunningFilter())
         self.summary = CycleSummary()  # polls since the last summary line
         self.loop_lag = 0.0
         self._feeds: dict[str, FeedConfig] = {f.name: f for f in prepared.config.feeds}
@@ -89,6 +113,8 @@ class Daemon:
         self._http: HealthServer | None = None
         self.metrics: Metrics | None = None
         self.is_healthy = True  # the heartbeat's last verdict, for /healthz
+        self._lock = lock  # where a storage problem is said when the database cannot take it
+        self._storage_problem: str | None = None
 
     @property
     def config(self):
@@ -125,6 +151,7 @@ class Daemon:
                                   self.prepared.match, clock=self.clock,
                                   alerting=self.prepared.alerting)
         self._dispatcher = self.prepared.alerting.dispatcher(store, self.clock)
+        await self._dispatcher.warm_up()
         states = {s.name: s for s in await store.call(Store.feed_states)}
         for feed in self.config.feeds:
             self._add_job(feed, states.get(feed.name))
@@ -139,6 +166,7 @@ class Daemon:
         self._spawn(self._heartbeat(), keep=True)
         if self.watch_config and self.loader is not None:
             self._spawn(self._watch_config(), keep=True)
+        settle_for_latency()
         log.info("daemon started feeds=%d db=%s", len(self.config.feeds), self.db_path)
         if self.notifier is not None:
             self.notifier.ready(self.status_line())
@@ -187,12 +215,14 @@ class Daemon:
             self._inflight.add(task)
             try:
                 await self._poll_and_retime(current)
+                self._note_storage(None)
             except asyncio.CancelledError:
                 if self._stop.is_set():
                     return  # abandoned on shutdown: nothing was half-written
                 raise
             except Exception as exc:  # the database is full or locked, say: one line, keep going
                 log.error("poll failed feed=%s error=%s", name, _one_line(exc))
+                self._note_storage(exc)
             finally:
                 self._inflight.discard(task)
 
@@ -234,6 +264,7 @@ class Daemon:
             raise
         except Exception as exc:  # e.g. the database is full: say so, try again next time
             log.error("dispatch failed error=%s", _one_line(exc))
+            self._note_storage(exc)
             return
         if self.metrics is not None:
             self.metrics.observe_alerts(report.sent, report.failed, report.dead)
@@ -301,7 +332,9 @@ class Daemon:
             old_fetcher, pipeline.fetcher = pipeline.fetcher, Fetcher(new.config.fetch)
             self._spawn(_close_later(old_fetcher, self.STOP_GRACE))
         pipeline.config, pipeline.match, pipeline.alerting = new.config, new.match, new.alerting
-        self._dispatcher = new.alerting.dispatcher(self._store, self.clock)
+        dispatcher = new.alerting.dispatcher(self._store, self.clock)
+        await dispatcher.warm_up()
+        self._dispatcher = dispatcher
         self.prepared = new
 
     async def _watch_config(self) -> None:
@@ -336,6 +369,7 @@ class Daemon:
                     await self._update_gauges()
             except Exception as exc:  # the database is full or locked: unhealthy, not dead
                 log.error("heartbeat failed error=%s", _one_line(exc))
+                self._note_storage(exc)
                 healthy = self.is_healthy = False
             if self.notifier is not None:
                 if healthy:
@@ -345,6 +379,26 @@ class Daemon:
             if since_summary >= self.SUMMARY_EVERY:
                 since_summary = 0.0
                 self._log_summary()
+
+    def _note_storage(self, error: BaseException | None) -> None:
+        """Keep `monitor status` and `feeds list` told, through the lock file, while the
+        database refuses writes (a full disk, a lock held elsewhere).
+
+        Only a completed poll clears it: with a full disk, SQLite may still take a
+        small write into space its WAL file already holds while polls fail.
+        """
+        if error is None:
+            if self._storage_problem is not None:
+                self._storage_problem = None
+                if self._lock is not None:
+                    self._lock.note_problem(None)
+                log.info("the database takes writes again")
+            return
+        if self._storage_problem is None and isinstance(error, sqlite3.Error):
+            since = self.clock().strftime("%Y-%m-%dT%H:%M:%SZ")
+            self._storage_problem = f"cannot write to the database since {since}: {_one_line(error)}"
+            if self._lock is not None:
+                self._lock.note_problem(self._storage_problem)
 
     async def _update_gauges(self) -> None:
         from monitor.alert.outbox import counts

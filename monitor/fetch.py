@@ -4,6 +4,9 @@ Every problem a remote server can cause (DNS, TLS, refused connections, slow
 drips, gzip bombs, redirect loops, HTTP errors) comes back as a FetchResult with
 outcome ERROR and a short message that names the URL without credentials, so
 one bad feed can never crash a poll or leak a secret into the logs.
+
+Proxies come from the environment (see `monitor.proxy`, which honours CIDR
+entries in NO_PROXY).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 import httpx
 
 from monitor.models import FetchOutcome, FetchRequest, FetchResult, FetchSettings
+from monitor.proxy import DEFAULT_PORTS, environment_transport
 
 ACCEPT = ("application/rss+xml, application/atom+xml, application/feed+json, "
           "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5")
@@ -30,7 +34,6 @@ ACCEPT_ENCODING = "gzip, deflate"  # no br: we decompress ourselves, with a cap
 MAX_RETRY_AFTER = timedelta(days=7)
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 PERMANENT_REDIRECTS = frozenset({301, 308})
-DEFAULT_PORTS = {"http": 80, "https": 443}
 # The body is handed over decoded, so these would describe bytes nobody sees.
 DROPPED_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
 
@@ -144,20 +147,24 @@ class _Progress:
 
 
 class Fetcher:
-    """One shared httpx client, a global and a per-host:port concurrency limit."""
+    """One shared httpx client, a global and a per-host:port concurrency limit.
+
+    Proxies are read from the environment when the Fetcher is made; a given
+    `transport` (tests) is used as it is, never proxied, as httpx does.
+    """
 
     def __init__(self, settings: FetchSettings, *,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
         self._settings = settings
+        # Our semaphores do the limiting, outside the deadline; a pool cap would
+        # make queued fetches time out instead of waiting their turn.
+        limits = httpx.Limits(max_connections=None,
+                              max_keepalive_connections=settings.global_limit)
         self._client = httpx.AsyncClient(
-            transport=transport,
+            transport=transport if transport is not None else environment_transport(limits),
             follow_redirects=False,  # followed by hand: only leading 301/308 move a feed
             timeout=httpx.Timeout(connect=settings.connect_timeout, read=settings.read_timeout,
                                   write=settings.connect_timeout, pool=settings.deadline),
-            # Our semaphores do the limiting, outside the deadline; a pool cap would
-            # make queued fetches time out instead of waiting their turn.
-            limits=httpx.Limits(max_connections=None,
-                                max_keepalive_connections=settings.global_limit),
             headers={"User-Agent": settings.user_agent, "Accept": ACCEPT,
                      "Accept-Encoding": ACCEPT_ENCODING},
         )

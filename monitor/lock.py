@@ -2,6 +2,11 @@
 
 flock() is released by the kernel when the process dies, so a crashed or
 SIGKILLed daemon never leaves a stale lock behind.
+
+The lock file also carries the daemon's storage problem, if any ("database or
+disk is full"): the one place the daemon can still say so when the database
+itself cannot take a write. The file is written once at its full size and
+later only overwritten in place, which needs no new disk space.
 """
 
 from __future__ import annotations
@@ -14,8 +19,12 @@ from pathlib import Path
 from monitor.errors import DatabaseLocked
 
 
+LOCK_FILE_SIZE = 1024  # bytes: within the first block, so rewriting it never allocates
+
+
 class DaemonLock:
-    """Exclusive, non-blocking lock on `<db>.lock` holding the owner's pid."""
+    """Exclusive, non-blocking lock on `<db>.lock` holding the owner's pid
+    (first line) and its storage problem, if any (second line)."""
 
     def __init__(self, db_path: Path) -> None:
         self.path = db_path.with_name(db_path.name + ".lock")
@@ -27,15 +36,24 @@ class DaemonLock:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.read(fd, 32).decode(errors="replace").strip() or "another process"
+            holder = os.read(fd, 32).decode(errors="replace").split("\n")[0].strip() or "another process"
             os.close(fd)
             raise DatabaseLocked(
                 f"another monitor daemon (pid {holder}) is already using {self.path.with_suffix('')}; "
                 "stop it first, or point this one at another database with --db"
             ) from None
         os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
+        os.write(fd, _content(None))
         self._fd = fd
+
+    def note_problem(self, problem: str | None) -> None:
+        """Say (or, with None, clear) what keeps the daemon from writing its database."""
+        if self._fd is None:
+            return
+        try:
+            os.pwrite(self._fd, _content(problem), 0)
+        except OSError:
+            pass  # a filesystem that cannot even overwrite in place: the log still says it
 
     def release(self) -> None:
         if self._fd is not None:
@@ -48,9 +66,23 @@ class DaemonLock:
         if not self.held_by_other():
             return None
         try:
-            return int(self.path.read_text().strip())
-        except (OSError, ValueError):
+            return int(self._lines()[0])
+        except (OSError, ValueError, IndexError):
             return None
+
+    def problem(self) -> str | None:
+        """The running daemon's storage problem, or None (also when no daemon runs)."""
+        if not self.held_by_other():
+            return None
+        try:
+            lines = self._lines()
+        except OSError:
+            return None
+        return lines[1] if len(lines) > 1 and lines[1] else None
+
+    def _lines(self) -> list[str]:
+        return [line.strip() for line in
+                self.path.read_bytes().decode("utf-8", errors="ignore").split("\n")]
 
     def held_by_other(self) -> bool:
         """True when some other process holds the lock (used by status and CLI edits)."""
@@ -71,6 +103,13 @@ class DaemonLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def _content(problem: str | None) -> bytes:
+    """The lock file's bytes, always LOCK_FILE_SIZE long (padded with spaces)."""
+    line = " ".join((problem or "").split())  # one line
+    data = f"{os.getpid()}\n{line}".encode()[:LOCK_FILE_SIZE - 1]
+    return data.ljust(LOCK_FILE_SIZE, b" ")
 
 
 def signal_daemon(db_path: Path, sig: int = signal.SIGHUP) -> int | None:

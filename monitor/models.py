@@ -40,6 +40,7 @@ class FetchSettings:
     read_timeout: float = 30.0
     deadline: float = 60.0  # overall cap for one fetch, body included
     max_body_bytes: int = 10 * 1024 * 1024
+    parse_timeout: float = 30.0  # wall time one feed's parse may take; 0 = no limit
     max_redirects: int = 10
     global_limit: int = 16  # concurrent fetches in all
     per_host_limit: int = 2  # concurrent fetches per host:port

@@ -32,6 +32,8 @@ import hashlib
 import io
 import json
 import re
+import signal
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
@@ -82,6 +84,44 @@ def parse_feed(body: bytes, headers: Mapping[str, str], *, feed: str, url: str,
     if first in b"{[" or (first != b"<" and "json" in response_headers.get("content-type", "")):
         return _parse_json_feed(body, response_headers, feed=feed, base=base, language=language)
     return _parse_xml_feed(body, response_headers, feed=feed, base=base, language=language)
+
+
+class _ParseTimedOut(BaseException):
+    """Raised by the timer in a parse: a BaseException, so feedparser's own
+    `except Exception` (which would fall back to its slower loose parser) lets it through."""
+
+
+def parse_feed_within(time_limit: float, body: bytes, headers: Mapping[str, str], *,
+                      feed: str, url: str, language: str | None = None) -> ParsedFeed:
+    """`parse_feed`, ended with a ParseError after `time_limit` seconds of wall time.
+
+    A body under the size cap can still cost a parser many seconds (100,000 tiny
+    items, deep nesting); in a worker process that would hold one of the two
+    parsers from every other feed. The limit is a SIGALRM timer, so it works only
+    in a process's main thread (the parser workers); elsewhere, or with a limit of
+    0, the parse is not limited. A parse stuck inside one C call never sees the
+    signal: the pipeline's own backstop replaces such a worker.
+    """
+    if time_limit <= 0 or threading.current_thread() is not threading.main_thread():
+        return parse_feed(body, headers, feed=feed, url=url, language=language)
+    armed = True
+
+    def expire(signum: int, frame: object) -> None:
+        if armed:
+            raise _ParseTimedOut
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    # Repeats each second after the first expiry, in case a library swallowed one.
+    signal.setitimer(signal.ITIMER_REAL, time_limit, 1.0)
+    try:
+        return parse_feed(body, headers, feed=feed, url=url, language=language)
+    except _ParseTimedOut:
+        raise ParseError(f"parsing took longer than {time_limit:g} s (a feed this slow "
+                         "to read is refused; see parse_timeout in monitor.toml)") from None
+    finally:
+        armed = False
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def entry_content_hash(title: str, summary: str, content: str, url: str | None) -> str:

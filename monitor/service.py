@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import functools
+import gc
 import logging
 import multiprocessing
 import os
@@ -35,7 +36,7 @@ from monitor.config import Config
 from monitor.fetch import Fetcher
 from monitor.models import (Entry, FeedConfig, FeedState, FetchOutcome, FetchRequest,
                             FetchResult, Match, ParsedFeed, ParseError, StoreResult)
-from monitor.parse import parse_feed
+from monitor.parse import parse_feed_within
 from monitor.schedule import after_poll, counts_as_new, is_due
 from monitor.store import AlertPlanner, Store, StoreThread
 from monitor.urls import strip_userinfo
@@ -121,14 +122,14 @@ class Pipeline:
         self.rng = rng or random.Random()
         self._parse_workers = default_parse_workers() if parse_workers is None else parse_workers
         self._parser: Executor | None = None  # started on the first body to parse
+        self._parse_slots = asyncio.Semaphore(2 * max(1, self._parse_workers))
         self._matcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="monitor-match")
 
     def close(self, wait: bool = True) -> None:
         """Shut the workers down; wait=False (on SIGTERM) also ends parser processes at once."""
         if self._parser is not None:
-            if not wait and isinstance(self._parser, ProcessPoolExecutor):
-                for process in list(getattr(self._parser, "_processes", {}).values()):
-                    process.terminate()  # a hostile feed's parse must not delay shutdown
+            if not wait:
+                _end_processes(self._parser)  # a hostile feed's parse must not delay shutdown
             self._parser.shutdown(wait=wait, cancel_futures=True)
         self._matcher.shutdown(wait=wait, cancel_futures=True)
 
@@ -225,23 +226,71 @@ class Pipeline:
         return [self.match(entry, feed_tags) for entry in entries]
 
     async def _parse(self, result: FetchResult, feed: FeedConfig) -> ParsedFeed:
-        """Parse in a worker; a crashed worker is replaced and counts as this feed's error."""
-        job = functools.partial(parse_feed, result.body, dict(result.headers), feed=feed.name,
-                                url=result.final_url, language=feed.language)
-        loop = asyncio.get_running_loop()
+        """Parse in a worker, within the time limit; a crashed or stuck worker is replaced.
+
+        At most two jobs per worker are in the pool at once, so a job's time in
+        the pool is its own parse plus at most one other's: the backstop, for a
+        worker that no longer answers even its own timer, can be measured from
+        submission.
+        """
+        limit = self.config.fetch.parse_timeout
+        job = functools.partial(parse_feed_within, limit, result.body, dict(result.headers),
+                                feed=feed.name, url=result.final_url, language=feed.language)
+        backstop = 2 * limit + 5.0 if limit > 0 else None
+        async with self._parse_slots:
+            for attempt in (1, 2):
+                parser = self._parser_pool()
+                try:
+                    return await asyncio.wait_for(
+                        asyncio.get_running_loop().run_in_executor(parser, job), backstop)
+                except TimeoutError:
+                    self._replace_parser(parser, kill=True)
+                    raise ParseError(f"the parser stopped responding on this feed (no result "
+                                     f"after {backstop:g} s); its process was replaced") from None
+                except BrokenProcessPool:
+                    # Another feed's crash or stuck parse may have ended the pool under
+                    # this job: it gets one more try on a fresh pool before it is blamed.
+                    self._replace_parser(parser)
+                    if attempt == 2:
+                        raise ParseError("the parser process crashed on this feed") from None
+                except ParseError:
+                    raise
+                except Exception as exc:  # a parser bug must cost this feed one poll, not the cycle
+                    log.exception("parser failed feed=%s", feed.name)
+                    raise ParseError(f"the parser failed on this feed ({type(exc).__name__})") from None
+        raise AssertionError("unreachable: the loop returns or raises")
+
+    def _parser_pool(self) -> Executor:
         if self._parser is None:
             self._parser = _parse_executor(self._parse_workers)
-        try:
-            return await loop.run_in_executor(self._parser, job)
-        except BrokenProcessPool:
-            self._parser.shutdown(wait=False, cancel_futures=True)
+        return self._parser
+
+    def _replace_parser(self, parser: Executor, *, kill: bool = False) -> None:
+        """Drop a broken or stuck pool (once, whoever notices first); the next job starts a new one."""
+        if kill:
+            _end_processes(parser)
+        if self._parser is parser:
             self._parser = None
-            raise ParseError("the parser process crashed on this feed") from None
-        except ParseError:
-            raise
-        except Exception as exc:  # a parser bug must cost this feed one poll, not the cycle
-            log.exception("parser failed feed=%s", feed.name)
-            raise ParseError(f"the parser failed on this feed ({type(exc).__name__})") from None
+        parser.shutdown(wait=False, cancel_futures=True)
+
+
+def _end_processes(executor: Executor) -> None:
+    """Kill a process pool's workers now, whatever they are doing (no-op for threads)."""
+    if isinstance(executor, ProcessPoolExecutor):
+        for process in list((getattr(executor, "_processes", None) or {}).values()):
+            process.kill()
+
+
+def settle_for_latency() -> None:
+    """Once start-up has loaded what the daemon keeps (modules, compiled rules, apprise),
+    take it out of the garbage collector's sight: a full collection then scans only
+    what was made since, instead of pausing the event loop for tens of milliseconds.
+
+    Frozen objects are still freed by reference counting; only cycles among them
+    would be kept, and start-up makes few that later become garbage.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def default_parse_workers() -> int:

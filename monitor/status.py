@@ -29,6 +29,7 @@ ALERT_STATUSES = ("pending", "failed", "dead")
 def gather_status(db_path: Path, config: Config | None, now: datetime) -> dict[str, Any]:
     """The daemon's state and today's counts; a missing database means nothing ran yet."""
     pid = _daemon_pid(db_path)
+    storage_problem = DaemonLock(db_path).problem() if pid is not None else None
     midnight = local_midnight(now, config.timezone if config else "UTC")
     if db_path.exists():
         store = Store.open(db_path, readonly=True)
@@ -56,6 +57,8 @@ def gather_status(db_path: Path, config: Config | None, now: datetime) -> dict[s
     }
     config_error = meta.get("config_error") or None
     problems = _problems(daemon, heartbeat, config_error, now)
+    if storage_problem:
+        problems.insert(0, f"the daemon {storage_problem}")
     return {
         "healthy": not problems,
         "problems": problems,
@@ -66,6 +69,7 @@ def gather_status(db_path: Path, config: Config | None, now: datetime) -> dict[s
         **today,
         "alerts": alerts,
         "config_error": config_error,
+        "storage_problem": storage_problem,
     }
 
 

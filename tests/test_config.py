@@ -85,7 +85,7 @@ def test_the_shipped_comments_show_the_real_defaults(tmp_path: Path) -> None:
     assert uncommented.count("\n") == text.count("\n") and uncommented != text
     data = tomllib.loads(uncommented)
     assert set(data["fetch"]) == {"user_agent", "connect_timeout", "read_timeout", "deadline", "max_body",
-                                  "max_redirects", "global_limit", "per_host_limit"}
+                                  "parse_timeout", "max_redirects", "global_limit", "per_host_limit"}
     assert set(data["poll"]) == {"interval", "jitter", "backlog_window", "max_backoff", "retention",
                                  "fetch_log_keep"}
     explicit = load_config(folder(tmp_path, monitor=uncommented))
@@ -107,6 +107,7 @@ max_body = "512KB"
 connect_timeout = 5
 read_timeout = "1m"
 per_host_limit = 4
+parse_timeout = 0
 [poll]
 interval = "1h30m"
 jitter = 0
@@ -128,6 +129,7 @@ language = "pt_BR"
     assert config.timezone == "Europe/Kyiv" and config.log_level == "debug"
     assert config.fetch.max_body_bytes == 512 * 1024
     assert (config.fetch.connect_timeout, config.fetch.read_timeout, config.fetch.per_host_limit) == (5, 60, 4)
+    assert config.fetch.parse_timeout == 0  # no limit
     assert config.poll.default_interval == 5400 and config.poll.jitter == 0
     assert config.poll.backlog_window == 0 and config.poll.retention == 30 * 86400
     local, own = config.feeds

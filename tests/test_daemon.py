@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import datetime, timedelta, timezone
 
 from monitor.config import Config
@@ -11,7 +12,7 @@ from monitor.daemon import Daemon
 from monitor.service import Prepared, run_once
 from monitor.store import Store
 from support.feeds import Item, rss
-from support.feedserver import static
+from support.feedserver import drip, static
 
 
 def prepared(config: Config) -> Prepared:
@@ -120,3 +121,31 @@ def test_housekeeping_indexes_new_stories_for_search(feed_server, tmp_path):
     store = Store.open(db, readonly=True)
     assert pending_count(store) == 0
     store.close()
+
+
+def test_a_poll_outlasting_its_interval_is_one_debug_line_not_a_scheduler_warning(
+        feed_server, tmp_path, caplog):
+    feed_server.routes["/slow"] = drip(rss([Item("1", "Story")]), delay=0.5)
+    slow = FeedConfig("slow", feed_server.url("/slow"), 0.2)
+    config = Config(dir=tmp_path, fetch=FetchSettings(deadline=2.0), poll=PollSettings(),
+                    feeds=(slow,), timezone="UTC", log_level="info")
+    caplog.set_level(logging.DEBUG, logger="monitor.daemon")
+    caplog.set_level(logging.DEBUG, logger="apscheduler")
+
+    def skipped() -> bool:
+        return any("poll still running at its next turn" in r.getMessage() for r in caplog.records)
+
+    async def run() -> None:
+        daemon = Daemon(prepared(config), tmp_path / "monitor.db")
+        await daemon.start()
+        try:
+            while not skipped():
+                await asyncio.sleep(0.05)  # the scheduler's own clock drives the skipped turn
+        finally:
+            await daemon.stop()
+
+    asyncio.run(asyncio.wait_for(run(), 30))
+    assert not [r for r in caplog.records
+                if r.levelno >= logging.WARNING and "maximum number of running" in r.getMessage()]
+    assert any(r.getMessage() == "poll still running at its next turn, skipped job=slow"
+               for r in caplog.records)

@@ -156,6 +156,21 @@ def test_config_error_is_shown_and_unhealthy_until_cleared(db: Path) -> None:
     assert fixed["config_error"] is None and fixed["healthy"] is True
 
 
+def test_a_storage_problem_said_through_the_lock_file_is_shown_until_cleared(db: Path) -> None:
+    problem = "cannot write to the database since 2026-01-15T23:29:00Z: database or disk is full"
+    with DaemonLock(db) as lock:
+        lock.note_problem(problem)
+        full = gather_status(db, None, NOW)
+        assert DaemonLock(db).holder_pid() == os.getpid()  # the pid line is intact
+        lock.note_problem(None)
+        cleared = gather_status(db, None, NOW)
+    assert full["storage_problem"] == problem and full["healthy"] is False
+    assert full["problems"] == [f"the daemon {problem}"]
+    assert cleared["storage_problem"] is None and cleared["healthy"] is True
+    assert os.path.getsize(str(db) + ".lock") == 1024  # rewritten in place, never grown
+    assert DaemonLock(db).problem() is None  # no daemon holds the lock: no problem to tell
+
+
 def test_missing_database_is_a_down_daemon_with_zero_counts(tmp_path: Path) -> None:
     path = tmp_path / "nowhere" / "monitor.db"
     status = gather_status(path, None, NOW)

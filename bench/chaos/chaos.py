@@ -33,10 +33,11 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.chaos.harness import (SEND_RATE, Check, Daemon, MailSink, RecordingProxy, TreeRss,
+from bench.chaos.harness import (SEND_RATE, Check, Daemon, MailSink, RecordingProxy,
                                  Workspace, db_rows, feeds_list, integrity, table, wait_until)
 from bench.chaos.hostile import (CASES, DEFAULT_HOSTS, OK, Gone, HostileServer, MarkupInjection,
                                  Outcome, Plan, Served)
+from bench.memory import TreeMemory
 
 MAX_RSS_MB = 300.0
 FETCH = {"connect_timeout": "2s", "read_timeout": "2s", "deadline": "4s",
@@ -123,7 +124,7 @@ def run_chaos(settings: ChaosSettings, work: Path, *, log=print) -> ChaosResult:
                             alert_settings=ALERT_SETTINGS)
             daemon = Daemon(workspace.env, work / "daemon.log").start()
             budget = 120 + settings.cycles * settings.interval * 4
-            with TreeRss(daemon.pid) as meter:
+            with TreeMemory(daemon.pid, every=0.1) as meter:
                 all_settled = wait_until(
                     lambda: not daemon.alive() or all(settled(server, n, settings.cycles) for n in names),
                     budget, every=0.5)
@@ -169,7 +170,7 @@ def run_chaos(settings: ChaosSettings, work: Path, *, log=print) -> ChaosResult:
                 "requests served": server.requests, "polls logged (last 50 per feed)": polls,
                 "hostile answers": sum(1 for s in served if s.case != "healthy"),
                 "errors by kind (fetch log)": ", ".join(f"{k}={v}" for k, v in sorted(errors.items())),
-                "peak RSS (MB)": round(meter.peak_mb), "alerts expected": len(expected_alerts),
+                "peak RSS (MB)": round(meter.peak_mb), "peak PSS (MB)": round(meter.peak_pss_mb), "alerts expected": len(expected_alerts),
                 "mails received": len(sink.mails), "feeds settled after (s)": round(settled_after),
                 "wall time (s)": round(wall),
             })

@@ -406,7 +406,7 @@ def _check_clear_error(result: ScenarioResult, lines: list[str], logged: bool, w
     """Said in the log, and at least once as one line of its own rather than a traceback."""
     plain = [line for line in lines if "level=" in line and "exc=" not in line]
     result.check(f"the log says {what}", logged and bool(lines), (lines or ["(no such line)"])[0][:160])
-    result.check(f"... in a line of its own, not a traceback", bool(plain),
+    result.check("... in a line of its own, not a traceback", bool(plain),
                  f"{len(lines)} lines, {len(lines) - len(plain)} of them tracebacks"
                  + (f"; e.g. {plain[0][:160]}" if plain else ""))
     result.figures["log lines about it"] = len(lines)

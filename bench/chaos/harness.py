@@ -22,7 +22,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Sequence
 
 ROOT = Path(__file__).resolve().parents[2]
 REF = re.compile(r"\(ref ([\w.-]+)\)")
@@ -196,26 +196,6 @@ class Daemon:
         self.proc.wait(timeout=30)
 
 
-def descendants(pid: int) -> set[int]:
-    """PID and every process below it (the forkserver's parser workers included)."""
-    parents: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as stat:
-                    parents[int(entry)] = int(stat.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-    tree, frontier = {pid}, [pid]
-    while frontier:
-        parent = frontier.pop()
-        for child, its_parent in parents.items():
-            if its_parent == parent and child not in tree:
-                tree.add(child)
-                frontier.append(child)
-    return tree
-
-
 def processes_using(db: Path) -> list[int]:
     """Live processes started with MONITOR_DB=DB: a daemon and every process it spawned."""
     marker = f"MONITOR_DB={db}".encode()
@@ -233,41 +213,6 @@ def processes_using(db: Path) -> list[int]:
         except OSError:
             continue
     return found
-
-
-def rss_mb(pids: Iterable[int]) -> float:
-    total_kb = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/status") as status:
-                for line in status:
-                    if line.startswith("VmRSS:"):
-                        total_kb += int(line.split()[1])
-        except OSError:
-            continue
-    return total_kb / 1024
-
-
-class TreeRss:
-    """Samples the RSS of a process and its descendants every 0.1 s; keeps the peak."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.peak_mb = 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.1):
-            self.peak_mb = max(self.peak_mb, rss_mb(descendants(self.pid)))
-
-    def __enter__(self) -> "TreeRss":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 # --------------------------------------------------------------------------

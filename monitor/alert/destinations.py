@@ -27,24 +27,27 @@ import stat
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Collection, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Collection, Iterator, Mapping
 from urllib.parse import quote, unquote, urlsplit
 
-from monitor.config import (
-    MAX_NAME_LENGTH,
-    check_name,
+from monitor.config import MAX_NAME_LENGTH, check_name, parse_toml, raise_errors, read_config_text
+from monitor.configcheck import (
+    Invalid,
+    Source,
     describe,
+    did_you_mean,
+    duration,
+    entry_key_problems,
+    integer,
     key_name,
-    parse_toml,
-    raise_errors,
     redact,
-    read_config_text,
+    string,
     type_name,
+    unknown_key,
 )
-from monitor.durations import GRAMMAR, parse_duration
 from monitor.errors import ConfigError
 from monitor.models import AlertSettings, Destination
-from monitor.tomlpos import key_line, value_column
+from monitor.tomlpos import key_line
 
 if TYPE_CHECKING:
     from apprise.plugins.base import NotifyBase
@@ -232,10 +235,6 @@ def check_clock(text: str) -> str | None:
 # --------------------------------------------------------------------------
 
 
-class _Invalid(Exception):
-    """A value failed its check; the message says what was expected."""
-
-
 def _context(source_line: str, column: int | None) -> str:
     """The line with every URL in it masked, and a caret under COLUMN."""
     shown = redact(_ANY_URL.sub(lambda match: _fallback(match.group()), source_line.rstrip("\r")))
@@ -243,83 +242,43 @@ def _context(source_line: str, column: int | None) -> str:
 
 
 @dataclass(frozen=True)
-class _Source:
-    """One TOML file: turns a key path into a ConfigError at its line, with a masked context."""
+class _Source(Source):
+    """alerts.toml or secrets.toml: the line shown under an error has every URL in it masked."""
 
-    path: Path
-    text: str
     show_lines: bool = True  # False for secrets.toml, whose lines are the secrets
 
-    def error(self, where: Sequence[str | int], message: str, *, at_value: bool = True,
-              show_line: bool = True) -> ConfigError:
-        line = next((found for length in range(len(where), 0, -1)
-                     if (found := key_line(self.text, where[:length])) is not None), None)
-        column = context = None
-        if line is not None:
-            source_line = self.text.split("\n")[line - 1]
-            indent = len(source_line) - len(source_line.lstrip()) + 1
-            column = (value_column(self.text, line) if at_value else None) or indent
-            if show_line and self.show_lines:
-                context = _context(source_line, column)
-        return ConfigError(message, path=self.path, line=line, column=column,
-                           key=redact(key_name(where)) or None, context=context)
+    def shown(self, message: str) -> str:
+        """MESSAGE as written: the checks here redact the values that may hold a URL themselves."""
+        return message
+
+    def context_at(self, line: int, column: int | None) -> str | None:
+        return _context(self.text.split("\n")[line - 1], column) if self.show_lines else None
 
     def parse(self) -> dict[str, Any]:
         """The TOML data; a syntax error keeps its position but shows the line masked (or not at all)."""
         try:
             return parse_toml(self.text, self.path)
         except ConfigError as error:
-            context = None
-            if self.show_lines and error.line is not None:
-                context = _context(self.text.split("\n")[error.line - 1], error.column)
+            context = self.context_at(error.line, error.column) if error.line is not None else None
             raise ConfigError(error.message, path=error.path, line=error.line, column=error.column,
                               context=context) from None
 
 
-def _did_you_mean(word: str, candidates: Sequence[str]) -> str:
-    close = difflib.get_close_matches(word.lower(), list(candidates), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
 def _duration(*, allow_zero: bool) -> Callable[[object], float]:
-    def check(value: object) -> float:
-        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            raise _Invalid(f"expected a duration such as '30s', '10m' or '6h', got {describe(value)}")
-        try:
-            seconds = parse_duration(value)
-        except ValueError as error:
-            raise _Invalid(str(error)) from None
-        if seconds == 0 and not allow_zero:
-            raise _Invalid(f"must be longer than 0 seconds, got {value!r}; expected {GRAMMAR}")
-        return seconds
-    return check
-
-
-def _whole_number(minimum: int) -> Callable[[object], int]:
-    def check(value: object) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise _Invalid(f"expected a whole number, got {describe(value)}")
-        if value < minimum:
-            raise _Invalid(f"must be at least {minimum}, got {value}")
-        return value
-    return check
+    """The shared duration check, its examples the short durations alert settings take."""
+    return duration(allow_zero=allow_zero, expected="a duration such as '30s', '10m' or '6h'")
 
 
 def _silence_factor(value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise _Invalid(f"expected a number of feed intervals such as 10 (0 = off), got {describe(value)}")
+        raise Invalid(f"expected a number of feed intervals such as 10 (0 = off), got {describe(value)}")
     if value != 0 and not 1 <= value <= 1_000_000:
-        raise _Invalid(f"must be 0 (off) or at least 1 feed interval, got {value}")
+        raise Invalid(f"must be 0 (off) or at least 1 feed interval, got {value}")
     return float(value)
 
 
-def _clock(value: object) -> str:
-    if not isinstance(value, str):
-        raise _Invalid(f"expected a 24-hour time such as \"08:00\", got {describe(value)}")
-    problem = check_clock(value)
-    if problem:
-        raise _Invalid(problem)
-    return value
+_clock = string('a 24-hour time such as "08:00"', check_clock)
+_checked_name = string("a string", check_destination_name)
 
 
 # --------------------------------------------------------------------------
@@ -347,7 +306,7 @@ class _Secrets:
                 pass
             except (OSError, UnicodeDecodeError) as error:
                 reason = getattr(error, "strerror", None) or "not UTF-8 text"
-                raise _Invalid(f"cannot read the systemd credential {path}: {reason}") from None
+                raise Invalid(f"cannot read the systemd credential {path}: {reason}") from None
         return self.env.get(name)
 
     def expand(self, url: str) -> tuple[str, tuple[str, ...]]:
@@ -358,8 +317,8 @@ class _Secrets:
         if missing:
             listed = " and ".join(f"${{{name}}}" for name in missing)
             verb = "is" if len(missing) == 1 else "are"
-            raise _Invalid(f"{listed} {verb} not defined: set it in {SECRETS_FILE} in the config folder, "
-                           "as a systemd credential (LoadCredential=) or in the environment")
+            raise Invalid(f"{listed} {verb} not defined: set it in {SECRETS_FILE} in the config folder, "
+                          "as a systemd credential (LoadCredential=) or in the environment")
         expanded = _REFERENCE.sub(lambda match: found[match.group(1)] or "", url)
         return expanded, tuple(value for value in found.values() if value)
 
@@ -371,7 +330,7 @@ def expand_secrets(url: str, config_dir: Path, env: Mapping[str, str]) -> str:
     raise_errors(errors)
     try:
         return secrets.expand(url)[0]
-    except _Invalid as problem:
+    except Invalid as problem:
         raise ValueError(str(problem)) from None
 
 
@@ -448,15 +407,16 @@ _SETTINGS: dict[str, Callable[[object], Any]] = {
     "grouping_delay": _duration(allow_zero=True),
     "duplicate_window": _duration(allow_zero=True),
     "send_timeout": _duration(allow_zero=False),
-    "health_failures": _whole_number(1),
+    "health_failures": integer(1),
     "health_silence": _silence_factor,
-    "rate_limit": _whole_number(0),
+    "rate_limit": integer(0),
 }
 _DESTINATION_KEYS = ("name", "url", "tags", "mode", "digest_every", "digest_at", "quiet_hours",
                      "rate_limit", "rate_window")
 _TOP_KEYS = ("settings", "destination")
-_BELONGS = {**{key: ("settings", "[settings]") for key in _SETTINGS},
-            **{key: ("destination", "a [[destination]] table") for key in _DESTINATION_KEYS}}
+# a key written in the wrong table -> where it belongs, for the hint
+_BELONGS = {**{key: (f"settings.{key}", "[settings]") for key in _SETTINGS},
+            **{key: (f"destination.{key}", "a [[destination]] table") for key in _DESTINATION_KEYS}}
 
 
 @dataclass
@@ -472,17 +432,10 @@ class _Checker:
     def fail(self, where: tuple[str | int, ...], message: str, **options: bool) -> None:
         self.errors.append(self.source.error(where, message, **options))
 
-    def unknown_key(self, where: tuple[str | int, ...], key: str, known: Sequence[str]) -> None:
-        hint = _did_you_mean(key, known)
-        if not hint and key in _BELONGS and _BELONGS[key][0] != (where[0] if where else None):
-            section, table = _BELONGS[key]
-            hint = f" (did you mean '{section}.{key}'? it belongs in {table})"
-        self.fail(where + (key,), redact(f"unknown key {key!r}{hint}"), at_value=False)
-
     def check_document(self, data: dict[str, Any]) -> tuple[AlertSettings, list[Destination]]:
         for key in data:
             if key not in _TOP_KEYS:
-                self.unknown_key((), key, _TOP_KEYS)
+                self.errors.append(unknown_key(self.source, (), key, _TOP_KEYS, _BELONGS))
         settings = self.check_settings(data.get("settings", {}))
         entries = data.get("destination", [])
         if isinstance(entries, dict):
@@ -503,11 +456,11 @@ class _Checker:
         values: dict[str, Any] = {}
         for key, value in table.items():
             if key not in _SETTINGS:
-                self.unknown_key(("settings",), key, list(_SETTINGS))
+                self.errors.append(unknown_key(self.source, ("settings",), key, list(_SETTINGS), _BELONGS))
                 continue
             try:
                 values[key] = _SETTINGS[key](value)
-            except _Invalid as problem:
+            except Invalid as problem:
                 self.fail(("settings", key), redact(str(problem)))  # a URL pasted in the wrong key
         settings = AlertSettings(**values)
         if "retry_cap" in values and settings.retry_cap < settings.retry_base:
@@ -520,21 +473,16 @@ class _Checker:
             self.fail(where, f"expected a table with at least name and url, got {describe(entry)}")
             return None
         before = len(self.errors)
-        for key in entry:
-            if key not in _DESTINATION_KEYS:
-                self.unknown_key(where, key, _DESTINATION_KEYS)
-        for required in ("name", "url"):
-            if required not in entry:
-                self.fail(where, f"missing required key {required!r}", at_value=False)
+        self.errors.extend(entry_key_problems(self.source, where, entry, _DESTINATION_KEYS, _BELONGS))
         fields: dict[str, Any] = {}
-        for key, check in (("name", self.checked_name), ("mode", _mode),
+        for key, check in (("name", _checked_name), ("mode", _mode),
                            ("digest_every", _duration(allow_zero=False)), ("digest_at", _clock),
-                           ("quiet_hours", _quiet_hours), ("rate_limit", _whole_number(1)),
+                           ("quiet_hours", _quiet_hours), ("rate_limit", integer(1)),
                            ("rate_window", _duration(allow_zero=False)), ("tags", _tags)):
             if key in entry:
                 try:
                     fields[key] = check(entry[key])
-                except _Invalid as problem:
+                except Invalid as problem:
                     self.fail(where + (key,), redact(str(problem)))  # a URL pasted in the wrong key
         timing = [key for key in ("digest_every", "digest_at") if key in entry]
         self.check_digest(where, fields.get("mode"), timing)
@@ -544,14 +492,6 @@ class _Checker:
             self.check_unique(index, fields["name"])
         # no "url" without an error of its own: a ${NAME} that an unreadable secrets.toml may define
         return Destination(**fields) if len(self.errors) == before and "url" in fields else None
-
-    def checked_name(self, value: object) -> str:
-        if not isinstance(value, str):
-            raise _Invalid(f"expected a string, got {describe(value)}")
-        problem = check_destination_name(value)
-        if problem:
-            raise _Invalid(problem)
-        return value
 
     def check_digest(self, where: tuple[str | int, ...], mode: str | None, timing: list[str]) -> None:
         """Mode digest needs exactly one of the TIMING keys present; immediate needs none."""
@@ -574,7 +514,7 @@ class _Checker:
             return {}
         try:
             expanded, secrets = self.secrets.expand(value)
-        except _Invalid as problem:
+        except Invalid as problem:
             if self.secrets.complete:
                 self.fail(path, f"{label}{problem}", show_line=False)
             return {}
@@ -601,25 +541,25 @@ class _Checker:
 
 def _mode(value: object) -> str:
     if not isinstance(value, str) or value not in MODES:
-        hint = _did_you_mean(value, MODES) if isinstance(value, str) else ""
-        raise _Invalid(f"expected \"immediate\" or \"digest\", got {describe(value)}{hint}")
+        hint = did_you_mean(value, MODES) if isinstance(value, str) else ""
+        raise Invalid(f"expected \"immediate\" or \"digest\", got {describe(value)}{hint}")
     return value
 
 
 def _tags(value: object) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(tag, str) and tag.strip() for tag in value):
-        raise _Invalid(f"expected a list of non-empty strings such as [\"drones\", \"admin\"], got "
-                       f"{describe(value)}")
+        raise Invalid(f"expected a list of non-empty strings such as [\"drones\", \"admin\"], got "
+                      f"{describe(value)}")
     return tuple(value)
 
 
 def _quiet_hours(value: object) -> tuple[str, str]:
     if not isinstance(value, list) or len(value) != 2:
-        raise _Invalid(f"expected a start and an end time such as [\"22:00\", \"07:00\"], "
-                       f"got {describe(value)}")
+        raise Invalid(f"expected a start and an end time such as [\"22:00\", \"07:00\"], "
+                      f"got {describe(value)}")
     start, end = (_clock(item) for item in value)
     if start == end:
-        raise _Invalid(f"the start and end of quiet hours are both {start!r}: give two different times")
+        raise Invalid(f"the start and end of quiet hours are both {start!r}: give two different times")
     return start, end
 
 

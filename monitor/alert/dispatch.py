@@ -152,6 +152,12 @@ class Dispatcher:
         # them again from this process; keep trying to record them.
         self._unrecorded: set[int] = set()
 
+    async def warm_up(self) -> None:
+        """Load apprise and every destination's URL now, off the loop, rather than at the
+        first alert: importing apprise's plugins competes with the event loop for the GIL."""
+        for destination in self.destinations.values():
+            await self._notifier(destination)
+
     async def dispatch_due(self) -> DispatchReport:
         async with self._lock:
             if self._unrecorded:

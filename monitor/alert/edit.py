@@ -11,13 +11,10 @@ shipped commented template, private (0600) like every config file.
 
 from __future__ import annotations
 
-import difflib
-import tomllib
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import tomlkit
-import tomlkit.items
 
 from monitor.alert.destinations import (
     ALERTS_FILE,
@@ -34,11 +31,19 @@ from monitor.alert.destinations import (
     validate_alerts_text,
 )
 from monitor.config import read_config_text
-from monitor.durations import format_duration, parse_duration
-from monitor.errors import ConfigError, MonitorError, UsageError
+from monitor.configedit import (
+    append_block,
+    cut_entry,
+    duration_option,
+    find_name,
+    known_names_hint,
+    render_tables,
+    require_array_of_tables,
+    verify_edit,
+)
+from monitor.errors import ConfigError, UsageError
 from monitor.models import Destination
 from monitor.paths import atomic_write_text, default_file_text
-from monitor.tomlpos import table_spans
 
 ARRAY = "destination"
 
@@ -64,7 +69,7 @@ def add_destination(config_dir: Path, url: str, *, name: str | None, tags: Seque
     text = read_config_text(path)
     if text is None:
         text = default_file_text(ALERTS_FILE)
-    _require_destination_tables(text, path)
+    require_array_of_tables(text, path, ARRAY)
     table = tomlkit.table()
     table.add("name", name)
     table.add("url", url)
@@ -75,9 +80,9 @@ def add_destination(config_dir: Path, url: str, *, name: str | None, tags: Seque
         table.add("digest_every", every)
     if digest_at is not None:
         table.add("digest_at", digest_at)
-    new_text = _append_block(text, _render(table))
+    new_text = append_block(text, render_tables(ARRAY, [table]))
     data = parse_alerts_toml(text, path)
-    _verify(new_text, path, {**data, ARRAY: [*data.get(ARRAY, []), table.unwrap()]})
+    verify_edit(new_text, path, {**data, ARRAY: [*data.get(ARRAY, []), table.unwrap()]})
     added = validate_alerts_text(new_text, config_dir, env)
     atomic_write_text(path, new_text)
     return next(destination for destination in added.destinations if destination.name == name)
@@ -94,18 +99,14 @@ def remove_destination(config_dir: Path, name: str) -> None:
         raise UsageError(f"no destination named {name!r}: {path} does not exist"
                          f"{_apprise_file_hint(config_dir)}")
     data = parse_alerts_toml(text, path)
-    _require_destination_tables(text, path)
+    require_array_of_tables(text, path, ARRAY)
     entries = data.get(ARRAY, [])
     names = [entry.get("name") if isinstance(entry, dict) else None for entry in entries]
-    index = _find(names, name)
+    index = find_name(names, name)
     if index is None:
-        raise UsageError(f"no destination named {name!r} in {path}{_known_names(names, name)}"
-                         f"{_apprise_file_hint(config_dir)}")
-    new_text = _cut_destination(text, index)
-    remaining = entries[:index] + entries[index + 1:]
-    expected = {key: value for key, value in data.items() if key != ARRAY}
-    _verify(new_text, path, {**expected, ARRAY: remaining} if remaining else expected)
-    atomic_write_text(path, new_text)
+        hint = known_names_hint(names, name, "destinations")
+        raise UsageError(f"no destination named {name!r} in {path}{hint}{_apprise_file_hint(config_dir)}")
+    atomic_write_text(path, cut_entry(text, path, data, ARRAY, index))
 
 
 # --------------------------------------------------------------------------
@@ -138,17 +139,7 @@ def _check_options(url: str, name: str | None, tags: Sequence[str], mode: str, d
     for problem in problems:
         if problem:
             raise UsageError(f"cannot add the destination: {problem}")
-    return _every_text(digest_every) if digest_every is not None else None
-
-
-def _every_text(every: str) -> str:
-    try:
-        seconds = parse_duration(every)
-    except ValueError as error:
-        raise UsageError(f"invalid --digest-every: {error}") from None
-    if seconds == 0:
-        raise UsageError(f"invalid --digest-every {every!r}: it must be longer than 0 seconds")
-    return format_duration(seconds)
+    return duration_option(digest_every, "--digest-every") if digest_every is not None else None
 
 
 def _expanded(url: str, config_dir: Path, env: Mapping[str, str]) -> str:
@@ -163,94 +154,6 @@ def _expanded(url: str, config_dir: Path, env: Mapping[str, str]) -> str:
     return expanded
 
 
-def _find(names: Sequence[object], wanted: str) -> int | None:
-    for index, name in enumerate(names):
-        if name == wanted:
-            return index
-    for index, name in enumerate(names):
-        if isinstance(name, str) and name.casefold() == wanted.casefold():
-            return index
-    return None
-
-
-def _known_names(names: Sequence[object], wanted: str) -> str:
-    """A hint for an unknown name: the destinations there are, or the closest few when there are many."""
-    known = [name for name in names if isinstance(name, str)]
-    if not known:
-        return " (it has no destinations)"
-    if len(known) <= 10:
-        return f" (destinations: {', '.join(repr(name) for name in known)})"
-    close = difflib.get_close_matches(wanted, known, n=3)
-    return f" (did you mean {' or '.join(repr(name) for name in close)}?)" if close else ""
-
-
 def _apprise_file_hint(config_dir: Path) -> str:
     present = [name for name in APPRISE_FILES if (config_dir / name).is_file()]
     return f"; destinations from {present[0]} are removed by editing that file" if present else ""
-
-
-def _require_destination_tables(text: str, path: Path) -> None:
-    """The splice works on [[destination]] tables; an inline array is left to the user."""
-    try:
-        document = tomlkit.parse(text)
-    except Exception as error:  # tomlkit raises its own parse error types, all user-fixable
-        raise ConfigError(f"cannot edit the file: {error}", path=path) from None
-    entries = document.get(ARRAY)
-    if entries is not None and not isinstance(entries, tomlkit.items.AoT):
-        found = ("an inline array `destination = [...]`" if isinstance(entries, list)
-                 else "a single [destination] table")
-        raise UsageError(f"{path} has {found}, not [[destination]] tables: write each destination as a "
-                         "[[destination]] table, or edit the file by hand")
-
-
-def _verify(new_text: str, path: Path, expected: dict[str, Any]) -> None:
-    """Refuse to write unless the edited text means exactly the intended data."""
-    try:
-        actual = tomllib.loads(new_text)
-    except tomllib.TOMLDecodeError:
-        actual = None
-    if actual != expected:
-        raise MonitorError(f"could not edit {path} safely (its layout is unusual); "
-                           "the file was not changed: please edit it by hand")
-
-
-# --------------------------------------------------------------------------
-# text splicing
-# --------------------------------------------------------------------------
-
-
-def _render(table: tomlkit.items.Table) -> str:
-    array = tomlkit.aot()
-    array.append(table)
-    document = tomlkit.document()
-    document.add(ARRAY, array)
-    return tomlkit.dumps(document)
-
-
-def _append_block(text: str, block: str) -> str:
-    """TEXT with BLOCK at the end, one blank line between; TEXT itself is kept as is."""
-    if not text.strip():
-        return block
-    separator = "" if text.endswith("\n") else "\n"
-    if not (text + separator).endswith("\n\n"):
-        separator += "\n"
-    return text + separator + block
-
-
-def _cut_destination(text: str, index: int) -> str:
-    """TEXT without the INDEX-th [[destination]] table and the comment lines right above it."""
-    spans = table_spans(text)
-    own = [span for span in spans if span.path[:2] == (ARRAY, index)]
-    before = [span for span in spans if span.header_line < own[0].header_line]
-    lines = text.splitlines(keepends=True)
-    floor = before[-1].last_line if before else 0  # never climb into the previous table's values
-    start = own[0].header_line - 1  # 0-based
-    while start > floor and lines[start - 1].lstrip().startswith("#"):
-        start -= 1
-    end = max(span.last_line for span in own)  # 0-based index of the first line after the table
-    while end < len(lines) and not lines[end].strip():
-        end += 1
-    if end == len(lines):  # the last table: drop the blank lines that separated it instead
-        while start > floor and not lines[start - 1].strip():
-            start -= 1
-    return "".join(lines[:start] + lines[end:])

@@ -9,7 +9,6 @@ Exit codes: 0 success, 1 could not run (or nothing found where that matters),
 from __future__ import annotations
 
 import importlib
-import logging
 import os
 import sys
 

@@ -35,7 +35,7 @@ from monitor.discover import Candidate, DiscoveryError, discover, probe_urls
 from monitor.durations import format_duration
 from monitor.errors import MonitorError, UsageError
 from monitor.fetch import Fetcher
-from monitor.lock import signal_daemon
+from monitor.lock import DaemonLock, signal_daemon
 from monitor.models import FeedConfig, FeedState, FetchSettings
 from monitor.opml import export_opml, parse_opml
 from monitor.store import Store
@@ -107,6 +107,9 @@ def feeds_list(app: App, as_json: bool) -> None:
       monitor feeds list --json | jq 'select(.status=="error")'
     """
     rows = feed_rows(app)
+    problem = DaemonLock(app.db_path).problem()
+    if problem:  # the states below are the last the database could record
+        click.echo(f"warning: the daemon {problem}; feed states are as of then", err=True)
     if as_json:
         echo_jsonl(rows)
         return

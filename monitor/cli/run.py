@@ -59,13 +59,13 @@ def run_command(app: App, once: bool, watch_config: bool, http: str | None) -> N
                                     progress=_progress_line(len(config.feeds))))
             _print_summary(summary)
         else:
-            _run(_daemon(app, prepared, watch_config, listen))
+            _run(_daemon(app, prepared, watch_config, listen, lock))
     finally:
         lock.release()
     _exit_now(0)
 
 
-async def _daemon(app: App, prepared, watch_config: bool, listen) -> None:
+async def _daemon(app: App, prepared, watch_config: bool, listen, lock: DaemonLock) -> None:
     from monitor.config import load_config
     from monitor.daemon import Daemon
     from monitor.sdnotify import Notifier
@@ -78,7 +78,7 @@ async def _daemon(app: App, prepared, watch_config: bool, listen) -> None:
     notifier = Notifier.from_env()
     try:
         await Daemon(prepared, app.db_path, loader=loader, notifier=notifier,
-                     watch_config=watch_config, http=listen).run()
+                     watch_config=watch_config, http=listen, lock=lock).run()
     finally:
         notifier.close()
 

@@ -18,8 +18,7 @@ CLEAR_LINE = "... in a line of its own, not a traceback"
 # Checks that fail because of defects outside the files these runs own (see RELIABILITY.md).
 KNOWN = {
     "db_locked": set(),
-    # A full database cannot record the feeds' error either: only the log says it (see RELIABILITY.md).
-    "disk_full": {"`feeds list` says the disk is full"},
+    "disk_full": set(),
 }
 
 
@@ -57,7 +56,5 @@ def test_full_disk_no_crash_nothing_lost_no_corruption_and_recovery(full):
     assert full.figures["lost"] == 0
 
 
-@pytest.mark.xfail(strict=True, reason="a full database cannot record the feeds' error, so `feeds list` "
-                                       "cannot say the disk is full; the log does (RELIABILITY.md)")
 def test_full_disk_is_reported_clearly_and_sends_nothing_twice(full):
     assert not failures(full, known=True)
