@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import sqlite3
+import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -266,3 +267,51 @@ def test_feed_credentials_go_as_a_header_and_never_into_the_database(feed_server
     sent = feed_server.requests_to("/private")[0].headers["Authorization"]
     assert base64.b64decode(sent.split()[1]) == b"reader:s3cr@t"
     assert b"s3cr" not in db.read_bytes() and b"reader" not in db.read_bytes()
+
+
+def test_fetching_waits_while_matching_falls_behind(feed_server, tmp_path):
+    """At most global_limit polls are under way from fetch to store: with matching stuck,
+    no third feed is fetched (its body would only pile up in memory)."""
+    third_request = threading.Event()
+    served: list[str] = []
+
+    def counted(body: bytes):
+        inner = static(body)
+
+        def route(handler):
+            served.append(handler.path)
+            if len(served) >= 3:
+                third_request.set()
+            inner(handler)
+        return route
+
+    feeds = []
+    for i in range(5):
+        feed_server.routes[f"/f{i}"] = counted(rss([Item(f"g{i}", f"Story {i}")]))
+        feeds.append(FeedConfig(f"f{i}", feed_server.url(f"/f{i}"), 600.0))
+    config = Config(dir=tmp_path, fetch=FetchSettings(deadline=5.0, global_limit=2), poll=PollSettings(),
+                    feeds=tuple(feeds), timezone="UTC", log_level="info")
+    served_when_first_match_ended: list[int] = []
+
+    def match(entry, feed_tags):
+        if not served_when_first_match_ended:
+            third_request.wait(timeout=2.0)  # set at once if fetching does not wait
+            served_when_first_match_ended.append(len(served))
+        return []
+
+    async def run() -> list:
+        store = StoreThread(tmp_path / "monitor.db")
+        try:
+            await store.call(Store.sync_feeds, config.feeds, T0)
+            async with Fetcher(config.fetch) as fetcher:
+                pipeline = Pipeline(config, store, fetcher, match, clock=lambda: T0, parse_workers=0)
+                try:
+                    return await asyncio.gather(*(pipeline.poll(feed) for feed in feeds))
+                finally:
+                    pipeline.close()
+        finally:
+            store.close()
+
+    reports = asyncio.run(run())
+    assert [r.outcome for r in reports] == ["ok"] * 5  # all polled in the end
+    assert served_when_first_match_ended == [2]
