@@ -396,7 +396,8 @@ class Daemon:
             return
         if self._storage_problem is None and isinstance(error, sqlite3.Error):
             since = self.clock().strftime("%Y-%m-%dT%H:%M:%SZ")
-            self._storage_problem = f"cannot write to the database since {since}: {_one_line(error)}"
+            reason = " ".join(str(error).split()) or type(error).__name__
+            self._storage_problem = f"cannot write to the database since {since}: {reason}"
             if self._lock is not None:
                 self._lock.note_problem(self._storage_problem)
 
