@@ -9,6 +9,7 @@ times are ISO 8601 UTC strings with a Z.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ def gather_status(db_path: Path, config: Config | None, now: datetime) -> dict[s
             feeds = _feed_counts(store, now)
             today = _today_counts(store, midnight)
             alerts = _alert_counts(store, midnight)
+            copies = _also_reported(store, midnight)
         finally:
             store.close()
     else:
@@ -46,6 +48,7 @@ def gather_status(db_path: Path, config: Config | None, now: datetime) -> dict[s
         feeds = dict.fromkeys(("total", *FEED_STATUSES, "backing_off"), 0)
         today = {"stories_today": 0, "matches_today": 0}
         alerts = dict.fromkeys((*ALERT_STATUSES, "sent_today"), 0)
+        copies = []
     heartbeat = _moment(meta.get("heartbeat"))
     daemon = {
         "running": pid is not None,
@@ -68,6 +71,7 @@ def gather_status(db_path: Path, config: Config | None, now: datetime) -> dict[s
         "feeds": feeds,
         **today,
         "alerts": alerts,
+        "also_reported_today": copies,
         "config_error": config_error,
         "storage_problem": storage_problem,
     }
@@ -128,6 +132,25 @@ def _alert_counts(store: Store, midnight: datetime) -> dict[str, int]:
                                   [to_text(midnight)]).fetchone()[0]
     return {**{status: by_status.get(status, 0) for status in ALERT_STATUSES},
             "sent_today": sent_today}
+
+
+def _also_reported(store: Store, midnight: datetime, limit: int = 5) -> list[dict[str, Any]]:
+    """Today's alerted stories that other outlets carried too, newest first: each alerted
+    once, its copies recorded on the alert as "also reported by" instead of sent."""
+    rows = store.db.execute(
+        "SELECT json_extract(payload, '$.title'), json_extract(payload, '$.feed'), "
+        "json_extract(payload, '$.also_reported_by') FROM alerts "
+        "WHERE kind = 'match' AND created >= ? "
+        "AND json_array_length(payload, '$.also_reported_by') > 0 ORDER BY id DESC",
+        [to_text(midnight)]).fetchall()
+    stories: dict[tuple[str, str], dict[str, Any]] = {}
+    for title, feed, reporters in rows:  # one row per destination: merge them per story
+        story = stories.setdefault((feed, title), {"title": title, "feed": feed, "also_reported_by": []})
+        story["also_reported_by"] += [r for r in json.loads(reporters) if r not in story["also_reported_by"]]
+        if len(stories) > limit:
+            stories.pop((feed, title))
+            break
+    return list(stories.values())
 
 
 def _moment(text: str | None) -> datetime | None:

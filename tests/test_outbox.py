@@ -146,6 +146,23 @@ def test_a_story_from_a_second_outlet_is_recorded_not_sent_again(tmp_path, webho
     assert len(webhook.posts) == 1
 
 
+def test_status_shows_todays_stories_also_reported_by_other_outlets(tmp_path, webhook):
+    from monitor.cli.status import summary_lines
+    from monitor.status import gather_status
+
+    two_destinations = [dest(webhook), dest(webhook, "second")]
+    h = Harness(tmp_path / "m.db", two_destinations, AlertSettings(), feeds=("one", "two", "three"))
+    h.poll("one", (entry("one", "a", "Russian edition", "https://112.ua/politika/china-drones-123.html"), match()))
+    h.dispatch()
+    h.poll("two", (entry("two", "b", "Ukrainian edition", "https://ua.112.ua/politika/china-drones-123.html"), match()))
+    h.poll("three", (entry("three", "c", "A story of its own about China's drones"), match()))
+    status = gather_status(h.db, None, T0)
+    assert status["also_reported_today"] == [
+        {"title": "Russian edition", "feed": "one", "also_reported_by": ["two"]}]  # once, not per destination
+    assert "copies:  Russian edition (one), also reported by two" in summary_lines(status)
+    assert gather_status(h.db, None, T0 + timedelta(days=1))["also_reported_today"] == []  # today only
+
+
 def test_grouping_delay_merges_copies_arriving_together(tmp_path, webhook):
     h = Harness(tmp_path / "m.db", [dest(webhook)], AlertSettings(grouping_delay=60))
     h.poll("one", (entry("one", "a", "China sends drone parts to Russia, customs data show"), match()))

@@ -19,7 +19,8 @@ from monitor.status import gather_status
 @click.pass_context
 def status_command(ctx: click.Context, as_json: bool) -> None:
     """Show whether the daemon runs and is healthy, its feeds, today's stories and
-    matches, the alert queue and any config error the daemon refused.
+    matches, the alert queue, today's alerted stories that other outlets also
+    reported (sent once), and any config error the daemon refused.
 
     Reads the database only, so it works while the daemon runs (and as the
     service's user: `sudo -u monitor monitor status`).
@@ -70,6 +71,9 @@ def summary_lines(status: dict[str, Any]) -> list[str]:
         f"alerts:  {alerts['pending']} pending, {alerts['failed']} failed (retrying), "
         f"{alerts['dead']} dead, {alerts['sent_today']} sent today",
     ]
+    for story in status.get("also_reported_today", []):
+        lines.append(f"copies:  {story['title']} ({story['feed']}), also reported by "
+                     f"{', '.join(story['also_reported_by'])}")
     if status["config_error"]:
         first, *rest = status["config_error"].splitlines()
         lines.append(f"config:  {_coloured('error: ' + first, 'red')}")
