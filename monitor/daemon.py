@@ -331,7 +331,7 @@ class Daemon:
         if new.config.fetch != self.config.fetch:
             old_fetcher, pipeline.fetcher = pipeline.fetcher, Fetcher(new.config.fetch)
             self._spawn(_close_later(old_fetcher, self.STOP_GRACE))
-        pipeline.config, pipeline.match, pipeline.alerting = new.config, new.match, new.alerting
+        pipeline.reconfigure(new.config, new.match, new.alerting)
         dispatcher = new.alerting.dispatcher(self._store, self.clock)
         await dispatcher.warm_up()
         self._dispatcher = dispatcher

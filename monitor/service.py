@@ -127,6 +127,16 @@ class Pipeline:
         self._under_way = asyncio.Semaphore(config.fetch.global_limit)
         self._matcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="monitor-match")
 
+    def reconfigure(self, config: Config, match: MatchFn | None,
+                    alerting: "Alerting | None") -> None:
+        """Run later polls with a reloaded config; polls under way finish with the old one.
+
+        A changed `global_limit` takes effect for polls that start from now on.
+        """
+        if config.fetch.global_limit != self.config.fetch.global_limit:
+            self._under_way = asyncio.Semaphore(config.fetch.global_limit)
+        self.config, self.match, self.alerting = config, match, alerting
+
     def close(self, wait: bool = True) -> None:
         """Shut the workers down; wait=False (on SIGTERM) also ends parser processes at once."""
         if self._parser is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import sqlite3
 import threading
@@ -269,10 +270,13 @@ def test_feed_credentials_go_as_a_header_and_never_into_the_database(feed_server
     assert b"s3cr" not in db.read_bytes() and b"reader" not in db.read_bytes()
 
 
-def test_fetching_waits_while_matching_falls_behind(feed_server, tmp_path):
+@pytest.mark.parametrize("reloaded_limit", [None, 3])
+def test_fetching_waits_while_matching_falls_behind(feed_server, tmp_path, reloaded_limit):
     """At most global_limit polls are under way from fetch to store: with matching stuck,
-    no third feed is fetched (its body would only pile up in memory)."""
-    third_request = threading.Event()
+    no further feed is fetched (its body would only pile up in memory). A reloaded
+    global_limit applies to the polls that start after the reload."""
+    limit = reloaded_limit or 2
+    beyond_limit = threading.Event()
     served: list[str] = []
 
     def counted(body: bytes):
@@ -280,8 +284,8 @@ def test_fetching_waits_while_matching_falls_behind(feed_server, tmp_path):
 
         def route(handler):
             served.append(handler.path)
-            if len(served) >= 3:
-                third_request.set()
+            if len(served) > limit:
+                beyond_limit.set()
             inner(handler)
         return route
 
@@ -295,7 +299,7 @@ def test_fetching_waits_while_matching_falls_behind(feed_server, tmp_path):
 
     def match(entry, feed_tags):
         if not served_when_first_match_ended:
-            third_request.wait(timeout=2.0)  # set at once if fetching does not wait
+            beyond_limit.wait(timeout=2.0)  # set at once if fetching does not wait
             served_when_first_match_ended.append(len(served))
         return []
 
@@ -305,6 +309,10 @@ def test_fetching_waits_while_matching_falls_behind(feed_server, tmp_path):
             await store.call(Store.sync_feeds, config.feeds, T0)
             async with Fetcher(config.fetch) as fetcher:
                 pipeline = Pipeline(config, store, fetcher, match, clock=lambda: T0, parse_workers=0)
+                if reloaded_limit is not None:
+                    reloaded = dataclasses.replace(
+                        config, fetch=dataclasses.replace(config.fetch, global_limit=reloaded_limit))
+                    pipeline.reconfigure(reloaded, match, None)
                 try:
                     return await asyncio.gather(*(pipeline.poll(feed) for feed in feeds))
                 finally:
@@ -314,4 +322,4 @@ def test_fetching_waits_while_matching_falls_behind(feed_server, tmp_path):
 
     reports = asyncio.run(run())
     assert [r.outcome for r in reports] == ["ok"] * 5  # all polled in the end
-    assert served_when_first_match_ended == [2]
+    assert served_when_first_match_ended == [limit]
