@@ -21,46 +21,32 @@ import sys
 import tempfile
 import time
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from bench.localserver import QuietHandler, serve_forever  # noqa: E402
+
 
 def receiver(port_queue, feeds_body: bytes) -> None:
     """Webhook receiver and feed server in one process (not sharing the daemon's GIL)."""
     received = {"posts": 0}
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args) -> None:
-            pass
-
+    class Handler(QuietHandler):
         def do_POST(self) -> None:
             self.rfile.read(int(self.headers.get("Content-Length", 0)))
             received["posts"] += 1
-            self._send(200, b"")
+            self.reply(200, b"")
 
         def do_GET(self) -> None:
             if self.path == "/count":
-                self._send(200, json.dumps(received).encode())
+                self.reply(200, json.dumps(received).encode())
             else:
-                self._send(200, feeds_body)
+                self.reply(200, feeds_body)
 
-        def _send(self, status: int, body: bytes) -> None:
-            self.send_response(status)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    server.request_queue_size = 256
-    port_queue.put(server.server_address[1])
-    server.serve_forever()
+    serve_forever(Handler, port_queue)
 
 
 async def probe(stop: asyncio.Event, stalls: list[float], every: float = 0.01) -> None:

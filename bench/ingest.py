@@ -26,13 +26,13 @@ import sys
 import tempfile
 import time
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from xml.sax.saxutils import escape
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.localserver import QuietHandler, serve_forever  # noqa: E402
 from bench.memory import TreeMemory  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures" / "feeds"
@@ -88,42 +88,25 @@ def serve(feeds: int, items: int, port_queue: multiprocessing.Queue) -> None:
     tags = {path: '"' + hashlib.sha1(b).hexdigest()[:16] + '"' for path, b in bodies.items()}
     honour = {"validators": True}
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args) -> None:
-            pass
-
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
             if self.path == "/control/no-validators":
                 honour["validators"] = False
-                self._send(200, b"ok", {})
+                self.reply(200, b"ok", {})
                 return
             body = bodies.get(self.path)
             if body is None:
-                self._send(404, b"", {})
+                self.reply(404, b"", {})
                 return
             headers = {"Content-Type": "application/rss+xml; charset=utf-8"}
             if honour["validators"]:
                 headers["ETag"] = tags[self.path]
                 if self.headers.get("If-None-Match") == tags[self.path]:
-                    self._send(304, b"", headers)
+                    self.reply(304, b"", headers)
                     return
-            self._send(200, body, headers)
+            self.reply(200, body, headers)
 
-        def _send(self, status: int, body: bytes, headers: dict) -> None:
-            self.send_response(status)
-            for k, v in headers.items():
-                self.send_header(k, v)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    server.request_queue_size = 256
-    port_queue.put(server.server_address[1])
-    server.serve_forever()
+    serve_forever(Handler, port_queue)
 
 
 def peak_rss_mb() -> float:

@@ -27,7 +27,6 @@ import tempfile
 import time
 import urllib.request
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -37,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from ingest import sample_texts  # noqa: E402
 
+from bench.localserver import QuietHandler, serve_forever  # noqa: E402
 from bench.memory import TreeMemory  # noqa: E402
 
 
@@ -59,15 +59,10 @@ def serve(feeds: int, change_every: int, port_queue) -> None:
                f"<description>soak</description>{''.join(items)}</channel></rss>")
         return xml.encode(), f'"{index}-{version}"'
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args) -> None:
-            pass
-
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
             if self.path == "/stats":
-                self._send(200, json.dumps(stats).encode(), {})
+                self.reply(200, json.dumps(stats).encode(), {})
                 return
             index = int(self.path.rsplit("/", 1)[1].split(".")[0])
             stats["requests"] += 1
@@ -75,23 +70,11 @@ def serve(feeds: int, change_every: int, port_queue) -> None:
             version = 20 + counts[index] // change_every
             data, tag = body(index, version)
             if self.headers.get("If-None-Match") == tag:
-                self._send(304, b"", {"ETag": tag})
+                self.reply(304, b"", {"ETag": tag})
             else:
-                self._send(200, data, {"ETag": tag, "Content-Type": "application/rss+xml"})
+                self.reply(200, data, {"ETag": tag, "Content-Type": "application/rss+xml"})
 
-        def _send(self, status: int, data: bytes, headers: dict) -> None:
-            self.send_response(status)
-            for k, v in headers.items():
-                self.send_header(k, v)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    server.request_queue_size = 512
-    port_queue.put(server.server_address[1])
-    server.serve_forever()
+    serve_forever(Handler, port_queue, backlog=512)
 
 
 def requests_served(port: int) -> int:
