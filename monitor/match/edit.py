@@ -263,30 +263,59 @@ class _WatchEdit:
 
 def _append_item(array: tomlkit.items.Array, value: str, newline: str) -> None:
     """Append VALUE the way the list is laid out: inline in a one-line list, else on a
-    line of its own, indented like the last item's line, with a comma if the last item has one."""
-    if "\n" not in array.as_string():
+    line of its own, indented like the last item's line, with a comma if the last item has one.
+
+    The layout is read from the array's own text (tomlkit's public as_string),
+    never from its private element groups."""
+    text = array.as_string()
+    if "\n" not in text:
         array.append(value)
         return
-    # tomlkit keeps each element as a group (indent, value, comma, comment); the layout is read from them.
-    groups = array._value
-    values = [index for index, group in enumerate(groups) if _holds_value(group)]
-    if not values:
+    last = _last_value_line(text)
+    if last is None:
         array.add_line(value, indent=newline + _FALLBACK_INDENT, newline=False)
         return
-    array.add_line(value, indent=newline + _line_indent(groups, values[-1]), newline=False,
-                   add_comma=groups[values[-1]].comma is not None)
+    indent, has_comma = last
+    array.add_line(value, indent=newline + indent, newline=False, add_comma=has_comma)
 
 
-def _holds_value(group: Any) -> bool:
-    return group.value is not None and not isinstance(group.value, tomlkit.items.Null)
+def _last_value_line(array_text: str) -> tuple[str, bool] | None:
+    """The indentation of the last line of ARRAY_TEXT that starts with a value, and whether
+    the array's last value is followed by a comma; None when no value starts a line."""
+    body = array_text.strip()
+    if body.startswith("["):
+        body = body[1:]
+    if body.endswith("]"):
+        body = body[:-1]
+    indent: str | None = None
+    code_seen = ""
+    for line in body.split("\n")[1:] if "\n" in body else []:
+        code = _strip_comment(line).strip()
+        if code:
+            indent = line[: len(line) - len(line.lstrip())]
+            code_seen = code
+    if indent is None:
+        return None
+    return indent, code_seen.endswith(",")
 
 
-def _line_indent(groups: Sequence[Any], last: int) -> str:
-    """The indentation of the line holding group LAST: the blanks after the nearest newline before it."""
-    for group in reversed(groups[:last + 1]):
-        if group.indent is not None and "\n" in group.indent.s:
-            return group.indent.s.rsplit("\n", 1)[1]
-    return _FALLBACK_INDENT
+def _strip_comment(line: str) -> str:
+    """LINE without a trailing TOML comment (a '#' outside a string)."""
+    quote: str | None = None
+    index = 0
+    while index < len(line):
+        char = line[index]
+        if quote is None:
+            if char == "#":
+                return line[:index]
+            if char in "\"'":
+                quote = char
+        elif char == "\\" and quote == '"':
+            index += 1
+        elif char == quote:
+            quote = None
+        index += 1
+    return line
 
 
 def _insert_key(table: tomlkit.items.Table | tomlkit.items.InlineTable, key: str, item: Any,
@@ -295,13 +324,21 @@ def _insert_key(table: tomlkit.items.Table | tomlkit.items.InlineTable, key: str
 
     tomlkit's public append puts a key after the comments that follow the
     table's last value, which belong to the next section; inserting after a
-    named key keeps the new line inside the table's own block. An inline
-    table has no comments: the key goes at its end."""
+    named key keeps the new line inside the table's own block. tomlkit has no
+    public insert-after, so the new line is written into the trail of AFTER's
+    item (the text that follows it up to the next line), which its public
+    trivia exposes. An inline table has no comments, and tomlkit writes a dotted
+    table's keys together: there the key goes at its end."""
     item = tomlkit.item(item)
     item.trivia.trail = newline
-    if after is not None and after in table and isinstance(table, tomlkit.items.Table):
-        item.trivia.indent = table.value.item(after).trivia.indent
-        table.value._insert_after(after, key, item)
+    dotted = isinstance(table, tomlkit.items.Table) and table.is_super_table()
+    if after is not None and after in table and isinstance(table, tomlkit.items.Table) and not dotted:
+        anchor = table.item(after)
+        line = tomlkit.dumps({key: item}).rstrip("\r\n")
+        trail = anchor.trivia.trail
+        if not trail.endswith(("\n", "\r")):
+            trail += newline
+        anchor.trivia.trail = f"{trail}{anchor.trivia.indent}{line}{newline}"
     else:
         table.append(key, item)
 
