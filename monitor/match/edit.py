@@ -333,7 +333,7 @@ def _insert_key(table: tomlkit.items.Table | tomlkit.items.InlineTable, key: str
     item.trivia.trail = newline
     dotted = isinstance(table, tomlkit.items.Table) and table.is_super_table()
     if after is not None and after in table and isinstance(table, tomlkit.items.Table) and not dotted:
-        anchor = table.item(after)
+        anchor = table.value.item(after)
         line = tomlkit.dumps({key: item}).rstrip("\r\n")
         trail = anchor.trivia.trail
         if not trail.endswith(("\n", "\r")):
