@@ -16,7 +16,7 @@ import os
 import signal
 from pathlib import Path
 
-from monitor.errors import DatabaseLocked
+from monitor.errors import DatabaseLocked, MonitorError
 
 
 LOCK_FILE_SIZE = 1024  # bytes: within the first block, so rewriting it never allocates
@@ -27,12 +27,20 @@ class DaemonLock:
     (first line) and its storage problem, if any (second line)."""
 
     def __init__(self, db_path: Path) -> None:
-        self.path = db_path.with_name(db_path.name + ".lock")
+        # The real path: a symlink (or another spelling) of the same database must
+        # name the same lock, or two daemons would write one database.
+        real = Path(db_path).expanduser().resolve()
+        self.path = real.with_name(real.name + ".lock")
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise MonitorError(f"cannot create the lock file {self.path}: "
+                               f"{exc.strerror or exc} (the daemon needs to write in "
+                               f"{self.path.parent})") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

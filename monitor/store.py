@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 import json
 import os
 import sqlite3
@@ -326,9 +327,30 @@ def _create_private(path: Path) -> None:
         pass
 
 
+def _open_readonly(path: Path) -> sqlite3.Connection:
+    """A reading connection; on a read-only folder or filesystem, an immutable one.
+
+    A WAL database needs its -shm file even to be read, and SQLite cannot make
+    one where it may not write. An immutable open reads the main file alone:
+    right for a copy, a backup or a read-only mount, which nothing writes;
+    changes still in a -wal file (a daemon killed without its checkpoint) are
+    not seen.
+    """
+    uri = path.resolve().as_uri()
+    conn = sqlite3.connect(f"{uri}?mode=ro", uri=True)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return conn
+    except sqlite3.OperationalError as exc:
+        conn.close()
+        if "readonly" not in str(exc) and "unable to open" not in str(exc):
+            raise
+    return sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True)
+
+
 def _connect(path: Path, readonly: bool) -> Database:
     if readonly:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        conn = _open_readonly(path)
     else:
         _create_private(path)
         conn = sqlite3.connect(path)
@@ -350,6 +372,28 @@ def _prepare(db: Database, path: Path, readonly: bool) -> None:
         migrations.apply(db)
     elif migrations.pending(db):
         raise MonitorError(f"the database at {path} needs an upgrade; run `monitor run` once")
+
+
+def database_error(path: Path, exc: BaseException) -> MonitorError:
+    """A SQLite or OS error as one clear message that names the database file."""
+    reason = str(exc) or type(exc).__name__
+    hint = ""
+    if "malformed" in reason or "not a database" in reason or "constructor failed" in reason:
+        hint = (f"; the file is damaged: restore a backup, or rebuild it with "
+                f"`sqlite3 {path} .recover | sqlite3 NEW.db`")
+    return MonitorError(f"cannot read the database at {path}: {reason}{hint}")
+
+
+def reads_database(function: Callable[..., T]) -> Callable[..., T]:
+    """Turn SQLite errors of a reading call on a Store (its first argument) into a
+    MonitorError naming the file, instead of a traceback (a corrupt page, a lost file)."""
+    @functools.wraps(function)
+    def reading(store: "Store", *args: Any, **kwargs: Any) -> T:
+        try:
+            return function(store, *args, **kwargs)
+        except sqlite3.Error as exc:
+            raise database_error(store.path, exc) from exc
+    return reading
 
 
 class Store:
@@ -451,10 +495,12 @@ class Store:
             changes["status"] = "paused" if status == "paused" else "new"
         return changes
 
+    @reads_database
     def feed_state(self, name: str) -> FeedState | None:
         rows = list(self.db.query("SELECT * FROM feeds WHERE name = ?", [name]))
         return _feed_state(rows[0]) if rows else None
 
+    @reads_database
     def feed_states(self, *, include_removed: bool = False) -> list[FeedState]:
         where = "" if include_removed else "WHERE status != 'removed'"
         return [_feed_state(row) for row in self.db.query(f"SELECT * FROM feeds {where} ORDER BY name")]
@@ -632,6 +678,7 @@ class Store:
 
     # -------------------------------------------------------------- reading
 
+    @reads_database
     def list_stories(self, *, since: datetime | None = None, feed: str | None = None,
                      limit: int | None = None) -> list[dict]:
         """Stories newest first by first_seen; times are ISO 8601 UTC strings."""
@@ -645,18 +692,21 @@ class Store:
             {"since": to_text(since), "feed": feed, "limit": -1 if limit is None else limit})
         return [_story(row) for row in rows]
 
+    @reads_database
     def entry_counts(self) -> dict[str, int]:
         rows = self.db.execute(
             "SELECT f.name, COUNT(e.id) FROM feeds f LEFT JOIN entries e ON e.feed_id = f.id "
             "GROUP BY f.id ORDER BY f.name")
         return dict(rows.fetchall())
 
+    @reads_database
     def last_story_times(self) -> dict[str, datetime]:
         """feed name -> when its newest story was first seen (feeds with stories only)."""
         rows = self.db.execute("SELECT f.name, MAX(e.first_seen) FROM feeds f "
                                "JOIN entries e ON e.feed_id = f.id GROUP BY f.id")
         return {name: from_text(seen) for name, seen in rows.fetchall()}
 
+    @reads_database
     def fetch_log(self, name: str, limit: int = 20) -> list[dict]:
         """The feed's latest fetches, newest first."""
         return list(self.db.query(
@@ -672,6 +722,7 @@ class Store:
             "WHERE (:since IS NULL OR e.first_seen >= :since) ORDER BY e.first_seen, e.id",
             {"since": to_text(since)})
 
+    @reads_database
     def matched_rules(self, *, since: datetime | None = None) -> dict[int, set[str]]:
         """entry id -> the rules recorded as matching it, for entries first seen since."""
         rows = self.db.execute(
@@ -682,6 +733,7 @@ class Store:
             found.setdefault(entry_id, set()).add(rule)
         return found
 
+    @reads_database
     def get_meta(self, key: str) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
         return None if row is None else row[0]
