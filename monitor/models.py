@@ -159,6 +159,7 @@ class Match:
     tags: tuple[str, ...]
     hits: tuple[Hit, ...]
     snippet: str  # short text with hits marked as [[...]]
+    hits_omitted: int = 0  # hits beyond the stored ones (a story repeating a term thousands of times)
 
 
 # --------------------------------------------------------------------------
@@ -185,6 +186,8 @@ class FeedState:
     next_poll: datetime | None = None
     retry_after: datetime | None = None
     baselined: bool = False  # first successful poll done
+    match_warning: str | None = None  # stories of the last poll stored without matching
+    moved_to: str | None = None  # a permanent redirect not followed: the feed sends credentials
 
 
 @dataclass(frozen=True)

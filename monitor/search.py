@@ -282,8 +282,8 @@ def _result(row: dict[str, Any], match: Match) -> dict[str, Any]:
 
 _MATCH_COLUMNS = (
     "m.entry_id AS id, m.id AS match_id, m.rule, m.score, m.severity, m.tags, m.hits, m.snippet, "
-    "m.entry_version, m.created, m.muted_at, m.mute_reason, f.name AS feed, e.title, e.url, "
-    "e.published, e.first_seen, e.version")
+    "m.entry_version, m.created, m.muted_at, m.mute_reason, m.hits_omitted, f.name AS feed, "
+    "e.title, e.url, e.published, e.first_seen, e.version")
 
 
 def _match_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -327,7 +327,8 @@ def get_story(store: Store, entry_id: int) -> dict[str, Any] | None:
     rows = list(store.db.query(
         "SELECT e.id, f.name AS feed, e.guid, e.url, e.title, e.summary, e.content, e.language, "
         "e.published, e.updated, e.first_seen, e.last_seen, e.updated_at, e.version, e.authors, "
-        "e.tags FROM entries e JOIN feeds f ON f.id = e.feed_id WHERE e.id = ?", [entry_id]))
+        "e.tags, e.match_skipped FROM entries e JOIN feeds f ON f.id = e.feed_id WHERE e.id = ?",
+        [entry_id]))
     if not rows:
         return None
     story = rows[0]

@@ -48,7 +48,7 @@ STATUSES = frozenset({"new", "ok", "error", "gone", "removed", "paused"})
 POLL_STATE_COLUMNS = frozenset({
     "url", "status", "etag", "last_modified", "body_hash", "last_success",
     "last_attempt", "last_error", "last_error_kind", "consecutive_errors",
-    "next_poll", "retry_after", "baselined", "title",
+    "next_poll", "retry_after", "baselined", "title", "match_warning", "moved_to",
 })
 FETCH_LOG_COLUMNS = frozenset({
     "at", "outcome", "status", "bytes", "duration", "error_kind", "error",
@@ -58,7 +58,7 @@ FETCH_LOG_COLUMNS = frozenset({
 URL_CHANGE_RESET = {
     "etag": None, "last_modified": None, "body_hash": None,
     "consecutive_errors": 0, "next_poll": None, "retry_after": None,
-    "baselined": 0,
+    "baselined": 0, "match_warning": None, "moved_to": None,
 }
 
 migrations = Migrations("monitor")
@@ -240,6 +240,25 @@ def _strip_credentials(db: Database) -> None:
                    [strip_userinfo(url), strip_userinfo(config_url), feed_id])
 
 
+@migrations(name="0005_hardening")
+def _hardening(db: Database) -> None:
+    """What a hostile feed leaves to see.
+
+    `entries.match_skipped` says why a story was stored without being matched
+    (it went over its matching budget); `feeds.match_warning` reports that in the
+    feed's health until a poll matches every story again. `matches.hits_omitted`
+    counts the hits beyond the stored ones. `feeds.moved_to` is a permanent
+    redirect to another origin that was not followed for good, because the feed
+    sends credentials: the user confirms it by editing feeds.toml.
+    """
+    db.executescript("""
+        ALTER TABLE entries ADD COLUMN match_skipped TEXT;
+        ALTER TABLE matches ADD COLUMN hits_omitted INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE feeds ADD COLUMN match_warning TEXT;
+        ALTER TABLE feeds ADD COLUMN moved_to TEXT;
+    """)
+
+
 def to_text(moment: datetime | None) -> str | None:
     """UTC, whole seconds, fixed width: "2026-11-29T04:06:52Z" sorts as text."""
     if moment is None:
@@ -295,6 +314,7 @@ def _feed_state(row: dict[str, Any]) -> FeedState:
         consecutive_errors=row["consecutive_errors"],
         next_poll=from_text(row["next_poll"]), retry_after=from_text(row["retry_after"]),
         baselined=bool(row["baselined"]),
+        match_warning=row.get("match_warning"), moved_to=row.get("moved_to"),
     )
 
 
@@ -580,14 +600,16 @@ class Store:
 
     def save_poll(self, name: str, items: Sequence[tuple[Entry, str, bool, Sequence[Match]]],
                   now: datetime, state: dict, log: dict, *, keep: int,
-                  planner: "AlertPlanner | None" = None) -> StoreResult:
+                  planner: "AlertPlanner | None" = None,
+                  unmatched: dict[str, str] | None = None) -> StoreResult:
         """Store one successful poll (stories, their matches, their alerts, state, log)
         in ONE transaction.
 
         `items` are classify()'s labels plus alertable and the matches; the log's
         `at` defaults to `now` and its entry counts are filled in here. `planner`
         writes the alert rows of each newly inserted match, inside this transaction,
-        so a match is never stored without its alerts.
+        so a match is never stored without its alerts. `unmatched` maps the guids of
+        stories that were not matched (over their budget) to why: stored in the story.
         """
         counts = dict.fromkeys(("new", "updated", "unchanged", "new_for_alerting", "matched"), 0)
         seen: list[str] = []
@@ -605,6 +627,8 @@ class Store:
                     continue
                 if stored:
                     counts[kind] += 1
+                    self.db.execute("UPDATE entries SET match_skipped = ? WHERE id = ?",
+                                    [(unmatched or {}).get(entry.guid), stored[0]])
                     inserted = self._insert_matches(*stored, matches, now)
                     counts["matched"] += len(inserted)
                     if planner is not None and inserted and (alertable or kind == "updated"):
@@ -646,11 +670,11 @@ class Store:
         for match in matches:
             row = self.db.execute(
                 "INSERT INTO matches (entry_id, rule, score, severity, tags, hits, snippet, "
-                "entry_version, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "entry_version, created, hits_omitted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (entry_id, rule) DO NOTHING RETURNING id",
                 [entry_id, match.rule, match.score, match.severity, _json(list(match.tags)),
                  _json([asdict(hit) for hit in match.hits]), match.snippet, version,
-                 to_text(now)]).fetchone()
+                 to_text(now), match.hits_omitted]).fetchone()
             if row is not None:
                 inserted.append((row[0], match))
         return inserted
