@@ -72,7 +72,8 @@ class FetchRequest:
     etag: str | None = None
     last_modified: str | None = None
     body_hash: str | None = None  # sha256 hex of the last parsed body
-    headers: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)  # sent to `configured`'s origin only
+    configured: str | None = None  # the URL in feeds.toml (url may have moved on); None: url
 
 
 class FetchOutcome(str, enum.Enum):

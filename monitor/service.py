@@ -160,9 +160,10 @@ class Pipeline:
         state = await self.store.call(Store.feed_state, feed.name)
         if state is None or state.status in ("gone", "paused", "removed"):
             return PollReport(feed.name, "skipped")
+        credentials = {**_credentials_header(feed.url), **feed.headers}
         request = FetchRequest(feed=feed.name, url=state.url, etag=state.etag,
                                last_modified=state.last_modified, body_hash=state.body_hash,
-                               headers={**_credentials_header(feed.url), **feed.headers})
+                               headers=credentials, configured=strip_userinfo(feed.url))
         result = await self.fetcher.fetch(request, self.clock())
         parsed: ParsedFeed | None = None
         parse_error: str | None = None
@@ -174,7 +175,7 @@ class Pipeline:
         now = self.clock()
         update = after_poll(state, result, now, interval=feed.interval, poll=self.config.poll,
                             rng=self.rng, parse_error=parse_error)
-        columns = dict(update.columns)
+        columns = _hold_credentialed_move(dict(update.columns), feed, result, bool(credentials))
         if parsed is not None:
             columns["baselined"] = True
             if parsed.title:
@@ -406,6 +407,28 @@ def _process_start(pid: int) -> str | None:
             return stat.read().rsplit(")", 1)[1].split()[19]
     except (OSError, IndexError):
         return None
+
+
+def _hold_credentialed_move(columns: dict, feed: FeedConfig, result: FetchResult,
+                            has_credentials: bool) -> dict:
+    """A feed that sends credentials is not moved to another origin by a permanent redirect:
+    the new address is kept in `moved_to` for the user to confirm (by editing feeds.toml),
+    since moving it would hand the credentials, or the trust in its answers, to another host.
+    A poll that is not redirected away clears the flag."""
+    from monitor.origins import credentials_allowed
+    from monitor.masking import mask_url
+
+    target = columns.get("url")
+    if target is None:
+        if result.outcome is not FetchOutcome.ERROR:
+            columns["moved_to"] = None
+        return columns
+    if has_credentials and not credentials_allowed(feed.url, target):
+        del columns["url"]
+        columns["moved_to"] = mask_url(target)
+    else:
+        columns["moved_to"] = None
+    return columns
 
 
 def _credentials_header(url: str) -> dict[str, str]:
