@@ -54,14 +54,30 @@ class DaemonLock:
         os.write(fd, _content(None))
         self._fd = fd
 
-    def note_problem(self, problem: str | None) -> None:
-        """Say (or, with None, clear) what keeps the daemon from writing its database."""
+    def note_problem(self, problem: str | None, feeds: dict[str, str] | None = None) -> None:
+        """Say (or, with None, clear) what keeps the daemon from writing its database,
+        and which feeds' polls could not be stored (name -> why), one per line after it."""
         if self._fd is None:
             return
         try:
-            os.pwrite(self._fd, _content(problem), 0)
+            os.pwrite(self._fd, _content(problem, feeds), 0)
         except OSError:
             pass  # a filesystem that cannot even overwrite in place: the log still says it
+
+    def feed_problems(self) -> dict[str, str]:
+        """The running daemon's feeds whose polls could not be stored, with why."""
+        if not self.held_by_other():
+            return {}
+        try:
+            lines = self._lines()
+        except OSError:
+            return {}
+        found = {}
+        for line in lines[2:]:
+            name, tab, problem = line.partition("\t")
+            if tab and name:
+                found[name] = problem
+        return found
 
     def release(self) -> None:
         if self._fd is not None:
@@ -89,7 +105,7 @@ class DaemonLock:
         return lines[1] if len(lines) > 1 and lines[1] else None
 
     def _lines(self) -> list[str]:
-        return [line.strip() for line in
+        return [line.strip(" ") for line in
                 self.path.read_bytes().decode("utf-8", errors="ignore").split("\n")]
 
     def held_by_other(self) -> bool:
@@ -113,10 +129,16 @@ class DaemonLock:
         self.release()
 
 
-def _content(problem: str | None) -> bytes:
-    """The lock file's bytes, always LOCK_FILE_SIZE long (padded with spaces)."""
+def _content(problem: str | None, feeds: dict[str, str] | None = None) -> bytes:
+    """The lock file's bytes, always LOCK_FILE_SIZE long (padded with spaces): the pid, the
+    problem, then `name<TAB>why` per failing feed, as many as fit (whole lines only)."""
     line = " ".join((problem or "").split())  # one line
     data = f"{os.getpid()}\n{line}".encode()[:LOCK_FILE_SIZE - 1]
+    for name, why in (feeds or {}).items():
+        more = ("\n" + " ".join(name.split()) + "\t" + " ".join(why.split())[:120]).encode()
+        if len(data) + len(more) > LOCK_FILE_SIZE - 1:
+            break
+        data += more
     return data.ljust(LOCK_FILE_SIZE, b" ")
 
 

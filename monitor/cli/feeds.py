@@ -68,6 +68,7 @@ def feed_rows(app: App) -> list[dict]:
             counts = store.entry_counts()
         finally:
             store.close()
+    not_stored = DaemonLock(app.db_path).feed_problems()
     rows = []
     for feed in config.feeds:
         state = states.get(feed.name)
@@ -85,6 +86,7 @@ def feed_rows(app: App) -> list[dict]:
             "retry_after": iso(state.retry_after) if state and state.retry_after else None,
             "moved_to": state.moved_to if state else None,
             "match_warning": state.match_warning if state else None,
+            "storage_error": not_stored.get(feed.name),
         })
     return rows
 
@@ -125,7 +127,7 @@ def feeds_list(app: App, as_json: bool) -> None:
 
 def _last_error(row: dict) -> str:
     """The error, then what else needs the user: a move to confirm, stories left unmatched."""
-    notes = [row["last_error"] or ""]
+    notes = [row["storage_error"] or "", row["last_error"] or ""]
     if row["moved_to"]:
         notes.append(f"moved permanently to {row['moved_to']}: not followed, the feed sends "
                      "credentials; edit its url in feeds.toml to confirm")
