@@ -40,6 +40,7 @@ from monitor.models import (Entry, FeedConfig, FeedState, FetchOutcome, FetchReq
 from monitor.parse import parse_feed_within
 from monitor.schedule import after_poll, counts_as_new, is_due
 from monitor.store import AlertPlanner, Store, StoreThread
+from monitor.masking import mask_url
 from monitor.urls import strip_userinfo
 
 log = logging.getLogger("monitor.service")
@@ -245,7 +246,8 @@ class Pipeline:
         if event == "recovered":
             detail = f"polling again after {before.consecutive_errors} failed polls"
         await self.store.call(queue_health, self.alerting.admins, feed=feed.name,
-                              url=strip_userinfo(columns.get("url", before.url)), event=event, detail=detail, now=now)
+                              url=mask_url(strip_userinfo(columns.get("url", before.url))), event=event,
+                              detail=detail, now=now)
 
     def _match_all(self, entries: list[Entry],
                    feed_tags: Sequence[str]) -> tuple[list[list[Match]], dict[str, str]]:
@@ -416,7 +418,6 @@ def _hold_credentialed_move(columns: dict, feed: FeedConfig, result: FetchResult
     since moving it would hand the credentials, or the trust in its answers, to another host.
     A poll that is not redirected away clears the flag."""
     from monitor.origins import credentials_allowed
-    from monitor.masking import mask_url
 
     target = columns.get("url")
     if target is None:

@@ -21,6 +21,7 @@ from support.feeds import Item, rss
 from support.feedserver import FeedServer, redirect, static
 from test_fetch import NOW, SETTINGS
 from test_fetch_proxy import proxied, proxy  # noqa: F401 - fixtures
+from test_cli import env  # noqa: F401 - fixture
 from test_pipeline import T0, Clock, make_config, poll_sequence
 
 FEED_BODY = rss([Item("one", "A story")])
@@ -138,3 +139,22 @@ def test_a_feed_configured_in_a_private_network_may_redirect_within_it(
     feed_server.routes["/feed"] = redirect(other_host.url("/feed"), 301)
     result = fetch_configured(feed_server.url("/feed"))
     assert result.outcome is FetchOutcome.OK and result.permanent_url == other_host.url("/feed")
+
+
+def test_feeds_list_flags_the_move_it_did_not_make(env, feed_server: FeedServer,  # noqa: F811
+                                                  other_host: FeedServer) -> None:
+    import json
+
+    from test_cli import monitor
+
+    other_host.routes["/feed"] = static(FEED_BODY)
+    feed_server.routes["/feed"] = redirect(other_host.url("/feed"), 301)
+    monitor("init", env["MONITOR_CONFIG"], "--no-feeds", env=env, check=True)
+    url = feed_server.url("/feed").replace("http://", "http://alice:PW-secret@")
+    monitor("feeds", "add", url, "--name", "private", "--no-discover", env=env, check=True)
+    monitor("run", "--once", env=env, check=True)
+    row = json.loads(monitor("feeds", "list", "--json", env=env, check=True).stdout.splitlines()[0])
+    assert row["url"] == feed_server.url("/feed") and row["moved_to"] == other_host.url("/feed")
+    table = monitor("feeds", "list", env=env, check=True).stdout
+    assert "moved permanently to" in table and "PW-secret" not in table
+    assert secrets_seen(other_host) == [{}]
