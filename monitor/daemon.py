@@ -30,7 +30,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from monitor.errors import ConfigError
+from monitor.errors import ConfigError, MonitorError
 from monitor.fetch import Fetcher
 from monitor.models import FeedConfig, FeedState
 from monitor.schedule import first_poll_time
@@ -393,6 +393,8 @@ class Daemon:
         may still take a small write into space its WAL file already holds).
         """
         changed = False
+        if isinstance(error, MonitorError) and isinstance(error.__cause__, (sqlite3.Error, OSError)):
+            error = error.__cause__  # a read the store turned into a message naming the file
         if error is None:
             if feed is not None and self._feed_storage.pop(feed, None) is not None:
                 log.info("the database takes this feed's polls again feed=%s", feed)

@@ -16,12 +16,13 @@ import dataclasses
 import email.utils
 import hashlib
 import os
+import re
 import socket
 import ssl
 import time
 import zlib
 from datetime import datetime, timedelta, timezone
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 import httpx
 
@@ -36,6 +37,7 @@ ACCEPT_ENCODING = "gzip, deflate"  # no br: we decompress ourselves, with a cap
 MAX_RETRY_AFTER = timedelta(days=7)
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 PERMANENT_REDIRECTS = frozenset({301, 308})
+_CONTROL_CHARS = re.compile("[\x00-\x1f\x7f-\x9f]")
 # The body is handed over decoded, so these would describe bytes nobody sees.
 DROPPED_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
 
@@ -64,6 +66,7 @@ def parse_retry_after(value: str | None, now: datetime) -> datetime | None:
 def redact_url(url: str) -> str:
     """The URL without `user:password@` and with secret query values masked, safe to show
     in messages and logs."""
+    url = _CONTROL_CHARS.sub(lambda found: quote(found.group()), url)  # never raw into a terminal
     parts = urlsplit(url)
     if "@" in parts.netloc:
         url = urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))

@@ -41,6 +41,7 @@ from monitor.parse import parse_feed_within
 from monitor.schedule import after_poll, counts_as_new, is_due
 from monitor.store import AlertPlanner, Store, StoreThread
 from monitor.masking import mask_url
+from monitor.origins import credentials_allowed
 from monitor.urls import strip_userinfo
 
 log = logging.getLogger("monitor.service")
@@ -162,8 +163,11 @@ class Pipeline:
         if state is None or state.status in ("gone", "paused", "removed"):
             return PollReport(feed.name, "skipped")
         credentials = {**_credentials_header(feed.url), **feed.headers}
-        request = FetchRequest(feed=feed.name, url=state.url, etag=state.etag,
-                               last_modified=state.last_modified, body_hash=state.body_hash,
+        url, validators = state.url, {"etag": state.etag, "last_modified": state.last_modified}
+        if credentials and not credentials_allowed(feed.url, url):
+            # moved to another origin by an older version: back to where the credentials belong
+            url, validators = strip_userinfo(feed.url), {}
+        request = FetchRequest(feed=feed.name, url=url, **validators, body_hash=state.body_hash,
                                headers=credentials, configured=strip_userinfo(feed.url))
         result = await self.fetcher.fetch(request, self.clock())
         parsed: ParsedFeed | None = None
@@ -177,6 +181,8 @@ class Pipeline:
         update = after_poll(state, result, now, interval=feed.interval, poll=self.config.poll,
                             rng=self.rng, parse_error=parse_error)
         columns = _hold_credentialed_move(dict(update.columns), feed, result, bool(credentials))
+        if url != state.url and "url" not in columns:
+            columns["url"] = url
         if parsed is not None:
             columns["baselined"] = True
             if parsed.title:
@@ -417,8 +423,6 @@ def _hold_credentialed_move(columns: dict, feed: FeedConfig, result: FetchResult
     the new address is kept in `moved_to` for the user to confirm (by editing feeds.toml),
     since moving it would hand the credentials, or the trust in its answers, to another host.
     A poll that is not redirected away clears the flag."""
-    from monitor.origins import credentials_allowed
-
     target = columns.get("url")
     if target is None:
         if result.outcome is not FetchOutcome.ERROR:

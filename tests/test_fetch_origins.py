@@ -69,9 +69,10 @@ def test_a_permanent_redirect_to_another_host_never_gets_the_credentials(
     assert moved_to == other_host.url("/feed")  # ...but flagged for the user
 
 
-def test_a_feed_moved_by_an_older_version_sends_no_credentials_to_its_new_host(
+def test_a_feed_moved_by_an_older_version_goes_back_to_where_its_credentials_belong(
         feed_server: FeedServer, other_host: FeedServer, tmp_path: Path) -> None:
     other_host.routes["/feed"] = static(FEED_BODY)
+    feed_server.routes["/feed"] = static(FEED_BODY)
     feed = FeedConfig("private", feed_server.url("/feed").replace("http://", "http://alice:PW@"),
                       600.0, headers={"X-Api-Key": "key-secret"})
     config = make_config(tmp_path, [feed])
@@ -79,8 +80,11 @@ def test_a_feed_moved_by_an_older_version_sends_no_credentials_to_its_new_host(
     asyncio.run(poll_sequence(config, db, Clock(T0), feed, 0))
     with sqlite3.connect(db) as conn:
         conn.execute("UPDATE feeds SET url = ?", [other_host.url("/feed")])
-    asyncio.run(poll_sequence(config, db, Clock(T0), feed, 1))
-    assert secrets_seen(other_host) == [{}]
+    report, = asyncio.run(poll_sequence(config, db, Clock(T0), feed, 1))
+    assert report.outcome == "ok" and other_host.requests == []
+    assert secrets_seen(feed_server) == [{"Authorization": "Basic YWxpY2U6UFc=", "X-Api-Key": "key-secret"}]
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT url FROM feeds").fetchone() == (feed_server.url("/feed"),)
 
 
 def test_a_feed_without_credentials_still_moves(feed_server: FeedServer, other_host: FeedServer,

@@ -64,3 +64,10 @@ def test_a_redirect_location_with_escape_sequences_is_refused(feed_server) -> No
     result = asyncio.run(run())
     assert result.outcome is FetchOutcome.ERROR  # httpx refuses to build the next request
     assert not CONTROLS.search(result.error)
+
+
+def test_urls_in_fetch_errors_carry_no_control_characters() -> None:
+    from monitor.fetch import redact_url
+
+    shown = redact_url("http://u:p@127.0.0.1/a\u009b2J\x1b]52;c;eA==\x07")
+    assert not CONTROLS.search(shown) and shown.startswith("http://127.0.0.1/a%C2%9B2J%1B")
