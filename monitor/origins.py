@@ -23,6 +23,8 @@ import ipaddress
 import socket
 from urllib.parse import urlsplit
 
+from monitor.masking import mask_url
+
 DEFAULT_PORTS = {"http": 80, "https": 443}
 RESOLVE_TIMEOUT = 5.0  # seconds for the lookup of one redirect target
 
@@ -87,3 +89,25 @@ async def in_private_network(url: str) -> bool:
     except (OSError, TimeoutError, UnicodeError):
         return False  # cannot resolve here (a proxy does it): the fetch itself will tell
     return any(special_address(str(info[4][0])) for info in infos)
+
+
+def hold_credentialed_move(columns: dict, configured: str, has_credentials: bool, *,
+                           failed: bool) -> dict:
+    """A poll's feed-state COLUMNS, with a permanent move to another origin held back for a
+    feed that sends credentials.
+
+    Moving it would hand the credentials (or the trust in its answers) to another
+    host; the new address is kept in `moved_to` instead, for the user to confirm by
+    editing feeds.toml. A poll that succeeds without being moved away clears it.
+    """
+    target = columns.get("url")
+    if target is None:
+        if not failed:
+            columns["moved_to"] = None
+        return columns
+    if has_credentials and not credentials_allowed(configured, target):
+        del columns["url"]
+        columns["moved_to"] = mask_url(target)
+    else:
+        columns["moved_to"] = None
+    return columns

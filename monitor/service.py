@@ -41,7 +41,7 @@ from monitor.parse import parse_feed_within
 from monitor.schedule import after_poll, counts_as_new, is_due
 from monitor.store import AlertPlanner, Store, StoreThread
 from monitor.masking import mask_url
-from monitor.origins import credentials_allowed
+from monitor.origins import credentials_allowed, hold_credentialed_move
 from monitor.urls import strip_userinfo
 
 log = logging.getLogger("monitor.service")
@@ -180,7 +180,8 @@ class Pipeline:
         now = self.clock()
         update = after_poll(state, result, now, interval=feed.interval, poll=self.config.poll,
                             rng=self.rng, parse_error=parse_error)
-        columns = _hold_credentialed_move(dict(update.columns), feed, result, bool(credentials))
+        columns = hold_credentialed_move(dict(update.columns), feed.url, bool(credentials),
+                                         failed=result.outcome is FetchOutcome.ERROR)
         if url != state.url and "url" not in columns:
             columns["url"] = url
         if parsed is not None:
@@ -415,25 +416,6 @@ def _process_start(pid: int) -> str | None:
             return stat.read().rsplit(")", 1)[1].split()[19]
     except (OSError, IndexError):
         return None
-
-
-def _hold_credentialed_move(columns: dict, feed: FeedConfig, result: FetchResult,
-                            has_credentials: bool) -> dict:
-    """A feed that sends credentials is not moved to another origin by a permanent redirect:
-    the new address is kept in `moved_to` for the user to confirm (by editing feeds.toml),
-    since moving it would hand the credentials, or the trust in its answers, to another host.
-    A poll that is not redirected away clears the flag."""
-    target = columns.get("url")
-    if target is None:
-        if result.outcome is not FetchOutcome.ERROR:
-            columns["moved_to"] = None
-        return columns
-    if has_credentials and not credentials_allowed(feed.url, target):
-        del columns["url"]
-        columns["moved_to"] = mask_url(target)
-    else:
-        columns["moved_to"] = None
-    return columns
 
 
 def _credentials_header(url: str) -> dict[str, str]:
