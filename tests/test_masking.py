@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from monitor.fetch import redact_url
 from monitor.masking import mask_text, mask_url
 from support.feedserver import send
-from test_cli import configured, env, monitor  # noqa: F401 - fixtures
+from test_cli import env, monitor  # noqa: F401 - env is a fixture
 
 HEADER_SECRET = "hdr-Secret-4711"
 PARAM_SECRET = "get-Secret-4712"

@@ -13,7 +13,6 @@ import pytest
 from monitor.match import Matcher, load_watch, match_entry
 from monitor.match.engine import MAX_OCCURRENCES, MAX_STORED_HITS
 from monitor.models import Entry, FeedConfig
-from monitor.service import Pipeline
 from support.feeds import Item, rss
 from support.feedserver import static
 
