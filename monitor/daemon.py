@@ -30,7 +30,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from monitor.errors import ConfigError
+from monitor.errors import ConfigError, MonitorError
 from monitor.fetch import Fetcher
 from monitor.models import FeedConfig, FeedState
 from monitor.schedule import first_poll_time
@@ -115,6 +115,8 @@ class Daemon:
         self.is_healthy = True  # the heartbeat's last verdict, for /healthz
         self._lock = lock  # where a storage problem is said when the database cannot take it
         self._storage_problem: str | None = None
+        # feed name -> why its last poll could not be stored; unhealthy while any is here
+        self._feed_storage: dict[str, str] = {}
 
     @property
     def config(self):
@@ -215,14 +217,14 @@ class Daemon:
             self._inflight.add(task)
             try:
                 await self._poll_and_retime(current)
-                self._note_storage(None)
+                self._note_storage(None, feed=name)
             except asyncio.CancelledError:
                 if self._stop.is_set():
                     return  # abandoned on shutdown: nothing was half-written
                 raise
             except Exception as exc:  # the database is full or locked, say: one line, keep going
                 log.error("poll failed feed=%s error=%s", name, _one_line(exc))
-                self._note_storage(exc)
+                self._note_storage(exc, feed=name)
             finally:
                 self._inflight.discard(task)
 
@@ -380,26 +382,41 @@ class Daemon:
                 since_summary = 0.0
                 self._log_summary()
 
-    def _note_storage(self, error: BaseException | None) -> None:
+    def _note_storage(self, error: BaseException | None, *, feed: str | None = None) -> None:
         """Keep `monitor status` and `feeds list` told, through the lock file, while the
-        database refuses writes (a full disk, a lock held elsewhere).
+        database refuses writes (a full disk, a lock held elsewhere), and for which feeds.
 
-        Only a completed poll clears it: with a full disk, SQLite may still take a
-        small write into space its WAL file already holds while polls fail.
+        Failures are kept per feed: one feed of 100,000 items that cannot be stored
+        while small polls of other feeds still fit must not look healthy. A feed's
+        failure is cleared by its own completed poll; the general problem by any
+        completed poll once no feed's failure persists (with a full disk, SQLite
+        may still take a small write into space its WAL file already holds).
         """
+        changed = False
+        if isinstance(error, MonitorError) and isinstance(error.__cause__, (sqlite3.Error, OSError)):
+            error = error.__cause__  # a read the store turned into a message naming the file
         if error is None:
-            if self._storage_problem is not None:
+            if feed is not None and self._feed_storage.pop(feed, None) is not None:
+                log.info("the database takes this feed's polls again feed=%s", feed)
+                changed = True
+            if self._storage_problem is not None and not self._feed_storage:
                 self._storage_problem = None
-                if self._lock is not None:
-                    self._lock.note_problem(None)
                 log.info("the database takes writes again")
-            return
-        if self._storage_problem is None and isinstance(error, sqlite3.Error):
+                changed = True
+        elif isinstance(error, (sqlite3.Error, OSError)):
             since = self.clock().strftime("%Y-%m-%dT%H:%M:%SZ")
             reason = " ".join(str(error).split()) or type(error).__name__
-            self._storage_problem = f"cannot write to the database since {since}: {reason}"
-            if self._lock is not None:
-                self._lock.note_problem(self._storage_problem)
+            if feed is not None and feed not in self._feed_storage:
+                self._feed_storage[feed] = f"its poll could not be stored since {since}: {reason}"
+                changed = True
+            if self._storage_problem is None:
+                self._storage_problem = f"cannot write to the database since {since}: {reason}"
+                changed = True
+        if changed and self._lock is not None:
+            problem = self._storage_problem
+            if problem and self._feed_storage:
+                problem += f" ({len(self._feed_storage)} feeds' polls not stored)"
+            self._lock.note_problem(problem, self._feed_storage)
 
     async def _update_gauges(self) -> None:
         from monitor.alert.outbox import counts
@@ -416,6 +433,10 @@ class Daemon:
         """The loop answers, and no active feed is overdue by more than two intervals."""
         if self.loop_lag > self.MAX_LOOP_LAG:
             log.warning("heartbeat unhealthy loop_lag=%.1fs", self.loop_lag)
+            return False
+        if self._feed_storage:
+            log.warning("heartbeat unhealthy storage_failing_feeds=%s",
+                        ",".join(sorted(self._feed_storage)))
             return False
         states = await self._store.call(Store.feed_states)
         for state in states:

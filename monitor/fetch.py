@@ -16,16 +16,19 @@ import dataclasses
 import email.utils
 import hashlib
 import os
+import re
 import socket
 import ssl
 import time
 import zlib
 from datetime import datetime, timedelta, timezone
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 import httpx
 
+from monitor.masking import mask_url
 from monitor.models import FetchOutcome, FetchRequest, FetchResult, FetchSettings
+from monitor.origins import credentials_allowed, in_private_network, origin
 from monitor.proxy import DEFAULT_PORTS, environment_transport
 
 ACCEPT = ("application/rss+xml, application/atom+xml, application/feed+json, "
@@ -34,6 +37,7 @@ ACCEPT_ENCODING = "gzip, deflate"  # no br: we decompress ourselves, with a cap
 MAX_RETRY_AFTER = timedelta(days=7)
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 PERMANENT_REDIRECTS = frozenset({301, 308})
+_CONTROL_CHARS = re.compile("[\x00-\x1f\x7f-\x9f]")
 # The body is handed over decoded, so these would describe bytes nobody sees.
 DROPPED_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
 
@@ -60,11 +64,13 @@ def parse_retry_after(value: str | None, now: datetime) -> datetime | None:
 
 
 def redact_url(url: str) -> str:
-    """The URL without `user:password@`, safe to show in messages and logs."""
+    """The URL without `user:password@` and with secret query values masked, safe to show
+    in messages and logs."""
+    url = _CONTROL_CHARS.sub(lambda found: quote(found.group()), url)  # never raw into a terminal
     parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+    if "@" in parts.netloc:
+        url = urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+    return mask_url(url)
 
 
 class _Failure(Exception):
@@ -224,7 +230,15 @@ class Fetcher:
         seen = {request.url}
         permanent_url: str | None = None
         leading_permanent = True
+        home = request.configured or request.url
+        home_private: bool | None = None  # looked up on the first request that leaves home
         for hops in range(self._settings.max_redirects + 1):
+            if origin(progress.url) != origin(home) and await in_private_network(progress.url):
+                if home_private is None:
+                    home_private = await in_private_network(home)
+                if not home_private:
+                    raise _Failure("redirect", "refused a redirect into a private network "
+                                   f"({redact_url(progress.url)}): the feed's own address is public")
             response = await self._client.send(
                 self._client.build_request("GET", progress.url,
                                            headers=_request_headers(request, progress.url)),
@@ -312,16 +326,13 @@ def _host_key(url: str) -> str:
 
 
 def _request_headers(request: FetchRequest, url: str) -> dict[str, str]:
-    """Validators always; the feed's own headers (credentials) only on the same site."""
+    """Validators always; the feed's own headers (credentials) only at the configured origin."""
     headers = {}
     if request.etag:
         headers["If-None-Match"] = request.etag
     if request.last_modified:
         headers["If-Modified-Since"] = request.last_modified
-    origin, target = urlsplit(request.url), urlsplit(url)
-    upgrade = origin.scheme == "http" and target.scheme == "https"
-    if _host_key(request.url) == _host_key(url) or (
-            upgrade and origin.hostname == target.hostname):
+    if credentials_allowed(request.configured or request.url, url):
         headers.update(request.headers)
     return headers
 

@@ -16,7 +16,7 @@ import os
 import signal
 from pathlib import Path
 
-from monitor.errors import DatabaseLocked
+from monitor.errors import DatabaseLocked, MonitorError
 
 
 LOCK_FILE_SIZE = 1024  # bytes: within the first block, so rewriting it never allocates
@@ -27,12 +27,20 @@ class DaemonLock:
     (first line) and its storage problem, if any (second line)."""
 
     def __init__(self, db_path: Path) -> None:
-        self.path = db_path.with_name(db_path.name + ".lock")
+        # The real path: a symlink (or another spelling) of the same database must
+        # name the same lock, or two daemons would write one database.
+        real = Path(db_path).expanduser().resolve()
+        self.path = real.with_name(real.name + ".lock")
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise MonitorError(f"cannot create the lock file {self.path}: "
+                               f"{exc.strerror or exc} (the daemon needs to write in "
+                               f"{self.path.parent})") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -46,14 +54,30 @@ class DaemonLock:
         os.write(fd, _content(None))
         self._fd = fd
 
-    def note_problem(self, problem: str | None) -> None:
-        """Say (or, with None, clear) what keeps the daemon from writing its database."""
+    def note_problem(self, problem: str | None, feeds: dict[str, str] | None = None) -> None:
+        """Say (or, with None, clear) what keeps the daemon from writing its database,
+        and which feeds' polls could not be stored (name -> why), one per line after it."""
         if self._fd is None:
             return
         try:
-            os.pwrite(self._fd, _content(problem), 0)
+            os.pwrite(self._fd, _content(problem, feeds), 0)
         except OSError:
             pass  # a filesystem that cannot even overwrite in place: the log still says it
+
+    def feed_problems(self) -> dict[str, str]:
+        """The running daemon's feeds whose polls could not be stored, with why."""
+        if not self.held_by_other():
+            return {}
+        try:
+            lines = self._lines()
+        except OSError:
+            return {}
+        found = {}
+        for line in lines[2:]:
+            name, tab, problem = line.partition("\t")
+            if tab and name:
+                found[name] = problem
+        return found
 
     def release(self) -> None:
         if self._fd is not None:
@@ -81,7 +105,7 @@ class DaemonLock:
         return lines[1] if len(lines) > 1 and lines[1] else None
 
     def _lines(self) -> list[str]:
-        return [line.strip() for line in
+        return [line.strip(" ") for line in
                 self.path.read_bytes().decode("utf-8", errors="ignore").split("\n")]
 
     def held_by_other(self) -> bool:
@@ -105,10 +129,16 @@ class DaemonLock:
         self.release()
 
 
-def _content(problem: str | None) -> bytes:
-    """The lock file's bytes, always LOCK_FILE_SIZE long (padded with spaces)."""
+def _content(problem: str | None, feeds: dict[str, str] | None = None) -> bytes:
+    """The lock file's bytes, always LOCK_FILE_SIZE long (padded with spaces): the pid, the
+    problem, then `name<TAB>why` per failing feed, as many as fit (whole lines only)."""
     line = " ".join((problem or "").split())  # one line
     data = f"{os.getpid()}\n{line}".encode()[:LOCK_FILE_SIZE - 1]
+    for name, why in (feeds or {}).items():
+        more = ("\n" + " ".join(name.split()) + "\t" + " ".join(why.split())[:120]).encode()
+        if len(data) + len(more) > LOCK_FILE_SIZE - 1:
+            break
+        data += more
     return data.ljust(LOCK_FILE_SIZE, b" ")
 
 

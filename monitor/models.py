@@ -72,7 +72,8 @@ class FetchRequest:
     etag: str | None = None
     last_modified: str | None = None
     body_hash: str | None = None  # sha256 hex of the last parsed body
-    headers: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)  # sent to `configured`'s origin only
+    configured: str | None = None  # the URL in feeds.toml (url may have moved on); None: url
 
 
 class FetchOutcome(str, enum.Enum):
@@ -159,6 +160,7 @@ class Match:
     tags: tuple[str, ...]
     hits: tuple[Hit, ...]
     snippet: str  # short text with hits marked as [[...]]
+    hits_omitted: int = 0  # hits beyond the stored ones (a story repeating a term thousands of times)
 
 
 # --------------------------------------------------------------------------
@@ -185,6 +187,8 @@ class FeedState:
     next_poll: datetime | None = None
     retry_after: datetime | None = None
     baselined: bool = False  # first successful poll done
+    match_warning: str | None = None  # stories of the last poll stored without matching
+    moved_to: str | None = None  # a permanent redirect not followed: the feed sends credentials
 
 
 @dataclass(frozen=True)

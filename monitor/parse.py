@@ -55,7 +55,12 @@ MAX_NAME_CHARS = 200
 MAX_WARNING_CHARS = 200
 MAX_ATTRIBUTES = 1_000  # per element: feedparser's strict parser is quadratic in their number
 
-_BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]+")  # embeddings, overrides, isolates
+# Bidi embeddings, overrides and isolates; DEL and the C1 controls (8-bit CSI and OSC
+# among them, which terminals obey) except NEL, which is whitespace and folded.
+# fold_whitespace already removes the C0 controls but tab and line breaks.
+_BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069\x7f-\x84\x86-\x9f]+")
+# Any control character in a link: ESC in a URL can drive a terminal that prints it.
+_URL_CONTROLS = re.compile("[\x00-\x20\x7f-\x9f]")
 _LONG_TAG = re.compile(rb"<[^<>!?][^<>]{8192,}>")  # start tags this long are rare enough to count
 
 _ABSOLUTE_WEB_URL = re.compile(r"https?://", re.IGNORECASE)
@@ -227,11 +232,13 @@ def _plain_text(text: str, limit: int) -> str:
 
 
 def _without_bidi_controls(text: str) -> str:
-    """Text without bidi embedding, override and isolate controls.
+    """Text without bidi embedding, override and isolate controls, DEL and C1 controls.
 
     An unterminated right-to-left override in a headline would reverse the
     rest of an alert's subject line (the outlet's name included) and can
     disguise words; the marks (LRM, RLM, ALM) that only nudge direction stay.
+    DEL and C1 controls (U+0080-U+009F, 8-bit CSI and OSC) mean nothing in
+    text and could drive a terminal that shows it.
     """
     if not _BIDI_CONTROLS.search(text):
         return text
@@ -374,7 +381,7 @@ def _make_entry(*, feed: str, raw_id: str | None, raw_link: str | None, base: st
         content = ""
     return Entry(
         feed=feed,
-        guid=_guid(raw_id, url or (raw_link or "").strip(), title, published),
+        guid=_guid(raw_id, url or _URL_CONTROLS.sub("", (raw_link or "").strip()), title, published),
         url=url, title=title, summary=summary, content=content,
         published=published, updated=updated,
         authors=_names(authors), tags=_names(tags), language=language,
@@ -395,8 +402,8 @@ def _guid(raw_id: str | None, link: str, title: str, published: datetime | None)
 def _web_url(link: str | None, base: str) -> str | None:
     """Canonical absolute http(s) URL of `link`, resolved against `base`; else None."""
     link = (link or "").strip()
-    if not link:
-        return None
+    if not link or _URL_CONTROLS.search(link):
+        return None  # a link with control characters (ESC, BEL, C1) is no link to keep
     if not _ABSOLUTE_WEB_URL.match(link):
         try:
             link = urljoin(base, link)

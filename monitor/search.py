@@ -35,7 +35,7 @@ from monitor.match.query import (And, Near, Node, Not, Or, QueryError, Ref, Scop
                                  true_without_hits, walk)
 from monitor.match.text import WORDS, Analyser, language_mode
 from monitor.models import Match
-from monitor.store import Store, to_text
+from monitor.store import Store, reads_database, to_text
 
 INDEX_BATCH = 500  # stories per indexing transaction: the daemon's writes slip in between
 _FETCH_CHUNK = 200  # candidate stories read at once while verifying
@@ -122,6 +122,7 @@ def index_pending(store: Store, limit: int | None = None) -> int:
     return done
 
 
+@reads_database
 def pending_count(store: Store) -> int:
     """How many stories the index is missing or holds at an older version."""
     return store.db.execute(
@@ -151,6 +152,7 @@ def needs_watch(tree: Node) -> bool:
     return any(isinstance(node, Ref) for node in walk(tree))
 
 
+@reads_database
 def search(store: Store, query: str, *, since: datetime | None = None, feed: str | None = None,
            limit: int | None = 20, watch: Watch | None = None) -> list[dict[str, Any]]:
     """Stories matching QUERY, newest first, each with its score, hits and a snippet
@@ -197,14 +199,30 @@ def _fts(node: Node, watch: Watch) -> str | None:
         terms = term_set.aliases if node.kind == "entity" else term_set.terms
         return _any([_term_fts(term) for term in terms])
     if isinstance(node, (And, Near)):
-        parts = [part for part in (_fts(node.left, watch), _fts(node.right, watch)) if part]
+        # A run of ANDs (or ORs) is one flat list: nested parentheses, one level per
+        # operator, overflow FTS5's parser stack at about 95 words.
+        parts = [part for part in (_fts(side, watch) for side in _operands(node, (And, Near)))
+                 if part]
         return f"({' AND '.join(parts)})" if parts else None
     if isinstance(node, Or):
-        return _any([_fts(node.left, watch), _fts(node.right, watch)])
+        return _any([_fts(side, watch) for side in _operands(node, (Or,))])
     if isinstance(node, Scope):
         return _fts(node.operand, watch)
     assert isinstance(node, Not)
     return None
+
+
+def _operands(node: Node, kinds: tuple[type, ...]) -> list[Node]:
+    """The operands of a chain of the same operator, left to right, without recursion."""
+    found: list[Node] = []
+    pending = [node]
+    while pending:
+        current = pending.pop()
+        if isinstance(current, kinds):
+            pending += [current.right, current.left]
+        else:
+            found.append(current)
+    return found
 
 
 def _any(parts: list[str | None]) -> str | None:
@@ -264,8 +282,8 @@ def _result(row: dict[str, Any], match: Match) -> dict[str, Any]:
 
 _MATCH_COLUMNS = (
     "m.entry_id AS id, m.id AS match_id, m.rule, m.score, m.severity, m.tags, m.hits, m.snippet, "
-    "m.entry_version, m.created, m.muted_at, m.mute_reason, f.name AS feed, e.title, e.url, "
-    "e.published, e.first_seen, e.version")
+    "m.entry_version, m.created, m.muted_at, m.mute_reason, m.hits_omitted, f.name AS feed, "
+    "e.title, e.url, e.published, e.first_seen, e.version")
 
 
 def _match_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -278,6 +296,7 @@ def _match_row(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+@reads_database
 def list_matches(store: Store, *, since: datetime | None = None, rule: str | None = None,
                  feed: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
     """Stored matches newest first (by when they were recorded); `id` is the story's."""
@@ -290,6 +309,7 @@ def list_matches(store: Store, *, since: datetime | None = None, rule: str | Non
     return [_match_row(row) for row in rows]
 
 
+@reads_database
 def muted_matches(store: Store, since: datetime | None = None) -> list[dict[str, Any]]:
     """Matches a person marked false positives, for stories first seen since SINCE,
     most recently muted first: what `rules backtest` shows so the rule can be fixed."""
@@ -301,12 +321,14 @@ def muted_matches(store: Store, since: datetime | None = None) -> list[dict[str,
     return [_match_row(row) for row in rows]
 
 
+@reads_database
 def get_story(store: Store, entry_id: int) -> dict[str, Any] | None:
     """One story with its text, its matches and its alerts (with delivery status)."""
     rows = list(store.db.query(
         "SELECT e.id, f.name AS feed, e.guid, e.url, e.title, e.summary, e.content, e.language, "
         "e.published, e.updated, e.first_seen, e.last_seen, e.updated_at, e.version, e.authors, "
-        "e.tags FROM entries e JOIN feeds f ON f.id = e.feed_id WHERE e.id = ?", [entry_id]))
+        "e.tags, e.match_skipped FROM entries e JOIN feeds f ON f.id = e.feed_id WHERE e.id = ?",
+        [entry_id]))
     if not rows:
         return None
     story = rows[0]

@@ -40,6 +40,8 @@ from monitor.models import (Entry, FeedConfig, FeedState, FetchOutcome, FetchReq
 from monitor.parse import parse_feed_within
 from monitor.schedule import after_poll, counts_as_new, is_due
 from monitor.store import AlertPlanner, Store, StoreThread
+from monitor.masking import mask_url
+from monitor.origins import credentials_allowed, hold_credentialed_move
 from monitor.urls import strip_userinfo
 
 log = logging.getLogger("monitor.service")
@@ -160,9 +162,13 @@ class Pipeline:
         state = await self.store.call(Store.feed_state, feed.name)
         if state is None or state.status in ("gone", "paused", "removed"):
             return PollReport(feed.name, "skipped")
-        request = FetchRequest(feed=feed.name, url=state.url, etag=state.etag,
-                               last_modified=state.last_modified, body_hash=state.body_hash,
-                               headers={**_credentials_header(feed.url), **feed.headers})
+        credentials = {**_credentials_header(feed.url), **feed.headers}
+        url, validators = state.url, {"etag": state.etag, "last_modified": state.last_modified}
+        if credentials and not credentials_allowed(feed.url, url):
+            # moved to another origin by an older version: back to where the credentials belong
+            url, validators = strip_userinfo(feed.url), {}
+        request = FetchRequest(feed=feed.name, url=url, **validators, body_hash=state.body_hash,
+                               headers=credentials, configured=strip_userinfo(feed.url))
         result = await self.fetcher.fetch(request, self.clock())
         parsed: ParsedFeed | None = None
         parse_error: str | None = None
@@ -174,7 +180,10 @@ class Pipeline:
         now = self.clock()
         update = after_poll(state, result, now, interval=feed.interval, poll=self.config.poll,
                             rng=self.rng, parse_error=parse_error)
-        columns = dict(update.columns)
+        columns = hold_credentialed_move(dict(update.columns), feed.url, bool(credentials),
+                                         failed=result.outcome is FetchOutcome.ERROR)
+        if url != state.url and "url" not in columns:
+            columns["url"] = url
         if parsed is not None:
             columns["baselined"] = True
             if parsed.title:
@@ -204,8 +213,12 @@ class Pipeline:
         classified = await self.store.call(Store.classify, feed.name, parsed.entries)
         fresh = [(entry, kind) for entry, kind in classified if kind in ("new", "updated")]
         loop = asyncio.get_running_loop()
-        matches = await loop.run_in_executor(self._matcher, self._match_all,
-                                             [entry for entry, _ in fresh], feed.tags)
+        matches, unmatched = await loop.run_in_executor(self._matcher, self._match_all,
+                                                        [entry for entry, _ in fresh], feed.tags)
+        columns["match_warning"] = _match_warning(unmatched, len(fresh))
+        if unmatched:
+            log.warning("match feed=%s skipped=%d reason=%r", feed.name, len(unmatched),
+                        next(iter(unmatched.values())))
         backlog = self.config.poll.backlog_window
         items = []
         for (entry, kind), entry_matches in zip(fresh, matches):
@@ -217,7 +230,8 @@ class Pipeline:
                          entries_updated=sum(1 for _, k in fresh if k == "updated"))
         planner = self.alerting.planner if self.alerting else None
         stored = await self.store.call(Store.save_poll, feed.name, items, now, columns, fetch_log,
-                                       keep=self.config.poll.fetch_log_keep, planner=planner)
+                                       keep=self.config.poll.fetch_log_keep, planner=planner,
+                                       unmatched=unmatched)
         return stored, tuple(m.rule for entry_matches in matches for m in entry_matches)
 
     async def _health(self, feed: FeedConfig, before: FeedState, columns: dict,
@@ -239,12 +253,36 @@ class Pipeline:
         if event == "recovered":
             detail = f"polling again after {before.consecutive_errors} failed polls"
         await self.store.call(queue_health, self.alerting.admins, feed=feed.name,
-                              url=strip_userinfo(columns.get("url", before.url)), event=event, detail=detail, now=now)
+                              url=mask_url(strip_userinfo(columns.get("url", before.url))), event=event,
+                              detail=detail, now=now)
 
-    def _match_all(self, entries: list[Entry], feed_tags: Sequence[str]) -> list[list[Match]]:
+    def _match_all(self, entries: list[Entry],
+                   feed_tags: Sequence[str]) -> tuple[list[list[Match]], dict[str, str]]:
+        """Each entry's matches, and the guids of those given up (over a budget) with why.
+
+        One story may take STORY_BUDGET seconds (match_entry's default), one poll
+        FEED_MATCH_BUDGET in all: the single matching thread is shared by every
+        feed, so a hostile one must not hold it for minutes.
+        """
+        from monitor.match.engine import MatchBudgetExceeded
+
         if self.match is None:
-            return [[] for _ in entries]
-        return [self.match(entry, feed_tags) for entry in entries]
+            return [[] for _ in entries], {}
+        results: list[list[Match]] = []
+        unmatched: dict[str, str] = {}
+        deadline = time.monotonic() + FEED_MATCH_BUDGET
+        for entry in entries:
+            if time.monotonic() > deadline:
+                unmatched[entry.guid] = (f"not matched: this poll's stories took over "
+                                         f"{FEED_MATCH_BUDGET:g} s to match")
+                results.append([])
+                continue
+            try:
+                results.append(self.match(entry, feed_tags))
+            except MatchBudgetExceeded:
+                unmatched[entry.guid] = "not matched: the story took too long to match"
+                results.append([])
+        return results, unmatched
 
     async def _parse(self, result: FetchResult, feed: FeedConfig) -> ParsedFeed:
         """Parse in a worker, within the time limit; a crashed or stuck worker is replaced.
@@ -293,6 +331,17 @@ class Pipeline:
         if self._parser is parser:
             self._parser = None
         parser.shutdown(wait=False, cancel_futures=True)
+
+
+FEED_MATCH_BUDGET = 20.0  # seconds of matching per poll of one feed
+
+
+def _match_warning(unmatched: dict[str, str], total: int) -> str | None:
+    """The feed-health line for stories stored unmatched; None clears an old one."""
+    if not unmatched:
+        return None
+    return (f"{len(unmatched)} of {total} new or changed stories were stored without "
+            f"matching ({next(iter(unmatched.values()))})")
 
 
 def _end_processes(executor: Executor) -> None:

@@ -31,6 +31,7 @@ def gather_status(db_path: Path, config: Config | None, now: datetime) -> dict[s
     """The daemon's state and today's counts; a missing database means nothing ran yet."""
     pid = _daemon_pid(db_path)
     storage_problem = DaemonLock(db_path).problem() if pid is not None else None
+    feeds_not_stored = DaemonLock(db_path).feed_problems() if pid is not None else {}
     midnight = local_midnight(now, config.timezone if config else "UTC")
     if db_path.exists():
         store = Store.open(db_path, readonly=True)
@@ -62,6 +63,9 @@ def gather_status(db_path: Path, config: Config | None, now: datetime) -> dict[s
     problems = _problems(daemon, heartbeat, config_error, now)
     if storage_problem:
         problems.insert(0, f"the daemon {storage_problem}")
+    if feeds_not_stored:
+        problems.insert(1 if storage_problem else 0,
+                        "polls not stored for " + ", ".join(sorted(feeds_not_stored)))
     return {
         "healthy": not problems,
         "problems": problems,
@@ -74,6 +78,7 @@ def gather_status(db_path: Path, config: Config | None, now: datetime) -> dict[s
         "also_reported_today": copies,
         "config_error": config_error,
         "storage_problem": storage_problem,
+        "feeds_not_stored": feeds_not_stored,
     }
 
 

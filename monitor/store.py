@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 import json
 import os
 import sqlite3
@@ -47,7 +48,7 @@ STATUSES = frozenset({"new", "ok", "error", "gone", "removed", "paused"})
 POLL_STATE_COLUMNS = frozenset({
     "url", "status", "etag", "last_modified", "body_hash", "last_success",
     "last_attempt", "last_error", "last_error_kind", "consecutive_errors",
-    "next_poll", "retry_after", "baselined", "title",
+    "next_poll", "retry_after", "baselined", "title", "match_warning", "moved_to",
 })
 FETCH_LOG_COLUMNS = frozenset({
     "at", "outcome", "status", "bytes", "duration", "error_kind", "error",
@@ -57,7 +58,7 @@ FETCH_LOG_COLUMNS = frozenset({
 URL_CHANGE_RESET = {
     "etag": None, "last_modified": None, "body_hash": None,
     "consecutive_errors": 0, "next_poll": None, "retry_after": None,
-    "baselined": 0,
+    "baselined": 0, "match_warning": None, "moved_to": None,
 }
 
 migrations = Migrations("monitor")
@@ -239,6 +240,25 @@ def _strip_credentials(db: Database) -> None:
                    [strip_userinfo(url), strip_userinfo(config_url), feed_id])
 
 
+@migrations(name="0005_hardening")
+def _hardening(db: Database) -> None:
+    """What a hostile feed leaves to see.
+
+    `entries.match_skipped` says why a story was stored without being matched
+    (it went over its matching budget); `feeds.match_warning` reports that in the
+    feed's health until a poll matches every story again. `matches.hits_omitted`
+    counts the hits beyond the stored ones. `feeds.moved_to` is a permanent
+    redirect to another origin that was not followed for good, because the feed
+    sends credentials: the user confirms it by editing feeds.toml.
+    """
+    db.executescript("""
+        ALTER TABLE entries ADD COLUMN match_skipped TEXT;
+        ALTER TABLE matches ADD COLUMN hits_omitted INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE feeds ADD COLUMN match_warning TEXT;
+        ALTER TABLE feeds ADD COLUMN moved_to TEXT;
+    """)
+
+
 def to_text(moment: datetime | None) -> str | None:
     """UTC, whole seconds, fixed width: "2026-11-29T04:06:52Z" sorts as text."""
     if moment is None:
@@ -294,6 +314,7 @@ def _feed_state(row: dict[str, Any]) -> FeedState:
         consecutive_errors=row["consecutive_errors"],
         next_poll=from_text(row["next_poll"]), retry_after=from_text(row["retry_after"]),
         baselined=bool(row["baselined"]),
+        match_warning=row.get("match_warning"), moved_to=row.get("moved_to"),
     )
 
 
@@ -326,9 +347,30 @@ def _create_private(path: Path) -> None:
         pass
 
 
+def _open_readonly(path: Path) -> sqlite3.Connection:
+    """A reading connection; on a read-only folder or filesystem, an immutable one.
+
+    A WAL database needs its -shm file even to be read, and SQLite cannot make
+    one where it may not write. An immutable open reads the main file alone:
+    right for a copy, a backup or a read-only mount, which nothing writes;
+    changes still in a -wal file (a daemon killed without its checkpoint) are
+    not seen.
+    """
+    uri = path.resolve().as_uri()
+    conn = sqlite3.connect(f"{uri}?mode=ro", uri=True)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return conn
+    except sqlite3.OperationalError as exc:
+        conn.close()
+        if "readonly" not in str(exc) and "unable to open" not in str(exc):
+            raise
+    return sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True)
+
+
 def _connect(path: Path, readonly: bool) -> Database:
     if readonly:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        conn = _open_readonly(path)
     else:
         _create_private(path)
         conn = sqlite3.connect(path)
@@ -350,6 +392,28 @@ def _prepare(db: Database, path: Path, readonly: bool) -> None:
         migrations.apply(db)
     elif migrations.pending(db):
         raise MonitorError(f"the database at {path} needs an upgrade; run `monitor run` once")
+
+
+def database_error(path: Path, exc: BaseException) -> MonitorError:
+    """A SQLite or OS error as one clear message that names the database file."""
+    reason = str(exc) or type(exc).__name__
+    hint = ""
+    if "malformed" in reason or "not a database" in reason or "constructor failed" in reason:
+        hint = (f"; the file is damaged: restore a backup, or rebuild it with "
+                f"`sqlite3 {path} .recover | sqlite3 NEW.db`")
+    return MonitorError(f"cannot read the database at {path}: {reason}{hint}")
+
+
+def reads_database(function: Callable[..., T]) -> Callable[..., T]:
+    """Turn SQLite errors of a reading call on a Store (its first argument) into a
+    MonitorError naming the file, instead of a traceback (a corrupt page, a lost file)."""
+    @functools.wraps(function)
+    def reading(store: "Store", *args: Any, **kwargs: Any) -> T:
+        try:
+            return function(store, *args, **kwargs)
+        except sqlite3.Error as exc:
+            raise database_error(store.path, exc) from exc
+    return reading
 
 
 class Store:
@@ -451,10 +515,12 @@ class Store:
             changes["status"] = "paused" if status == "paused" else "new"
         return changes
 
+    @reads_database
     def feed_state(self, name: str) -> FeedState | None:
         rows = list(self.db.query("SELECT * FROM feeds WHERE name = ?", [name]))
         return _feed_state(rows[0]) if rows else None
 
+    @reads_database
     def feed_states(self, *, include_removed: bool = False) -> list[FeedState]:
         where = "" if include_removed else "WHERE status != 'removed'"
         return [_feed_state(row) for row in self.db.query(f"SELECT * FROM feeds {where} ORDER BY name")]
@@ -534,14 +600,16 @@ class Store:
 
     def save_poll(self, name: str, items: Sequence[tuple[Entry, str, bool, Sequence[Match]]],
                   now: datetime, state: dict, log: dict, *, keep: int,
-                  planner: "AlertPlanner | None" = None) -> StoreResult:
+                  planner: "AlertPlanner | None" = None,
+                  unmatched: dict[str, str] | None = None) -> StoreResult:
         """Store one successful poll (stories, their matches, their alerts, state, log)
         in ONE transaction.
 
         `items` are classify()'s labels plus alertable and the matches; the log's
         `at` defaults to `now` and its entry counts are filled in here. `planner`
         writes the alert rows of each newly inserted match, inside this transaction,
-        so a match is never stored without its alerts.
+        so a match is never stored without its alerts. `unmatched` maps the guids of
+        stories that were not matched (over their budget) to why: stored in the story.
         """
         counts = dict.fromkeys(("new", "updated", "unchanged", "new_for_alerting", "matched"), 0)
         seen: list[str] = []
@@ -559,6 +627,8 @@ class Store:
                     continue
                 if stored:
                     counts[kind] += 1
+                    self.db.execute("UPDATE entries SET match_skipped = ? WHERE id = ?",
+                                    [(unmatched or {}).get(entry.guid), stored[0]])
                     inserted = self._insert_matches(*stored, matches, now)
                     counts["matched"] += len(inserted)
                     if planner is not None and inserted and (alertable or kind == "updated"):
@@ -600,11 +670,11 @@ class Store:
         for match in matches:
             row = self.db.execute(
                 "INSERT INTO matches (entry_id, rule, score, severity, tags, hits, snippet, "
-                "entry_version, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "entry_version, created, hits_omitted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (entry_id, rule) DO NOTHING RETURNING id",
                 [entry_id, match.rule, match.score, match.severity, _json(list(match.tags)),
                  _json([asdict(hit) for hit in match.hits]), match.snippet, version,
-                 to_text(now)]).fetchone()
+                 to_text(now), match.hits_omitted]).fetchone()
             if row is not None:
                 inserted.append((row[0], match))
         return inserted
@@ -632,6 +702,7 @@ class Store:
 
     # -------------------------------------------------------------- reading
 
+    @reads_database
     def list_stories(self, *, since: datetime | None = None, feed: str | None = None,
                      limit: int | None = None) -> list[dict]:
         """Stories newest first by first_seen; times are ISO 8601 UTC strings."""
@@ -645,18 +716,21 @@ class Store:
             {"since": to_text(since), "feed": feed, "limit": -1 if limit is None else limit})
         return [_story(row) for row in rows]
 
+    @reads_database
     def entry_counts(self) -> dict[str, int]:
         rows = self.db.execute(
             "SELECT f.name, COUNT(e.id) FROM feeds f LEFT JOIN entries e ON e.feed_id = f.id "
             "GROUP BY f.id ORDER BY f.name")
         return dict(rows.fetchall())
 
+    @reads_database
     def last_story_times(self) -> dict[str, datetime]:
         """feed name -> when its newest story was first seen (feeds with stories only)."""
         rows = self.db.execute("SELECT f.name, MAX(e.first_seen) FROM feeds f "
                                "JOIN entries e ON e.feed_id = f.id GROUP BY f.id")
         return {name: from_text(seen) for name, seen in rows.fetchall()}
 
+    @reads_database
     def fetch_log(self, name: str, limit: int = 20) -> list[dict]:
         """The feed's latest fetches, newest first."""
         return list(self.db.query(
@@ -672,6 +746,7 @@ class Store:
             "WHERE (:since IS NULL OR e.first_seen >= :since) ORDER BY e.first_seen, e.id",
             {"since": to_text(since)})
 
+    @reads_database
     def matched_rules(self, *, since: datetime | None = None) -> dict[int, set[str]]:
         """entry id -> the rules recorded as matching it, for entries first seen since."""
         rows = self.db.execute(
@@ -682,6 +757,7 @@ class Store:
             found.setdefault(entry_id, set()).add(rule)
         return found
 
+    @reads_database
     def get_meta(self, key: str) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
         return None if row is None else row[0]

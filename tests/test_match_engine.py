@@ -398,7 +398,7 @@ def test_matches_as_plain_data_and_as_text() -> None:
         "rule": "r", "score": 6.0, "severity": "info", "tags": ["drones"],
         "hits": [{"field": "title", "start": 0, "end": 7, "term": "Beijing"},
                  {"field": "title", "start": 17, "end": 23, "term": "drone*"}],
-        "snippet": "[[Beijing]] supplies [[drones]]",
+        "snippet": "[[Beijing]] supplies [[drones]]", "hits_omitted": 0,
     }
     assert describe(match, {"title": title}) == (
         "r (info, score 6, tags: drones)\n"

@@ -76,6 +76,8 @@ REQUIRED = {
     "CapabilityBoundingSet": "",
     "AmbientCapabilities": "",
     "MemoryDenyWriteExecute": "yes",
+    "MemoryMax": "1G",
+    "LimitNOFILE": "8192",
     "SystemCallArchitectures": "native",
 }
 
@@ -91,7 +93,8 @@ def test_syscalls_are_limited_to_a_system_service_without_privileged_ones(servic
 
 
 def test_the_network_stays_reachable_and_no_secret_is_in_the_environment(service):
-    assert "IPAddressDeny" not in service and "PrivateNetwork" not in service
+    assert "PrivateNetwork" not in service and "IPAddressAllow" not in service
+    assert service.get("IPAddressDeny", []) == ["link-local"]  # no metadata service, all else open
     for assignment in service.get("Environment", []):
         assert not re.search(r"(?i)pass|secret|token|key", assignment), assignment
 

@@ -152,6 +152,10 @@ def run_chaos(settings: ChaosSettings, work: Path, *, log=print) -> ChaosResult:
             _check_outcomes(result, workspace, server, names, served)
             result.check("no external DTD or entity requested", not server.leaks,
                          f"{len(server.leaks)} requests" + (f": {server.leaks[:3]}" if server.leaks else ""))
+            result.check("no credential sent to another host (redirects included)",
+                         not server.credential_leaks,
+                         f"{len(server.credential_leaks)} requests"
+                         + (f": {server.credential_leaks[:3]}" if server.credential_leaks else ""))
             leaving = [line for line in proxy.seen if "canary.invalid" not in line]
             result.check("no request left loopback (the proxy saw only the canary's)",
                          not leaving and len(proxy.seen) > 0,

@@ -23,6 +23,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
+from urllib.parse import urlsplit
+
+from bench.chaos.hostile import CREDENTIAL_HEADER
 
 ROOT = Path(__file__).resolve().parents[2]
 REF = re.compile(r"\(ref ([\w.-]+)\)")
@@ -35,6 +38,10 @@ WATCH = """
 description = "Stories the reliability runs expect an alert for"
 query = 'zeppelin'
 severity = "warning"
+
+[rule.chaos_proximity]
+description = "The matching bomb's words, near each other (hostile case matching_bomb)"
+query = 'airship NEAR/3 hangar'
 """
 
 
@@ -95,8 +102,10 @@ class Workspace:
         poll = {"interval": interval, "jitter": 0.1, "max_backoff": "1s", **(poll or {})}
         (self.config / "monitor.toml").write_text(
             'log_level = "info"\n' + _table("fetch", fetch) + _table("poll", poll), encoding="utf-8")
+        # Each feed sends a credential header naming its own host (see CREDENTIAL_HEADER).
         (self.config / "feeds.toml").write_text("".join(
-            f'[[feed]]\nname = "{name}"\nurl = "{url}"\ninterval = "{interval}"\nlanguage = "en"\n\n'
+            f'[[feed]]\nname = "{name}"\nurl = "{url}"\ninterval = "{interval}"\nlanguage = "en"\n'
+            f'headers = {{ {CREDENTIAL_HEADER} = "{urlsplit(url).hostname}" }}\n\n'
             for name, url in feeds), encoding="utf-8")
         (self.config / "watch.toml").write_text(WATCH, encoding="utf-8")
         (self.config / "alerts.toml").write_text(

@@ -42,6 +42,9 @@ from xml.sax.saxutils import escape
 
 DEFAULT_HOSTS = tuple(f"127.0.0.{n}" for n in range(2, 10))
 MARKER = "Zeppelin"  # the word the runs' watch rule looks for
+# The runs give every feed this header, valued with the address of its own host: a
+# request that carries it to another host is a credential that followed a redirect.
+CREDENTIAL_HEADER = "X-Chaos-Key"
 HEALTHY_WINDOW = 20  # stories a healthy feed keeps; one new story per poll
 MIB = 1024 * 1024
 
@@ -793,6 +796,45 @@ class MarkupInjection(Case):
         return _feed_of_items(ex, self, [item], alerting=[guid])
 
 
+@case
+class MatchingBomb(Case):
+    """One 200 kB story repeating the two words of the watch's NEAR rule 13,000 times each:
+    comparing every pair of occurrences once held the matching thread for seconds per story."""
+
+    name = "matching_bomb"
+    expected = (OK,)
+    WORDS = "airship hangar "  # the runs' watch: airship NEAR/3 hangar
+
+    def respond(self, ex: Exchange) -> Served:
+        guid = f"{ex.feed}-bomb"
+        item = Item(guid, f"{story_ref(guid)} Airship hangar report",
+                    link=f"https://bomb.example/{ex.feed}",
+                    description=(self.WORDS * 14_000)[:200_000], published=rfc822(ex.server.epoch))
+        return _feed_of_items(ex, self, [item], alerting=[guid])
+
+
+@case
+class TerminalEscapes(Case):
+    """A JSON Feed whose titles and links carry terminal controls: ESC sequences that clear
+    the screen or write the clipboard (OSC 52), 8-bit CSI, DEL. JSON can carry what XML cannot."""
+
+    name = "terminal_escapes"
+    expected = (OK,)
+    TITLES = ("Clear \x1b[2J\x1b[H screen", "Clipboard \x1b]52;c;ZWNobyBvd25lZA==\x07 write",
+              "Eight-bit \u009b31m CSI", "Delete \x7f char")
+
+    def respond(self, ex: Exchange) -> Served:
+        import json
+
+        items = [{"id": f"esc-{n}", "title": title, "content_text": f"Body of {title}",
+                  "url": f"https://esc.example/{n}\x1b]52;c;eA==\x07"}
+                 for n, title in enumerate(self.TITLES)]
+        body = json.dumps({"version": "https://jsonfeed.org/version/1.1", "title": "escapes",
+                           "items": items}).encode()
+        send(ex.handler, 200, body, {"Content-Type": "application/feed+json"})
+        return ex.served(self, stories=[item["id"] for item in items])
+
+
 # --------------------------------------------------------------------------
 # which case a feed gets at each poll
 # --------------------------------------------------------------------------
@@ -862,6 +904,8 @@ class HostileServer:
         self.stopping = threading.Event()
         self.history: dict[str, list[Served]] = defaultdict(list)
         self.leaks: list[str] = []  # requests for external DTDs or entities: must stay empty
+        # requests that carried a feed's credential header to a host other than its own
+        self.credential_leaks: list[str] = []
         self.requests = 0
         self._polls: dict[str, int] = defaultdict(int)
         self._frozen = False
@@ -957,8 +1001,12 @@ class HostileServer:
         return _Listener((host, 0), Handler)
 
     def _dispatch(self, handler: BaseHTTPRequestHandler) -> None:
+        home = handler.headers.get(CREDENTIAL_HEADER)
         with self._lock:
             self.requests += 1
+            if home is not None and home != handler.server.server_address[0]:
+                self.credential_leaks.append(f"{home} -> {handler.server.server_address[0]}"
+                                             f"{handler.path}")
         parts = handler.path.split("?", 1)[0].strip("/").split("/")
         route: Callable[[BaseHTTPRequestHandler, list[str]], None] | None = {
             ("feed", 2): self._planned, ("case", 3): self._fixed,

@@ -46,6 +46,7 @@ from monitor.configcheck import (
     unknown_key,
 )
 from monitor.errors import ConfigError
+from monitor.masking import mask_query_values
 from monitor.models import AlertSettings, Destination
 from monitor.tomlpos import key_line
 
@@ -120,16 +121,9 @@ def _service(url: str) -> NotifyBase | None:
 
 
 def _privacy_form(service: NotifyBase) -> str:
-    """apprise's privacy URL, with custom header values (`+Name=value`, often tokens) masked too."""
-    url = service.url(privacy=True)
-    base, question, query = url.partition("?")
-    if not question:
-        return url
-    pairs = []
-    for pair in query.split("&"):
-        name, equals, _value = pair.partition("=")
-        pairs.append(f"{name}={MASK}" if equals and unquote(name).startswith("+") else pair)
-    return f"{base}?{'&'.join(pairs)}"
+    """apprise's privacy URL, with the values of custom headers (`+Name=`), GET parameters
+    (`-name=`), payload fields (`:name=`) and secret-named parameters masked too."""
+    return mask_query_values(service.url(privacy=True))
 
 
 def _fallback(url: str) -> str:

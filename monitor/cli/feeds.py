@@ -38,6 +38,7 @@ from monitor.fetch import Fetcher
 from monitor.lock import DaemonLock, signal_daemon
 from monitor.models import FeedConfig, FeedState, FetchSettings
 from monitor.opml import export_opml, parse_opml
+from monitor.masking import mask_query_values, mask_text, mask_url
 from monitor.store import Store
 from monitor.urls import strip_userinfo
 
@@ -67,21 +68,25 @@ def feed_rows(app: App) -> list[dict]:
             counts = store.entry_counts()
         finally:
             store.close()
+    not_stored = DaemonLock(app.db_path).feed_problems()
     rows = []
     for feed in config.feeds:
         state = states.get(feed.name)
         rows.append({
             "name": feed.name,
-            "url": strip_userinfo(state.url if state else feed.url),
+            "url": mask_url(strip_userinfo(state.url if state else feed.url)),
             "status": _status(state),
             "interval": format_duration(feed.interval),
             "last_success": iso(state.last_success) if state else None,
-            "last_error": state.last_error if state else None,
+            "last_error": mask_text(state.last_error) if state and state.last_error else None,
             "last_error_kind": state.last_error_kind if state else None,
             "consecutive_errors": state.consecutive_errors if state else 0,
             "entries": counts.get(feed.name, 0),
             "next_poll": iso(state.next_poll) if state else None,
             "retry_after": iso(state.retry_after) if state and state.retry_after else None,
+            "moved_to": state.moved_to if state else None,
+            "match_warning": state.match_warning if state else None,
+            "storage_error": not_stored.get(feed.name),
         })
     return rows
 
@@ -116,8 +121,19 @@ def feeds_list(app: App, as_json: bool) -> None:
     echo_table(
         ["NAME", "STATUS", "ERRORS", "ENTRIES", "LAST SUCCESS", "NEXT POLL", "URL", "LAST ERROR"],
         [[r["name"], r["status"], r["consecutive_errors"], r["entries"], r["last_success"] or "-",
-          r["next_poll"] or "-", r["url"], r["last_error"] or ""] for r in rows],
+          r["next_poll"] or "-", r["url"], _last_error(r)] for r in rows],
     )
+
+
+def _last_error(row: dict) -> str:
+    """The error, then what else needs the user: a move to confirm, stories left unmatched."""
+    notes = [row["storage_error"] or "", row["last_error"] or ""]
+    if row["moved_to"]:
+        notes.append(f"moved permanently to {row['moved_to']}: not followed, the feed sends "
+                     "credentials; edit its url in feeds.toml to confirm")
+    if row["match_warning"]:
+        notes.append(row["match_warning"])
+    return "; ".join(note for note in notes if note)
 
 
 # --------------------------------------------------------------------------
@@ -333,8 +349,12 @@ def _echo_import(report: AddFeedsReport, invalid_outlines: Sequence[str], *, dry
 @click.option("--title", default="monitor feeds", show_default=True, help="The OPML head title.")
 @click.option("--keep-credentials", is_flag=True,
               help="Keep user:password@ in feed URLs (removed by default: the file may be shared).")
+@click.option("--with-secrets", is_flag=True,
+              help="Keep credentials and secret query values (?apikey=, token...) in feed URLs "
+                   "(masked as *** by default).")
 @click.pass_obj
-def feeds_export(app: App, output: str | None, title: str, keep_credentials: bool) -> None:
+def feeds_export(app: App, output: str | None, title: str, keep_credentials: bool,
+                 with_secrets: bool) -> None:
     """Write the configured feeds as OPML 2.0, for another feed reader or a backup.
 
     Each feed goes in a folder named by its first tag and lists all its tags
@@ -346,7 +366,13 @@ def feeds_export(app: App, output: str | None, title: str, keep_credentials: boo
       monitor feeds export -o ~/backup/feeds.opml --title "Newsroom feeds"
     """
     feeds = list(app.config().feeds)
-    if not keep_credentials:
+    if not with_secrets:
+        masked = [feed.name for feed in feeds if mask_query_values(feed.url) != feed.url]
+        feeds = [replace(feed, url=mask_query_values(feed.url)) for feed in feeds]
+        if masked:
+            click.echo(f"monitor: note: masked secret query values in the URLs of {', '.join(masked)} "
+                       "(pass --with-secrets to keep them)", err=True)
+    if not (keep_credentials or with_secrets):
         with_credentials = [feed.name for feed in feeds if strip_userinfo(feed.url) != feed.url]
         feeds = [replace(feed, url=strip_userinfo(feed.url)) for feed in feeds]
         if with_credentials:

@@ -12,6 +12,8 @@ number of hits, not the number of rules or aliases.
 
 from __future__ import annotations
 
+import time
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -29,6 +31,17 @@ Hits = dict[int, list[Occurrence]]  # term set id -> its occurrences
 Evaluate = Callable[[Hits], "list[Occurrence] | None"]  # None: false; a list: true, with its support
 _ALL_FIELDS = frozenset(FIELDS)
 _CACHE_SIZE = 200_000
+# Bounds that keep one story's cost linear and small whatever its text (a hostile feed
+# repeating two aliases 16,000 times once cost 10 s and 200 MB of stored hits).
+MAX_OCCURRENCES = 200  # per term set and story: further occurrences are not looked at
+MAX_STORED_HITS = 100  # per match: the rest is counted in Match.hits_omitted
+FIELD_LIMITS = {"title": 2_000, "summary": 50_000, "content": 200_000}  # characters matched
+STORY_BUDGET = 2.0  # seconds of matching per story before it is given up
+_CLOCK_EVERY = 1024  # words scanned between two looks at the clock
+
+
+class MatchBudgetExceeded(Exception):
+    """One story took longer to match than its budget: it is stored unmatched and marked."""
 
 
 @dataclass(eq=False)
@@ -198,21 +211,38 @@ def _near(left: Evaluate, right: Evaluate, distance: int, ordered: bool) -> Eval
         found, more = left(hits), right(hits)
         if not found or not more:
             return None
-        support: dict[Occurrence, None] = {}
-        for a in found:
-            for b in more:
-                if a.field != b.field:
-                    continue
-                if b.first >= a.last:
-                    gap = b.first - a.last
-                elif a.first >= b.last and not ordered:
-                    gap = a.first - b.last
-                else:
-                    continue  # overlapping words, or ONEAR in the wrong order
-                if gap <= distance:
-                    support[a] = support[b] = None
+        support = dict.fromkeys(_near_support(found, more, distance, ordered=ordered, left_first=True))
+        support.update(dict.fromkeys(_near_support(more, found, distance, ordered=ordered,
+                                                   left_first=False)))
         return list(support) or None
     return near
+
+
+def _near_support(ours: list[Occurrence], theirs: list[Occurrence], distance: int, *,
+                  ordered: bool, left_first: bool) -> list[Occurrence]:
+    """Our occurrences with one of theirs at most DISTANCE words away in the same field.
+
+    Theirs are sorted once by where they start and where they end; each of ours then
+    needs two binary searches (n log n, where comparing every pair cost n x m). With
+    ORDERED, the left operand's hit must come first: `left_first` says which side ours is.
+    """
+    by_field: dict[str, tuple[list[int], list[int]]] = {}
+    for field_name in {o.field for o in theirs}:
+        same = [o for o in theirs if o.field == field_name]
+        by_field[field_name] = (sorted(o.first for o in same), sorted(o.last for o in same))
+    kept = []
+    for occurrence in ours:
+        positions = by_field.get(occurrence.field)
+        if positions is None:
+            continue
+        firsts, lasts = positions
+        after = not ordered or left_first  # theirs may follow ours
+        before = not ordered or not left_first  # theirs may precede ours
+        if after and bisect_right(firsts, occurrence.last + distance) > bisect_left(firsts, occurrence.last):
+            kept.append(occurrence)
+        elif before and bisect_right(lasts, occurrence.first) > bisect_left(lasts, occurrence.first - distance):
+            kept.append(occurrence)
+    return kept
 
 
 class Matcher:
@@ -251,17 +281,25 @@ class Matcher:
         return [compiled.rule.name for compiled in self._rules]
 
     def match(self, *, title: str, summary: str = "", content: str = "", language: str | None = None,
-              feed: str | None = None, feed_tags: Sequence[str] = ()) -> list[Match]:
-        """Every rule the entry matches, in watch.toml order, each with its explanation."""
-        texts = {"title": title or "", "summary": summary or "", "content": content or ""}
+              feed: str | None = None, feed_tags: Sequence[str] = (),
+              budget: float | None = None) -> list[Match]:
+        """Every rule the entry matches, in watch.toml order, each with its explanation.
+
+        Only the first FIELD_LIMITS characters of each field are matched. With a
+        BUDGET (seconds), a story that takes longer raises MatchBudgetExceeded.
+        """
+        texts = {"title": (title or "")[:FIELD_LIMITS["title"]],
+                 "summary": (summary or "")[:FIELD_LIMITS["summary"]],
+                 "content": (content or "")[:FIELD_LIMITS["content"]]}
         if texts["content"].strip() == texts["summary"].strip():
             texts["content"] = ""  # many feeds repeat the summary as content: count it once
+        deadline = None if budget is None else time.monotonic() + budget
         mode = language_mode(language, *texts.values())
         hits: Hits = {}
         excluded: dict[int, list[tuple[str, int, int]]] = {}
         for name, text in texts.items():
             if text:
-                self._scan(name, text, mode, hits, excluded)
+                self._scan(name, text, mode, hits, excluded, deadline)
         if not hits:
             return []
         _drop_excluded(hits, excluded)
@@ -277,6 +315,7 @@ class Matcher:
                 continue
             if not compiled.in_scope(feed, feed_tags, language):
                 continue
+            _check_clock(deadline)
             self.evaluations += 1
             support = compiled.evaluate(hits)
             if support is None:
@@ -285,18 +324,23 @@ class Matcher:
             if rule_score < compiled.rule.min_score:
                 continue
             found = explain.hits(support)
+            kept = found[:MAX_STORED_HITS]
             matches.append(Match(rule=compiled.rule.name, score=rule_score, severity=compiled.rule.severity,
-                                 tags=compiled.rule.tags, hits=found, snippet=explain.snippet(texts, found)))
+                                 tags=compiled.rule.tags, hits=kept, snippet=explain.snippet(texts, kept),
+                                 hits_omitted=len(found) - len(kept)))
         return matches
 
     def _scan(self, field_name: str, text: str, mode: str, hits: Hits,
-              excluded: dict[int, list[tuple[str, int, int]]]) -> None:
-        """Find every pattern occurrence in one field (the hot loop: kept flat on purpose)."""
+              excluded: dict[int, list[tuple[str, int, int]]], deadline: float | None = None) -> None:
+        """Find the pattern occurrences in one field (the hot loop: kept flat on purpose),
+        at most MAX_OCCURRENCES per term set and story."""
         cache = self._words[mode]
         infos: list[WordInfo] = []
         spans: list[tuple[int, int]] = []
         starts: list[tuple[int, tuple[_Pattern, ...]]] = []  # words that begin some pattern
         for found in WORDS.finditer(text):
+            if deadline is not None and len(infos) % _CLOCK_EVERY == 0:
+                _check_clock(deadline)
             raw = found.group()
             known = cache.get(raw)
             if known is None:
@@ -309,7 +353,9 @@ class Matcher:
             infos.append(known[0])
             spans.append(found.span())
         count = len(infos)
-        for index, patterns in starts:
+        for position, (index, patterns) in enumerate(starts):
+            if deadline is not None and position % _CLOCK_EVERY == 0:
+                _check_clock(deadline)
             for pattern in patterns:
                 length = len(pattern.words)
                 if length > 1 and (index + length > count or not all(
@@ -320,8 +366,10 @@ class Matcher:
                     if is_exclude:
                         excluded.setdefault(set_id, []).append((field_name, index, index + length))
                     else:
-                        hits.setdefault(set_id, []).append(
-                            Occurrence(field_name, index, index + length, label, start, end))
+                        occurrences = hits.setdefault(set_id, [])
+                        if len(occurrences) < MAX_OCCURRENCES:
+                            occurrences.append(Occurrence(field_name, index, index + length, label,
+                                                          start, end))
 
     def _first_word_patterns(self, info: WordInfo) -> tuple[_Pattern, ...]:
         found: dict[int, _Pattern] = {}
@@ -334,6 +382,11 @@ class Matcher:
             for pattern in table.get(info.form[:length], ()):
                 found[id(pattern)] = pattern
         return tuple(p for p in found.values() if p.words[0].matches(info))
+
+
+def _check_clock(deadline: float | None) -> None:
+    if deadline is not None and time.monotonic() > deadline:
+        raise MatchBudgetExceeded("matching took longer than its budget")
 
 
 def _trigger_index(rules: list[_CompiledRule]) -> dict[int, list[int]]:
@@ -365,13 +418,30 @@ def _lemma_prefixes(patterns: list[_Pattern]) -> frozenset[str]:
 
 
 def _drop_excluded(hits: Hits, excluded: dict[int, list[tuple[str, int, int]]]) -> None:
-    """Discard hits that lie inside an occurrence of their set's exclude phrases."""
+    """Discard hits that lie inside an occurrence of their set's exclude phrases.
+
+    Per field, the phrases are sorted by their first word with a running maximum of
+    their ends, so each hit costs one binary search however many phrases occur.
+    """
     for set_id, ranges in excluded.items():
         occurrences = hits.get(set_id)
         if not occurrences:
             continue
-        kept = [o for o in occurrences
-                if not any(f == o.field and first <= o.first and o.last <= last for f, first, last in ranges)]
+        reach: dict[str, tuple[list[int], list[int]]] = {}
+        for field_name in {f for f, _, _ in ranges}:
+            spans = sorted((first, last) for f, first, last in ranges if f == field_name)
+            furthest, ends = -1, []
+            for _, last in spans:
+                furthest = max(furthest, last)
+                ends.append(furthest)
+            reach[field_name] = ([first for first, _ in spans], ends)
+
+        def inside(o: Occurrence) -> bool:
+            firsts, ends = reach.get(o.field, ((), ()))
+            before = bisect_right(firsts, o.first)
+            return before > 0 and ends[before - 1] >= o.last
+
+        kept = [o for o in occurrences if not inside(o)]
         if kept:
             hits[set_id] = kept
         else:
@@ -390,7 +460,9 @@ def _outermost(occurrences: list[Occurrence]) -> list[Occurrence]:
     return kept
 
 
-def match_entry(matcher: Matcher, entry: Entry, feed_tags: Sequence[str] = ()) -> list[Match]:
-    """Match a parsed entry; FEED_TAGS are the tags of its feed in feeds.toml."""
+def match_entry(matcher: Matcher, entry: Entry, feed_tags: Sequence[str] = (),
+                budget: float | None = STORY_BUDGET) -> list[Match]:
+    """Match a parsed entry; FEED_TAGS are the tags of its feed in feeds.toml.
+    MatchBudgetExceeded when it takes longer than BUDGET seconds."""
     return matcher.match(title=entry.title, summary=entry.summary, content=entry.content,
-                         language=entry.language, feed=entry.feed, feed_tags=feed_tags)
+                         language=entry.language, feed=entry.feed, feed_tags=feed_tags, budget=budget)

@@ -112,6 +112,7 @@ def as_dict(match: Match) -> dict[str, Any]:
         "tags": list(match.tags),
         "hits": [{"field": hit.field, "start": hit.start, "end": hit.end, "term": hit.term} for hit in match.hits],
         "snippet": match.snippet,
+        "hits_omitted": match.hits_omitted,
     }
 
 

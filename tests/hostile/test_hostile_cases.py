@@ -159,3 +159,43 @@ def test_plan_is_fixed_by_the_seed_and_freezes_after_the_cycles():
         tail = {plan.case_for(f"f{n}", poll) for poll in range(4, 30)}
         finals = {case for case in tail if CASES[case[0]].final}
         assert len(finals) == 1  # one final case and content version from the freeze on
+
+
+def test_the_matching_bomb_matches_fast_with_bounded_hits(hostile):
+    """Regression: NEAR compared every pair of 13,000 x 13,000 occurrences (seconds per story)."""
+    from bench.chaos.harness import WATCH
+    from monitor.match import Matcher, match_entry, parse_watch_text
+    from monitor.match.engine import MAX_STORED_HITS
+
+    entry, = poll(hostile, "matching_bomb", "t-bomb").parsed.entries
+    matcher = Matcher.compile(parse_watch_text(WATCH, Path("watch.toml")))
+    match_entry(matcher, entry)  # warm the word cache, as a running daemon has
+    started = time.monotonic()
+    match, = match_entry(matcher, entry)
+    assert time.monotonic() - started < 0.5
+    assert match.rule == "chaos_proximity" and len(match.hits) <= MAX_STORED_HITS
+
+
+def test_terminal_controls_never_reach_stored_text_or_links(hostile):
+    import re
+
+    entries = poll(hostile, "terminal_escapes", "t-esc").parsed.entries
+    assert len(entries) == 4
+    for entry in entries:
+        assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f]", entry.title + entry.summary + entry.content)
+        assert entry.url is None  # a link with ESC in it is no link
+
+
+def test_credentials_do_not_follow_a_301_to_another_host(hostile):
+    from bench.chaos.hostile import CREDENTIAL_HEADER
+
+    url = hostile.case_url("moved_other_host", "t-cred")
+
+    async def fetch() -> FetchResult:
+        async with Fetcher(SETTINGS) as fetcher:
+            return await fetcher.fetch(FetchRequest(feed="t-cred", url=url, headers={
+                CREDENTIAL_HEADER: "127.0.0.2", "Authorization": "Basic YTpi"}), datetime.now(timezone.utc))
+
+    result = asyncio.run(fetch())
+    assert result.outcome is FetchOutcome.OK and urlsplit(result.final_url).hostname == "127.0.0.3"
+    assert hostile.credential_leaks == []
