@@ -99,7 +99,7 @@ def test_digest_destination_holds_until_its_time_and_sends_one_message(tmp_path,
     h.clock.now = datetime(2026, 11, 29, 16, 0, tzinfo=timezone.utc)  # 18:00 Kyiv
     assert h.dispatch().sent == 2
     assert len(webhook.posts) == 1
-    assert webhook.posts[0]["title"].startswith("[monitor] 2 matches")
+    assert webhook.posts[0]["title"].startswith("[monitor] 2 stories")
 
 
 def test_critical_breaks_through_a_digest(tmp_path, webhook):
@@ -117,7 +117,7 @@ def test_quiet_hours_hold_alerts_then_send_one_digest(tmp_path, webhook):
     assert h.dispatch().sent == 0
     h.clock.now = datetime(2026, 11, 30, 5, 0, tzinfo=timezone.utc)  # 07:00 Kyiv
     assert h.dispatch().sent == 2
-    assert len(webhook.posts) == 1 and "2 matches" in webhook.posts[0]["title"]
+    assert len(webhook.posts) == 1 and "2 stories" in webhook.posts[0]["title"]
 
 
 def test_rate_limit_folds_the_burst_into_a_digest_instead_of_dropping(tmp_path, webhook):
@@ -209,4 +209,4 @@ def test_a_burst_after_downtime_becomes_a_digest_by_default(tmp_path, webhook):
     assert h.dispatch().sent == 10
     h.clock.now += timedelta(hours=1)
     assert h.dispatch().sent == 4
-    assert len(webhook.posts) == 11 and "4 matches" in webhook.posts[-1]["title"]
+    assert len(webhook.posts) == 11 and "4 stories" in webhook.posts[-1]["title"]
