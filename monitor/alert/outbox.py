@@ -304,12 +304,14 @@ def list_alerts(store: Store, statuses: Sequence[str] | None = None, limit: int 
     out = []
     for row in rows:
         payload = json.loads(row.pop("payload"))
-        if row["kind"] != "health":
-            hits = load_view(json.dumps(payload)).all_rules()
-            row.update(rule=hits[0].rule, rules=[hit.rule for hit in hits],
-                       new_rules=[hit.rule for hit in hits if hit.is_new])
-        else:
-            row.update(rules=[], new_rules=[])
+        # A per-rule payload (written before one alert per story) names its one rule.
+        hits = payload.get("rules") or ([{"rule": payload.get("rule") or row["rule"],
+                                          "is_new": bool(payload.get("is_update"))}]
+                                        if row["kind"] != "health" else [])
+        row.update(rules=[hit["rule"] for hit in hits],
+                   new_rules=[hit["rule"] for hit in hits if hit.get("is_new")])
+        if hits:
+            row["rule"] = hits[0]["rule"]  # the top rule (the row's own is the one it is filed under)
         row.update(title=payload.get("title") or payload.get("detail"), feed=payload.get("feed"),
                    also_reported_by=payload.get("also_reported_by", []),
                    possible_duplicate=bool(row["possible_duplicate"]))
