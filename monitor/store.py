@@ -265,7 +265,7 @@ def _alerts_per_story(db: Database) -> None:
         db.execute(statement)
     groups: dict[tuple[int, str], list[dict[str, Any]]] = {}
     for row in db.query(
-            "SELECT id, kind, entry_id, destination, status, delivery, reason, due_at, attempts, "
+            "SELECT id, kind, entry_id, rule, destination, status, delivery, reason, due_at, attempts, "
             "first_attempt_at, last_attempt_at, last_error, possible_duplicate, payload FROM alerts "
             "WHERE kind IN ('match', 'update') AND entry_id IS NOT NULL "
             "AND status IN ('pending', 'failed', 'dead') ORDER BY id"):
@@ -285,7 +285,8 @@ def _fold_alerts(db: Database, rows: list[dict[str, Any]]) -> None:
     kind = "match" if any(row["kind"] == "match" for row in rows) else "update"
     payloads = [json.loads(row["payload"]) for row in rows]
     named = sorted(((row, {**rule, "is_new": bool(rule.get("is_new")) and kind == "update"})
-                    for row, payload in zip(rows, payloads) for rule in _payload_rules(payload)),
+                    for row, payload in zip(rows, payloads)
+                    for rule in _payload_rules(payload, row["rule"])),
                    key=lambda pair: (pair[0]["status"] != status, RuleHit(**pair[1]).order()))
     keep = named[0][0]  # the live row holding the top rule
     rules = sorted((rule for _, rule in named), key=lambda rule: RuleHit(**rule).order())
@@ -314,11 +315,12 @@ def _fold_alerts(db: Database, rows: list[dict[str, Any]]) -> None:
             db.execute("DELETE FROM alerts WHERE id = ?", [row["id"]])
 
 
-def _payload_rules(payload: dict[str, Any]) -> list[dict[str, Any]]:
-    """The rules an alert payload names (a per-rule payload names its own)."""
+def _payload_rules(payload: dict[str, Any], rule: str) -> list[dict[str, Any]]:
+    """The rules an alert payload names (a per-rule payload names its own, RULE)."""
     if payload.get("rules"):
         return payload["rules"]
-    return [{"rule": payload["rule"], "severity": payload["severity"], "score": payload["score"],
+    return [{"rule": payload.get("rule") or rule, "severity": payload.get("severity", "info"),
+             "score": payload.get("score", 0.0),
              "snippet": payload.get("snippet", ""), "terms": list(payload.get("terms", [])),
              "description": payload.get("description", ""),
              "is_new": bool(payload.get("is_update"))}]

@@ -100,3 +100,30 @@ def test_three_shipped_rules_make_one_email_and_one_post_and_a_fourth_one_more(e
     status = json.loads(monitor("status", "--json", env=env).stdout)
     assert status["alerts"]["stories_sent_today"] == 1 and status["alerts"]["sent_today"] == 4
     assert status["matched_stories_today"] == 1 and status["matches_today"] == 4
+
+
+def test_the_atom_feed_has_one_entry_per_story_with_every_rule(tmp_path):
+    import xml.etree.ElementTree as ET
+
+    from monitor.http import build_atom, latest_matches
+    from monitor.models import Entry, FeedConfig, Hit, Match
+    from monitor.store import Store
+
+    atom = "{http://www.w3.org/2005/Atom}"
+    store = Store.open(tmp_path / "m.db")
+    try:
+        store.sync_feeds([FeedConfig("outlet", "http://127.0.0.1/feed", 600.0)], NOW)
+        story = Entry(feed="outlet", guid="a", url="https://news.example.org/a", title=TITLE,
+                      summary=SUMMARY, published=NOW, content_hash="a")
+        matches = [Match(rule, 4.5, severity, (), (Hit("title", 0, 5, "China"),), "[[China]] sanctions")
+                   for rule, severity in (("sanctions", "warning"), ("supplies", "critical"))]
+        store.save_poll("outlet", [(story, "new", True, matches)], NOW, {"status": "ok"},
+                        {"outcome": "ok"}, keep=10)
+        feed = ET.fromstring(build_atom(latest_matches(store, 10), title="Matches", now=NOW))
+    finally:
+        store.close()
+    (entry,) = feed.findall(f"{atom}entry")
+    assert entry.findtext(f"{atom}title") == f"[supplies +1] {TITLE}"
+    assert [c.get("term") for c in entry.findall(f"{atom}category")] == ["supplies", "sanctions"]
+    content = entry.findtext(f"{atom}content")
+    assert content.index("supplies (critical") < content.index("sanctions (warning")
