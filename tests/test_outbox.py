@@ -338,3 +338,22 @@ def test_muting_one_rule_of_a_story_keeps_its_alert_for_the_others(tmp_path, web
     h.clock.now += timedelta(minutes=11)
     assert h.dispatch().sent == 1
     assert webhook.posts[0]["title"].startswith("[b] ")
+
+
+def test_a_rule_new_before_the_alert_went_out_joins_it_and_a_critical_one_breaks_through(tmp_path, webhook):
+    h = Harness(tmp_path / "m.db", [dest(webhook, mode="digest", digest_at="18:00")], AlertSettings())
+    story = entry("one", "1", "China drones and sanctions")
+    h.poll_story("one", story, [rule("minor", "info")])
+    h.poll_story("one", Entry(**{**story.__dict__, "content_hash": "v2"}),
+                 [rule("minor", "info"), rule("other", "warning")], kind="updated")
+    assert [(a["status"], a["delivery"], a["rules"]) for a in story_alerts(h.db)] == [
+        ("pending", "digest", ["other", "minor"])], "still one alert for the story"
+    assert h.dispatch().sent == 0
+    h.poll_story("one", Entry(**{**story.__dict__, "content_hash": "v3"}),
+                 [rule("minor", "info"), rule("other", "warning"), rule("grave", "critical")],
+                 kind="updated")
+    assert h.dispatch().sent == 1, "a critical rule brings the waiting alert forward"
+    (post,) = webhook.posts
+    assert post["title"].startswith("[grave +2] China drones and sanctions")
+    h.clock.now = datetime(2026, 11, 29, 16, 0, tzinfo=timezone.utc)  # 18:00 Kyiv: the digest time
+    assert h.dispatch().sent == 0 and len(webhook.posts) == 1

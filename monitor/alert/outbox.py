@@ -6,7 +6,9 @@ routed to that destination, highest severity first, and moves through
 maximum age; alerts of a destination no longer configured become `cancelled`.
 `alert_rules` records which rules each alert named: an updated story alerts a
 destination again only when it now matches a rule not named there before,
-and that message marks the rule as new. A copy of a story already alerted to
+and that message marks the rule as new; while the story's alert is still
+held (digest, quiet hours, grouping delay) the new rule joins it instead,
+so a digest lists the story once. A copy of a story already alerted to
 a destination (same URL, same story on a sister edition, or the same
 headline, from another outlet) is stored as `duplicate` and named on the
 original as "also reported by"; it is never sent again. Every function here
@@ -21,7 +23,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Mapping, Sequence
 
-from monitor.alert.route import plan_delivery, recipients, retry_due, story_keys
+from monitor.alert.route import Plan, plan_delivery, recipients, retry_due, story_keys
 from monitor.models import AlertSettings, AlertView, Destination, Entry, Match, RuleHit
 from monitor.store import Store, from_text, to_text
 
@@ -99,6 +101,15 @@ class Planner:
             destination = replace(destination, rate_limit=self.settings.rate_limit)
         plan = plan_delivery(destination, view.severity, now, self.tz, recent_count=recent,
                              settings=self.settings)
+        waiting = db.execute(
+            "SELECT id, kind, payload, due_at FROM alerts WHERE entry_id = ? AND destination = ? "
+            "AND status = 'pending' AND attempts = 0 AND due_at > ? AND kind IN ('match', 'update') "
+            "ORDER BY id DESC LIMIT 1", [entry_id, destination.name, to_text(now)]).fetchone()
+        if waiting is not None:
+            # Held (a digest, quiet hours, a grouping delay), so not in flight: the new rule
+            # joins it. One already due may be being sent right now: it gets a new alert.
+            _join_waiting(store, waiting, hits, unsent, plan)
+            return 0
         original = _original(store, keys, destination.name, entry_id,
                              now - timedelta(seconds=self.settings.duplicate_window))
         row = db.execute(
@@ -121,6 +132,24 @@ class Planner:
                                 "VALUES (?, ?, ?, ?)",
                                 [(key, destination.name, row[0], to_text(now)) for key in keys])
         return 1
+
+
+def _join_waiting(store: Store, waiting: tuple, hits: Sequence[RuleHit],
+                  unsent: Sequence[_Matched], plan: Plan) -> None:
+    """Name the story's new rules in its alert that has not gone out yet, which moves
+    forward when the new plan is sooner (a critical rule breaks through)."""
+    alert_id, kind, payload, due_at = waiting
+    view = load_view(payload)
+    was_new = {hit.rule for hit in view.all_rules() if hit.is_new}
+    joined = [replace(hit, is_new=kind == "update" and (hit.is_new or hit.rule in was_new))
+              for hit in hits]
+    store.db.execute("UPDATE alerts SET payload = ? WHERE id = ?",
+                     [_dump(_with_rules(view, joined)), alert_id])
+    if to_text(plan.due_at) < due_at:
+        store.db.execute("UPDATE alerts SET due_at = ?, delivery = ?, reason = ? WHERE id = ?",
+                         [to_text(plan.due_at), plan.delivery, plan.reason, alert_id])
+    store.db.conn.executemany("INSERT INTO alert_rules (alert_id, match_id, rule) VALUES (?, ?, ?)",
+                              [(alert_id, m.match_id, m.hit.rule) for m in unsent])
 
 
 def story_view(entry: Entry, hits: Sequence[RuleHit], is_update: bool) -> AlertView:
