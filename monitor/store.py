@@ -309,8 +309,9 @@ def _fold_alerts(db: Database, rows: list[dict[str, Any]]) -> None:
          keep["id"]])
     for row in rows:
         if row["id"] != keep["id"]:
-            for table, column in (("alert_rules", "alert_id"), ("alert_keys", "alert_id"),
-                                  ("alerts", "copy_of")):
+            # Its duplicate keys are the kept row's too (same story and destination): they go
+            # with it by cascade; its rules and the copies pointing at it move to the kept row.
+            for table, column in (("alert_rules", "alert_id"), ("alerts", "copy_of")):
                 db.execute(f"UPDATE {table} SET {column} = ? WHERE {column} = ?", [keep["id"], row["id"]])
             db.execute("DELETE FROM alerts WHERE id = ?", [row["id"]])
 

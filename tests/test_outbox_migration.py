@@ -150,3 +150,13 @@ def test_a_new_database_gets_the_per_story_schema(tmp_path):
     finally:
         store.close()
     assert {"alerts", "alert_rules", "alert_keys"} <= tables
+
+
+def test_folded_alerts_keep_their_story_keys_for_later_copies(old_db):
+    migrated(old_db)
+    with sqlite3.connect(old_db) as conn:
+        keyed = dict(conn.execute(
+            "SELECT a.destination, COUNT(DISTINCT k.key) FROM alerts a JOIN entries e ON e.id = a.entry_id "
+            "JOIN alert_keys k ON k.alert_id = a.id WHERE e.guid = 's1' AND a.status = 'pending' "
+            "GROUP BY a.destination"))
+    assert keyed == {"chat": 3, "mail": 3}, "folded alerts still answer to their url, path and title keys"
