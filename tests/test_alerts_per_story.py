@@ -97,6 +97,10 @@ def test_three_shipped_rules_make_one_email_and_one_post_and_a_fourth_one_more(e
     assert f"{fourth} (new)" in table
     with sqlite3.connect(env["MONITOR_DB"]) as conn:
         assert conn.execute("SELECT COUNT(*) FROM alerts").fetchone()[0] == 4
+        (story_id,) = conn.execute("SELECT id FROM entries WHERE guid = 'a'").fetchone()
+    shown = monitor("show", str(story_id), env=env, check=True).stdout
+    assert shown.count(", ".join(sorted(three))) == 2, "each destination's first alert brought three rules"
+    assert shown.count(f"  {fourth}  (") == 2, "and each update one, the new rule"
     status = json.loads(monitor("status", "--json", env=env).stdout)
     assert status["alerts"]["stories_sent_today"] == 1 and status["alerts"]["sent_today"] == 4
     assert status["matched_stories_today"] == 1 and status["matches_today"] == 4
