@@ -269,7 +269,7 @@ class Daemon:
             self._note_storage(exc)
             return
         if self.metrics is not None:
-            self.metrics.observe_alerts(report.sent, report.failed, report.dead)
+            self.metrics.observe_alerts(report.sent, report.failed, report.dead, report.cancelled)
 
     async def _start_http(self, host: str, port: int) -> None:
         """/healthz, /metrics and /matches.atom on a loopback port (--http)."""

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 from monitor.alert.render import render_alert
 from monitor.errors import UsageError
 from monitor.metrics import Metrics
-from monitor.models import AlertView
+from monitor.models import AlertView, RuleHit
 from monitor.store import Store, StoreThread, from_text, to_text
 
 log = logging.getLogger("monitor.http")
@@ -244,18 +244,22 @@ async def _send(writer: asyncio.StreamWriter, response: Response) -> None:
 
 
 async def matches_atom(store: StoreThread, *, title: str, limit: int = 100) -> bytes:
-    """An Atom 1.0 feed of the latest matched stories, each with why it matched."""
+    """An Atom 1.0 feed of the latest matched stories, one entry per story with every rule
+    it matched and why."""
     rows = await store.call(latest_matches, limit)
     return build_atom(rows, title=title, now=datetime.now(timezone.utc))
 
 
 def latest_matches(store: Store, limit: int) -> list[dict[str, Any]]:
-    """The newest matches with their story and outlet (runs on the store's thread)."""
+    """The newest matched stories with their outlet and matches (runs on the store's thread):
+    `matches` is a JSON array of {rule, score, severity, hits, snippet}."""
     return list(store.db.query(
-        "SELECT m.id, m.rule, m.score, m.severity, m.hits, m.snippet, m.created, "
-        "e.feed_id, e.guid, e.title, e.url, e.published, f.name AS feed "
-        "FROM matches m JOIN entries e ON e.id = m.entry_id JOIN feeds f ON f.id = e.feed_id "
-        "ORDER BY m.created DESC, m.id DESC LIMIT ?", [limit]))
+        "SELECT m.entry_id, MAX(m.created) AS created, e.feed_id, e.guid, e.title, e.url, "
+        "e.published, f.name AS feed, json_group_array(json_object('rule', m.rule, "
+        "'score', m.score, 'severity', m.severity, 'hits', json(m.hits), 'snippet', m.snippet)) "
+        "AS matches FROM matches m JOIN entries e ON e.id = m.entry_id "
+        "JOIN feeds f ON f.id = e.feed_id GROUP BY m.entry_id "
+        "ORDER BY MAX(m.created) DESC, m.entry_id DESC LIMIT ?", [limit]))
 
 
 def build_atom(rows: list[dict[str, Any]], *, title: str, now: datetime) -> bytes:
@@ -272,24 +276,32 @@ def build_atom(rows: list[dict[str, Any]], *, title: str, now: datetime) -> byte
 
 
 def _entry(feed: ET.Element, row: dict[str, Any]) -> None:
+    view = _view(row)
     entry = ET.SubElement(feed, "entry")
-    _child(entry, "id", _urn("match", row["feed_id"], row["guid"], row["rule"]))
-    _child(entry, "title", _xml_text(f"[{row['rule']}] {row['title']}"))
+    _child(entry, "id", _urn("story", row["feed_id"], row["guid"]))
+    more = len(view.rules) - 1
+    _child(entry, "title", _xml_text(f"[{view.rule}{f' +{more}' if more else ''}] {row['title']}"))
     _child(entry, "updated", row["created"])
     if row["published"]:
         _child(entry, "published", row["published"])
     url = row["url"] or ""
     if urlsplit(url).scheme.lower() in ("http", "https"):
         ET.SubElement(entry, "link", rel="alternate", href=_NOT_XML.sub("", url))
-    ET.SubElement(entry, "category", term=_xml_text(row["rule"]))
-    _child(entry, "content", _NOT_XML.sub("", render_alert(_view(row), "UTC").html), type="html")
+    for hit in view.rules:
+        ET.SubElement(entry, "category", term=_xml_text(hit.rule))
+    _child(entry, "content", _NOT_XML.sub("", render_alert(view, "UTC").html), type="html")
 
 
 def _view(row: dict[str, Any]) -> AlertView:
-    terms = tuple(dict.fromkeys(hit["term"] for hit in json.loads(row["hits"])))
-    return AlertView(rule=row["rule"], severity=row["severity"], score=row["score"],
+    hits = sorted((RuleHit(rule=m["rule"], severity=m["severity"], score=m["score"],
+                           snippet=m["snippet"],
+                           terms=tuple(dict.fromkeys(hit["term"] for hit in m["hits"])))
+                   for m in json.loads(row["matches"])), key=RuleHit.order)
+    top = hits[0]
+    return AlertView(rule=top.rule, severity=top.severity, score=top.score,
                      title=row["title"], url=row["url"], feed=row["feed"],
-                     published=from_text(row["published"]), snippet=row["snippet"], terms=terms)
+                     published=from_text(row["published"]), snippet=top.snippet, terms=top.terms,
+                     rules=tuple(hits))
 
 
 def _child(parent: ET.Element, tag: str, text: str, **attributes: str) -> ET.Element:
@@ -299,7 +311,7 @@ def _child(parent: ET.Element, tag: str, text: str, **attributes: str) -> ET.Ele
 
 
 def _urn(*parts: object) -> str:
-    """A stable id: the same story and rule keep theirs across restarts and feed renames."""
+    """A stable id: the same story keeps its own across restarts and feed renames."""
     return "urn:uuid:" + str(uuid.uuid5(uuid.NAMESPACE_URL, "monitor:" + "\n".join(map(str, parts))))
 
 

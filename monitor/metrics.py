@@ -32,7 +32,8 @@ class Metrics:
                                 registry=registry)
         self._matches = Counter("monitor_matches", "Stories matched, by rule.", ["rule"],
                                 registry=registry)
-        self._alerts = Counter("monitor_alerts", "Alert deliveries by result.", ["result"],
+        self._alerts = Counter("monitor_alerts", "Alerts (one per story and destination) by "
+                               "delivery result.", ["result"],
                                registry=registry)
         self._fetch_duration = Histogram("monitor_fetch_duration_seconds",
                                          "Time one feed fetch took.", buckets=FETCH_BUCKETS,
@@ -40,13 +41,13 @@ class Metrics:
         self._loop_lag = Gauge("monitor_loop_lag_seconds",
                                "How late the event loop ran the last heartbeat.", registry=registry)
         self._feeds = Gauge("monitor_feeds", "Feeds by status.", ["status"], registry=registry)
-        self._alerts_pending = Gauge("monitor_alerts_pending", "Alerts waiting to be sent.",
+        self._alerts_pending = Gauge("monitor_alerts_pending", "Alerts (stories per destination) waiting to be sent.",
                                      registry=registry)
         self._feed_statuses: set[str] = set()
         # Series that always exist start at zero, so rate() works from the first scrape.
         for kind in ("new", "updated"):
             self._entries.labels(kind=kind)
-        for result in ("sent", "failed", "dead"):
+        for result in ("sent", "failed", "dead", "cancelled"):
             self._alerts.labels(result=result)
 
     def observe_poll(self, outcome: str, error_kind: str | None, duration: float,
@@ -64,10 +65,12 @@ class Metrics:
         for rule in rules:
             self._matches.labels(rule=rule).inc()
 
-    def observe_alerts(self, sent: int, failed: int, dead: int) -> None:
+    def observe_alerts(self, sent: int, failed: int, dead: int, cancelled: int = 0) -> None:
+        """Alerts by outcome; one alert is one story to one destination, whatever its rules."""
         self._alerts.labels(result="sent").inc(sent)
         self._alerts.labels(result="failed").inc(failed)
         self._alerts.labels(result="dead").inc(dead)
+        self._alerts.labels(result="cancelled").inc(cancelled)
 
     def set_loop_lag(self, seconds: float) -> None:
         self._loop_lag.set(seconds)

@@ -217,7 +217,7 @@ class Destination:
     digest_every: float | None = None  # seconds, for mode digest
     digest_at: str | None = None  # "HH:MM" in the configured timezone, for mode digest
     quiet_hours: tuple[str, str] | None = None  # ("22:00", "07:00"): held, then one digest
-    rate_limit: int | None = None  # at most this many alerts per rule per rate_window; beyond -> digest
+    rate_limit: int | None = None  # at most this many stories per rate_window; beyond -> digest
     rate_window: float = 3600.0
 
 
@@ -233,12 +233,42 @@ class AlertSettings:
     send_timeout: float = 30.0  # seconds one send may take before it counts as TIMEOUT
     health_failures: int = 5  # consecutive failed polls that raise a feed-health alert
     health_silence: float = 10.0  # x the feed's interval without a new story -> "silent" alert (0 = off)
-    rate_limit: int = 10  # per rule and destination per rate_window, unless the destination sets its own (0 = none)
+    rate_limit: int = 10  # stories per destination per rate_window, unless the destination sets its own (0 = none)
+
+
+SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}  # most severe first
+
+
+def severity_rank(severity: str) -> int:
+    return SEVERITY_RANK.get(severity, len(SEVERITY_RANK))
+
+
+@dataclass(frozen=True)
+class RuleHit:
+    """One rule a story matched, as its alert names it."""
+
+    rule: str
+    severity: str
+    score: float
+    snippet: str = ""  # with hits marked [[like this]]
+    terms: tuple[str, ...] = ()  # the matched terms
+    description: str = ""
+    is_new: bool = False  # an update: this rule was not alerted to the destination before
+
+    def order(self) -> tuple[int, float, str]:
+        """Sort key: highest severity first, then the best score, then the name."""
+        return (severity_rank(self.severity), -self.score, self.rule)
 
 
 @dataclass(frozen=True)
 class AlertView:
-    """Everything a message about one matched story shows; all of it is untrusted feed text."""
+    """Everything a message about one matched story shows; all of it is untrusted feed text.
+
+    One alert covers every rule of the story routed to its destination: `rules`,
+    highest severity first. The single-rule fields (`rule`, `severity`, `score`,
+    `snippet`, `terms`, `description`) are those of the top rule, so a template
+    written for one rule per alert keeps working.
+    """
 
     rule: str
     severity: str
@@ -250,8 +280,17 @@ class AlertView:
     snippet: str  # with hits marked [[like this]]
     terms: tuple[str, ...] = ()  # the matched terms
     description: str = ""  # the rule's description
-    is_update: bool = False  # the story changed and now matches this rule
+    is_update: bool = False  # the story changed and now matches a rule not alerted before
     also_reported_by: tuple[str, ...] = ()  # other outlets that carried the same story
+    rules: tuple[RuleHit, ...] = ()  # every matched rule; empty = just the top-level one
+
+    def all_rules(self) -> tuple[RuleHit, ...]:
+        """The matched rules, highest severity first (the top-level rule alone for old payloads)."""
+        if self.rules:
+            return self.rules
+        return (RuleHit(rule=self.rule, severity=self.severity, score=self.score,
+                        snippet=self.snippet, terms=self.terms, description=self.description,
+                        is_new=self.is_update),)
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,7 @@ class Report:
     days: tuple[str, ...]  # every local date of the period, oldest first
     rules: tuple[str, ...]  # rules with matches, most matches first
     by_day: Mapping[str, Mapping[str, int]]  # day -> rule -> matches
+    day_stories: Mapping[str, int]  # day -> stories matched that day (one story, however many rules)
     rule_matches: Mapping[str, int]  # rule -> matches
     rule_stories: Mapping[str, int]  # rule -> stories it matched
     outlets: tuple[Outlet, ...]  # most matches first
@@ -75,6 +76,7 @@ def build_report(store: Store, *, since: datetime, now: datetime, tz: str,
         [to_text(since), to_text(now)]))
     counted = [row for row in rows if row["muted_at"] is None]
     by_day: dict[str, Counter[str]] = {day: Counter() for day in _days(since, now, zone)}
+    day_entries: dict[str, set[int]] = defaultdict(set)
     rule_matches: Counter[str] = Counter()
     rule_entries: dict[str, set[int]] = defaultdict(set)
     outlet_rules: dict[str, Counter[str]] = defaultdict(Counter)
@@ -82,6 +84,7 @@ def build_report(store: Store, *, since: datetime, now: datetime, tz: str,
     for row in counted:
         day = from_text(row["created"]).astimezone(zone).date().isoformat()
         by_day.setdefault(day, Counter())[row["rule"]] += 1
+        day_entries[day].add(row["entry_id"])
         rule_matches[row["rule"]] += 1
         rule_entries[row["rule"]].add(row["entry_id"])
         outlet_rules[row["feed"]][row["rule"]] += 1
@@ -92,6 +95,7 @@ def build_report(store: Store, *, since: datetime, now: datetime, tz: str,
         since=since, until=now, tz=tz, days=tuple(sorted(by_day)),
         rules=tuple(rule for rule, _ in sorted(rule_matches.items(), key=lambda item: (-item[1], item[0]))),
         by_day={day: dict(counts) for day, counts in by_day.items()},
+        day_stories={day: len(day_entries.get(day, ())) for day in by_day},
         rule_matches=dict(rule_matches),
         rule_stories={rule: len(ids) for rule, ids in rule_entries.items()},
         outlets=tuple(outlets), top=tuple(_top_stories(counted)[:top]), matches=len(counted),
@@ -159,8 +163,8 @@ def _period(report: Report) -> str:
 
 
 def _summary(report: Report) -> str:
-    text = (f"{report.matches} match{'es' if report.matches != 1 else ''} of "
-            f"{report.stories} stor{'ies' if report.stories != 1 else 'y'} from "
+    text = (f"{report.stories} stor{'ies' if report.stories != 1 else 'y'} matched "
+            f"({report.matches} rule match{'es' if report.matches != 1 else ''}) from "
             f"{len(report.outlets)} outlet{'s' if len(report.outlets) != 1 else ''}")
     if report.muted:
         text += f"; {report.muted} muted match{'es' if report.muted != 1 else ''} not counted"
@@ -180,8 +184,9 @@ def _aligned(rows: Sequence[Sequence[Any]]) -> list[str]:
 def render_text(report: Report) -> str:
     """The report for a terminal or a mail: per day, per rule, per outlet, top stories."""
     lines = [f"Matches from {_period(report)}", _summary(report), "", "Per day"]
-    lines += _aligned([["DAY", "MATCHES", "RULES"]] + [
-        [day, sum(report.by_day[day].values()), _counts(report.by_day[day])] for day in report.days])
+    lines += _aligned([["DAY", "STORIES", "MATCHES", "RULES"]] + [
+        [day, report.day_stories[day], sum(report.by_day[day].values()), _counts(report.by_day[day])]
+        for day in report.days])
     if report.rules:
         lines += ["", "Per rule"]
         lines += _aligned([["RULE", "MATCHES", "STORIES"]] + [
@@ -206,7 +211,8 @@ def report_rows(report: Report) -> Iterator[dict[str, Any]]:
            "timezone": report.tz, "matches": report.matches, "stories": report.stories,
            "outlets": len(report.outlets), "muted": report.muted}
     for day in report.days:
-        yield {"kind": "day", "day": day, "matches": sum(report.by_day[day].values()),
+        yield {"kind": "day", "day": day, "stories": report.day_stories[day],
+               "matches": sum(report.by_day[day].values()),
                "rules": dict(report.by_day[day])}
     for rule in report.rules:
         yield {"kind": "rule", "rule": rule, "matches": report.rule_matches[rule],

@@ -323,7 +323,8 @@ def muted_matches(store: Store, since: datetime | None = None) -> list[dict[str,
 
 @reads_database
 def get_story(store: Store, entry_id: int) -> dict[str, Any] | None:
-    """One story with its text, its matches and its alerts (with delivery status)."""
+    """One story with its text, its matches and its alerts (with delivery status; `rules`:
+    the rules each alert brought to its destination)."""
     rows = list(store.db.query(
         "SELECT e.id, f.name AS feed, e.guid, e.url, e.title, e.summary, e.content, e.language, "
         "e.published, e.updated, e.first_seen, e.last_seen, e.updated_at, e.version, e.authors, "
@@ -340,7 +341,9 @@ def get_story(store: Store, entry_id: int) -> dict[str, Any] | None:
     story["alerts"] = [dict(row, possible_duplicate=bool(row["possible_duplicate"])) for row in store.db.query(
         "SELECT a.id, a.match_id, a.rule, a.kind, a.destination, a.status, a.delivery, a.reason, "
         "a.due_at, a.created, a.attempts, a.last_attempt_at, a.sent_at, a.last_error, "
-        "a.possible_duplicate, a.copy_of FROM alerts a WHERE a.entry_id = ? ORDER BY a.id",
+        "a.possible_duplicate, a.copy_of, (SELECT group_concat(rule, ', ') FROM (SELECT rule "
+        "FROM alert_rules WHERE alert_id = a.id ORDER BY rule)) AS rules FROM alerts a "
+        "WHERE a.entry_id = ? ORDER BY a.id",
         [entry_id])]
     return story
 

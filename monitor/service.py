@@ -106,7 +106,13 @@ class CycleSummary:
                 f"gone={self.count('gone')} skipped={self.count('skipped')} "
                 f"new={self.new} updated={self.updated} matched={self.matched}"
                 + (f" alerts_sent={self.alerts.sent} alerts_failed={self.alerts.failed}"
+                   + (f" alerts_cancelled={self.alerts.cancelled}" if self.alerts.cancelled else "")
                    if self.alerts is not None else ""))
+
+    @property
+    def sends_failed(self) -> bool:
+        """Whether an alert could not be sent this cycle (`run --once` then exits 1)."""
+        return self.alerts is not None and self.alerts.failed > 0
 
 
 class Pipeline:

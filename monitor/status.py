@@ -24,7 +24,7 @@ from monitor.store import Store, to_text
 
 HEARTBEAT_FRESH = timedelta(minutes=2)  # the daemon beats every ~10 s; 2 min is clearly stuck
 FEED_STATUSES = ("ok", "error", "gone", "paused", "new")
-ALERT_STATUSES = ("pending", "failed", "dead")
+ALERT_STATUSES = ("pending", "failed", "dead", "cancelled")  # one alert = one story to one destination
 
 
 def gather_status(db_path: Path, config: Config | None, now: datetime) -> dict[str, Any]:
@@ -47,8 +47,8 @@ def gather_status(db_path: Path, config: Config | None, now: datetime) -> dict[s
     else:
         meta = {}
         feeds = dict.fromkeys(("total", *FEED_STATUSES, "backing_off"), 0)
-        today = {"stories_today": 0, "matches_today": 0}
-        alerts = dict.fromkeys((*ALERT_STATUSES, "sent_today"), 0)
+        today = {"stories_today": 0, "matched_stories_today": 0, "matches_today": 0}
+        alerts = dict.fromkeys((*ALERT_STATUSES, "sent_today", "stories_sent_today"), 0)
         copies = []
     heartbeat = _moment(meta.get("heartbeat"))
     daemon = {
@@ -127,16 +127,19 @@ def _feed_counts(store: Store, now: datetime) -> dict[str, int]:
 def _today_counts(store: Store, midnight: datetime) -> dict[str, int]:
     since = to_text(midnight)
     stories = store.db.execute("SELECT COUNT(*) FROM entries WHERE first_seen >= ?", [since])
-    matches = store.db.execute("SELECT COUNT(*) FROM matches WHERE created >= ?", [since])
-    return {"stories_today": stories.fetchone()[0], "matches_today": matches.fetchone()[0]}
+    matches = store.db.execute("SELECT COUNT(*), COUNT(DISTINCT entry_id) FROM matches "
+                               "WHERE created >= ?", [since]).fetchone()
+    return {"stories_today": stories.fetchone()[0], "matched_stories_today": matches[1],
+            "matches_today": matches[0]}
 
 
 def _alert_counts(store: Store, midnight: datetime) -> dict[str, int]:
     by_status = alert_counts(store)
-    sent_today = store.db.execute("SELECT COUNT(*) FROM alerts WHERE status = 'sent' AND sent_at >= ?",
-                                  [to_text(midnight)]).fetchone()[0]
+    sent_today, stories = store.db.execute(
+        "SELECT COUNT(*), COUNT(DISTINCT entry_id) FROM alerts WHERE status = 'sent' AND sent_at >= ?",
+        [to_text(midnight)]).fetchone()
     return {**{status: by_status.get(status, 0) for status in ALERT_STATUSES},
-            "sent_today": sent_today}
+            "sent_today": sent_today, "stories_sent_today": stories}
 
 
 def _also_reported(store: Store, midnight: datetime, limit: int = 5) -> list[dict[str, Any]]:
@@ -145,7 +148,7 @@ def _also_reported(store: Store, midnight: datetime, limit: int = 5) -> list[dic
     rows = store.db.execute(
         "SELECT json_extract(payload, '$.title'), json_extract(payload, '$.feed'), "
         "json_extract(payload, '$.also_reported_by') FROM alerts "
-        "WHERE kind = 'match' AND created >= ? "
+        "WHERE kind IN ('match', 'update') AND created >= ? "
         "AND json_array_length(payload, '$.also_reported_by') > 0 ORDER BY id DESC",
         [to_text(midnight)]).fetchall()
     stories: dict[tuple[str, str], dict[str, Any]] = {}

@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterator, Protocol, Sequence, TypeVar
 from sqlite_utils import Database, Migrations
 
 from monitor.errors import MonitorError
-from monitor.models import Entry, FeedConfig, FeedState, Match, StoreResult
+from monitor.models import Entry, FeedConfig, FeedState, Match, RuleHit, StoreResult
 from monitor.urls import strip_userinfo
 
 T = TypeVar("T")
@@ -257,6 +257,94 @@ def _hardening(db: Database) -> None:
         ALTER TABLE feeds ADD COLUMN match_warning TEXT;
         ALTER TABLE feeds ADD COLUMN moved_to TEXT;
     """)
+
+
+@migrations(name="0006_alerts_per_story")
+def _alerts_per_story(db: Database) -> None:
+    """One alert per (story, destination), naming every rule routed there.
+
+    `alert_rules` is the ledger of which rules each alert named, so an updated
+    story alerts a destination again only for a rule it has not had there. The
+    alerts' `rule` column now holds the rule an alert is filed under (the top
+    rule, or for an update the top new rule): never one already alerted there,
+    so the old unique key (entry_id, rule, destination) still holds. Rows not
+    yet delivered (pending, failed, dead) of one story and destination fold
+    into one; sent, duplicate and muted rows stay as history, and their rules
+    count as already alerted.
+    """
+    for statement in (
+        "CREATE TABLE alert_rules ("
+        " alert_id INTEGER NOT NULL REFERENCES alerts(id) ON DELETE CASCADE,"
+        " match_id INTEGER REFERENCES matches(id) ON DELETE CASCADE,"
+        " rule TEXT NOT NULL, PRIMARY KEY (alert_id, rule))",
+        "CREATE INDEX alert_rules_match ON alert_rules(match_id)",
+        "CREATE INDEX alerts_story ON alerts(entry_id, destination)",
+        "INSERT INTO alert_rules (alert_id, match_id, rule) "
+        "SELECT id, match_id, rule FROM alerts WHERE rule IS NOT NULL AND entry_id IS NOT NULL",
+    ):  # one statement at a time: executescript would commit the migration's transaction
+        db.execute(statement)
+    groups: dict[tuple[int, str], list[dict[str, Any]]] = {}
+    for row in db.query(
+            "SELECT id, kind, entry_id, rule, destination, status, delivery, reason, due_at, attempts, "
+            "first_attempt_at, last_attempt_at, last_error, possible_duplicate, payload FROM alerts "
+            "WHERE kind IN ('match', 'update') AND entry_id IS NOT NULL "
+            "AND status IN ('pending', 'failed', 'dead') ORDER BY id"):
+        groups.setdefault((row["entry_id"], row["destination"]), []).append(row)
+    for rows in groups.values():
+        if len(rows) > 1:
+            _fold_alerts(db, rows)
+
+
+_OPEN_ORDER = ("pending", "failed", "dead")  # a folded row takes the liveliest state of its parts
+
+
+def _fold_alerts(db: Database, rows: list[dict[str, Any]]) -> None:
+    """Merge the open per-rule alerts of one story and destination into one row."""
+    status = next(state for state in _OPEN_ORDER if any(r["status"] == state for r in rows))
+    live = [row for row in rows if row["status"] == status]
+    kind = "match" if any(row["kind"] == "match" for row in rows) else "update"
+    payloads = [json.loads(row["payload"]) for row in rows]
+    named = sorted(((row, {**rule, "is_new": bool(rule.get("is_new")) and kind == "update"})
+                    for row, payload in zip(rows, payloads)
+                    for rule in _payload_rules(payload, row["rule"])),
+                   key=lambda pair: (pair[0]["status"] != status, RuleHit(**pair[1]).order()))
+    keep = named[0][0]  # the live row holding the top rule
+    rules = sorted((rule for _, rule in named), key=lambda rule: RuleHit(**rule).order())
+    top = rules[0]
+    merged = dict(json.loads(keep["payload"]))
+    merged.update(rule=top["rule"], severity=top["severity"], score=top["score"],
+                  snippet=top["snippet"], terms=top["terms"], description=top["description"],
+                  is_update=kind == "update", rules=rules,
+                  also_reported_by=list(dict.fromkeys(
+                      feed for payload in payloads for feed in payload.get("also_reported_by", []))))
+    db.execute(
+        "UPDATE alerts SET kind = ?, status = ?, delivery = ?, due_at = ?, attempts = ?, "
+        "first_attempt_at = ?, last_error = ?, possible_duplicate = ?, payload = ? WHERE id = ?",
+        [kind, status,
+         "immediate" if any(row["delivery"] == "immediate" for row in live) else "digest",
+         min(row["due_at"] for row in live), max(row["attempts"] for row in live),
+         min((row["first_attempt_at"] for row in live if row["first_attempt_at"]), default=None),
+         next((row["last_error"] for row in reversed(live) if row["last_error"]), None),
+         max(row["possible_duplicate"] for row in rows), json.dumps(merged, ensure_ascii=False),
+         keep["id"]])
+    for row in rows:
+        if row["id"] != keep["id"]:
+            # Its duplicate keys are the kept row's too (same story and destination): they go
+            # with it by cascade; its rules and the copies pointing at it move to the kept row.
+            for table, column in (("alert_rules", "alert_id"), ("alerts", "copy_of")):
+                db.execute(f"UPDATE {table} SET {column} = ? WHERE {column} = ?", [keep["id"], row["id"]])
+            db.execute("DELETE FROM alerts WHERE id = ?", [row["id"]])
+
+
+def _payload_rules(payload: dict[str, Any], rule: str) -> list[dict[str, Any]]:
+    """The rules an alert payload names (a per-rule payload names its own, RULE)."""
+    if payload.get("rules"):
+        return payload["rules"]
+    return [{"rule": payload.get("rule") or rule, "severity": payload.get("severity", "info"),
+             "score": payload.get("score", 0.0),
+             "snippet": payload.get("snippet", ""), "terms": list(payload.get("terms", [])),
+             "description": payload.get("description", ""),
+             "is_new": bool(payload.get("is_update"))}]
 
 
 def to_text(moment: datetime | None) -> str | None:

@@ -23,7 +23,7 @@ from monitor.alert.render import (
     render_test,
 )
 from monitor.errors import ConfigError
-from monitor.models import AlertView
+from monitor.models import AlertView, RuleHit
 
 NOON_UTC = datetime(2026, 11, 29, 12, 5, tzinfo=timezone.utc)
 
@@ -119,9 +119,8 @@ def test_text_body_shows_every_part_of_the_alert() -> None:
         "",
         "…drones hit a «power plant» near «Kyiv» overnight…",
         "",
-        "Matched: power plant, Kyiv",
-        "Rule: energy (warning, score 4.5)",
-        "  Attacks on the grid",
+        "Matched rules:",
+        "- energy (warning, score 4.5): power plant, Kyiv — Attacks on the grid",
         "Also reported by: Ukrainska Pravda, RBC",
     ]
 
@@ -144,7 +143,7 @@ def test_optional_lines_disappear_when_empty() -> None:
     for body in (message.text, message.html, message.markdown):
         assert "Also reported by" not in body and "Attacks on the grid" not in body
         assert "news.example" not in body
-    assert message.text.endswith("\nRule: energy (warning, score 4.5)")
+    assert message.text.endswith("\n- energy (warning, score 4.5): power plant, Kyiv")
     assert "<p style=\"margin:0;color:#555555\"></p>" not in message.html
 
 
@@ -168,7 +167,7 @@ def test_html_body_degrades_to_readable_text() -> None:
     text = html_to_text(render_alert(story(), "UTC").html)
     assert "Drones hit a power plant near Kyiv" in text
     assert "https://news.example/a/1" in text
-    assert "Rule: energy (warning, score 4.5)" in text
+    assert "energy (warning, score 4.5): power plant, Kyiv" in text
 
 
 # --------------------------------------------------------------------------
@@ -283,14 +282,14 @@ def digest_views() -> list[AlertView]:
 
 def test_digest_subject_counts_stories_and_names_the_period() -> None:
     message = render_digest(digest_views(), "UTC", destination="mail", period="last 6 hours")
-    assert message.subject == "[monitor] 3 matches — last 6 hours"
+    assert message.subject == "[monitor] 3 stories — last 6 hours"
     single = render_digest(digest_views()[:1], "UTC", destination="mail", period="quiet hours 22:00–07:00")
-    assert single.subject == "[monitor] 1 match — quiet hours 22:00–07:00"
+    assert single.subject == "[monitor] 1 story — quiet hours 22:00–07:00"
 
 
 def test_digest_groups_by_rule_then_story_with_copies_on_one_line() -> None:
     text = render_digest(digest_views(), "UTC", destination="mail", period="last 6 hours").text
-    assert text.startswith("3 matches for mail — last 6 hours\n\n=== nuclear (1) ===\n\nAlarm at the plant")
+    assert text.startswith("3 stories for mail — last 6 hours\n\n=== nuclear (1) ===\n\nAlarm at the plant")
     energy = text.index("=== energy — Attacks on the grid (2) ===")
     kharkiv, old = text.index("Blackout in Kharkiv"), text.index("Old grid story")
     assert text.index("Alarm at the plant") < energy < kharkiv < old  # critical first; newest first
@@ -315,7 +314,7 @@ def test_digest_escapes_hostile_stories() -> None:
     message = render_digest(views, "UTC", destination='<b>"me"</b>', period="last hour")
     parsed = ParsedHtml(message.html)
     assert {"script", "i"}.isdisjoint(parsed.tags) and parsed.hrefs == []
-    assert '1 match for <b>"me"</b> — last hour' in parsed.text
+    assert '1 story for <b>"me"</b> — last hour' in parsed.text
     assert r"\<i\>r\</i\> — \*d\* \(1\)" in message.markdown
 
 
@@ -441,3 +440,55 @@ def test_test_message_names_the_destination_and_the_time() -> None:
     assert "Sent: 2026-11-29 14:05 EET" in message.text
     assert "Sent: 2026\\-11\\-29 14:05 EET" in message.markdown
     assert "team-chat" in ParsedHtml(message.html).text
+
+
+# --------------------------------------------------------------------------
+# one story, several rules
+# --------------------------------------------------------------------------
+
+
+def three_rules(*, new: str | None = None) -> AlertView:
+    hits = (RuleHit("china_military", "critical", 6.0, "[[Chinese]] parts in [[drones]]",
+                    ("Chinese", "drones"), "China arms Russia", is_new=new == "china_military"),
+            RuleHit("energy", "warning", 4.5, "a [[power plant]]", ("power plant",),
+                    is_new=new == "energy"),
+            RuleHit("sanctions", "info", 2.0, "[[sanctions]]", ("sanctions",),
+                    is_new=new == "sanctions"))
+    return story(rule="china_military", severity="critical", score=6.0, snippet=hits[0].snippet,
+                 terms=hits[0].terms, description=hits[0].description, rules=hits,
+                 is_update=new is not None)
+
+
+def test_one_story_alert_names_every_rule_most_severe_first_in_every_format() -> None:
+    message = render_alert(three_rules(), "UTC")
+    assert message.subject == "[china_military +2] Drones hit a power plant near Kyiv — Kyiv Independent"
+    lines = message.text.split("\n")
+    start = lines.index("Matched rules:")
+    assert lines[start + 1:start + 4] == [
+        "- china_military (critical, score 6): Chinese, drones — China arms Russia",
+        "- energy (warning, score 4.5): power plant",
+        "- sanctions (info, score 2): sanctions",
+    ]
+    html_text = ParsedHtml(message.html).text
+    assert html_text.index("china_military (critical") < html_text.index("energy (warning") \
+        < html_text.index("sanctions (info")
+    rendered = markdown_to_html(message.markdown)
+    assert rendered.count("<li>") == 3 and "china_military (critical, score 6)" in rendered
+    assert "New in this update" not in message.text
+
+
+def test_an_update_says_which_rule_is_new() -> None:
+    message = render_alert(three_rules(new="sanctions"), "UTC")
+    assert message.subject.startswith("Update: [china_military +2] ")
+    assert "- sanctions (info, score 2, new): sanctions" in message.text
+    assert "New in this update: sanctions" in message.text
+    assert "New in this update: sanctions" in ParsedHtml(message.html).text
+    assert "New in this update: sanctions" in message.markdown
+
+
+def test_a_digest_lists_a_story_of_several_rules_once() -> None:
+    message = render_digest([three_rules()], "UTC", destination="mail", period="today")
+    assert message.subject == "[monitor] 1 story — today"
+    assert message.text.count("Drones hit a power plant near Kyiv") == 1
+    assert "=== china_military — China arms Russia (1) ===" in message.text
+    assert "- sanctions (info, score 2): sanctions" in message.text

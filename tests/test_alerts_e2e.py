@@ -98,8 +98,11 @@ def test_dead_mail_server_then_retry_delivers_exactly_once(cfg, smtp, webhook):
     write_alerts(Path(cfg["MONITOR_CONFIG"]), {"name": "desk", "url": smtp.url()},
                  {"name": "chat", "url": webhook.url()})
     smtp.stop()
-    first = monitor("run", "--once", env=cfg, check=True)
+    first = monitor("run", "--once", env=cfg)
+    assert first.returncode == 1, "a failed send makes `run --once` exit 1"
     assert "alerts_sent=1 alerts_failed=1" in first.stdout, first.stdout
+    assert "alerts to desk failed: FAILURE: Connection error while submitting email" in first.stderr
+    assert "Connection refused" in first.stderr, "the cause apprise logged, not only its warning"
     assert webhook.wait_for(1), "one failing destination does not block the other"
     with sqlite3.connect(cfg["MONITOR_DB"]) as conn:
         rows = dict(conn.execute("select destination, status from alerts").fetchall())

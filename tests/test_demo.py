@@ -28,7 +28,7 @@ from test_cli import env, monitor  # noqa: F401  (env is a fixture)
 
 SAMPLES = load_samples()
 BACKLOG_WINDOW = timedelta(days=1)  # the shipped default the demo runs with
-ALERT_SUBJECT = re.compile(r"^\[(?P<rule>\w+)\] (?P<title>.+) — (?P<feed>.+)$")
+ALERT_SUBJECT = re.compile(r"^\[(?P<rule>\w+)(?: \+\d+)?\] (?P<title>.+) — (?P<feed>.+)$")
 
 
 def stories(*, on_topic: bool | None = None, midway: bool | None = None,

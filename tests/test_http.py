@@ -313,7 +313,7 @@ def test_matches_atom_is_a_valid_feed_of_explained_matches(tmp_path: Path) -> No
         html = content.text
         assert "&lt;script&gt;" in html and "<script>" not in html
         assert "&lt;img src=x&gt;" in html and ">drones</b>" in html
-        assert "Matched: drone, UAV" in html and "drones (critical, score 4.5)" in html
+        assert "drones (critical, score 4.5): drone, UAV" in html
         assert "kyiv-news" in html
 
         again = ET.fromstring((await client.get("/matches.atom")).content)

@@ -58,11 +58,21 @@ class Harness:
         finally:
             store.close()
 
-    def dispatch(self):
+    def poll_story(self, feed: str, story: Entry, matches: list[Match], kind: str = "new") -> None:
+        """One entry with several matches, as new or as an update of a stored one."""
+        store = Store.open(self.db)
+        try:
+            store.save_poll(feed, [(story, kind, True, matches)], self.clock(),
+                            {"status": "ok"}, {"outcome": "ok"}, keep=10, planner=self.planner)
+        finally:
+            store.close()
+
+    def dispatch(self, destinations: list[Destination] | None = None):
         async def go():
             store = StoreThread(self.db)
             try:
-                dispatcher = Dispatcher(store, self.destinations, self.settings, "Europe/Kyiv",
+                dispatcher = Dispatcher(store, self.destinations if destinations is None
+                                        else destinations, self.settings, "Europe/Kyiv",
                                         clock=self.clock)
                 return await dispatcher.dispatch_due()
             finally:
@@ -99,7 +109,7 @@ def test_digest_destination_holds_until_its_time_and_sends_one_message(tmp_path,
     h.clock.now = datetime(2026, 11, 29, 16, 0, tzinfo=timezone.utc)  # 18:00 Kyiv
     assert h.dispatch().sent == 2
     assert len(webhook.posts) == 1
-    assert webhook.posts[0]["title"].startswith("[monitor] 2 matches")
+    assert webhook.posts[0]["title"].startswith("[monitor] 2 stories")
 
 
 def test_critical_breaks_through_a_digest(tmp_path, webhook):
@@ -117,7 +127,7 @@ def test_quiet_hours_hold_alerts_then_send_one_digest(tmp_path, webhook):
     assert h.dispatch().sent == 0
     h.clock.now = datetime(2026, 11, 30, 5, 0, tzinfo=timezone.utc)  # 07:00 Kyiv
     assert h.dispatch().sent == 2
-    assert len(webhook.posts) == 1 and "2 matches" in webhook.posts[0]["title"]
+    assert len(webhook.posts) == 1 and "2 stories" in webhook.posts[0]["title"]
 
 
 def test_rate_limit_folds_the_burst_into_a_digest_instead_of_dropping(tmp_path, webhook):
@@ -202,11 +212,148 @@ def test_one_failing_destination_does_not_delay_the_other(tmp_path, webhook):
 
 
 def test_a_burst_after_downtime_becomes_a_digest_by_default(tmp_path, webhook):
-    h = Harness(tmp_path / "m.db", [dest(webhook)], AlertSettings())  # default flood guard: 10/rule/hour
+    h = Harness(tmp_path / "m.db", [dest(webhook)], AlertSettings())  # default flood guard: 10 stories/hour
     burst = [(entry("one", str(i), f"China drones story {i} from the gap, {i * 31} words on"), match())
              for i in range(14)]
     h.poll("one", *burst)
     assert h.dispatch().sent == 10
     h.clock.now += timedelta(hours=1)
     assert h.dispatch().sent == 4
-    assert len(webhook.posts) == 11 and "4 matches" in webhook.posts[-1]["title"]
+    assert len(webhook.posts) == 11 and "4 stories" in webhook.posts[-1]["title"]
+
+
+# --------------------------------------------------------------------------
+# one alert per story and destination
+# --------------------------------------------------------------------------
+
+
+def rule(name: str, severity: str = "warning", tags=("drones",), term: str = "China") -> Match:
+    return Match(name, 4.5, severity, tags, (Hit("title", 0, 5, term),), f"[[{term}]] drones")
+
+
+def story_alerts(db: Path) -> list[dict]:
+    store = Store.open(db, readonly=True)
+    try:
+        return list_alerts(store)
+    finally:
+        store.close()
+
+
+def test_a_story_of_three_rules_is_one_message_per_destination_naming_the_routed_rules(tmp_path, webhook):
+    h = Harness(tmp_path / "m.db", [dest(webhook, "everything"),
+                                    dest(webhook, "sanctions-desk", tags=("sanctions",))], AlertSettings())
+    h.poll_story("one", entry("one", "1", "China drones and sanctions"),
+                 [rule("drones_a", "warning"), rule("supplies", "critical", term="Chinese"),
+                  rule("sanctions", "info", tags=("sanctions",))])
+    assert h.dispatch().sent == 2
+    assert len(webhook.posts) == 2
+    by_title = {post["title"]: post["message"] for post in webhook.posts}
+    everything = by_title["[supplies +2] China drones and sanctions — one"]  # the most severe rule first
+    assert everything.index("- supplies (critical") < everything.index("- drones_a (warning") \
+        < everything.index("- sanctions (info")
+    assert by_title["[sanctions] China drones and sanctions — one"].count("\n- ") == 1
+    listed = {a["destination"]: a["rules"] for a in story_alerts(h.db)}
+    assert listed == {"everything": ["supplies", "drones_a", "sanctions"], "sanctions-desk": ["sanctions"]}
+
+
+def test_an_update_alerts_again_only_for_a_rule_not_alerted_there_before(tmp_path, webhook):
+    h = Harness(tmp_path / "m.db", [dest(webhook)], AlertSettings())
+    story = entry("one", "1", "China drones and sanctions")
+    h.poll_story("one", story, [rule("drones_a"), rule("sanctions", "info")])
+    assert h.dispatch().sent == 1
+    changed = Entry(**{**story.__dict__, "content_hash": "v2"})
+    h.poll_story("one", changed, [rule("drones_a"), rule("sanctions", "info")], kind="updated")
+    assert h.dispatch().sent == 0, "an update matching no new rule sends nothing"
+    newer = Entry(**{**story.__dict__, "content_hash": "v3"})
+    h.poll_story("one", newer, [rule("drones_a"), rule("sanctions", "info"), rule("peace", "warning")],
+                 kind="updated")
+    assert h.dispatch().sent == 1
+    assert len(webhook.posts) == 2
+    update = webhook.posts[1]
+    assert update["title"].startswith("Update: [drones_a +2] China drones and sanctions")
+    assert "- peace (warning, score 4.5, new)" in update["message"]
+    assert "New in this update: peace" in update["message"]
+    assert [(a["kind"], a["rules"], a["new_rules"]) for a in story_alerts(h.db)] == [
+        ("update", ["drones_a", "peace", "sanctions"], ["peace"]),
+        ("match", ["drones_a", "sanctions"], [])]
+
+
+def test_rate_limit_counts_stories_not_the_rules_they_match(tmp_path, webhook):
+    h = Harness(tmp_path / "m.db", [dest(webhook, rate_limit=2)], AlertSettings())
+    for i in range(3):
+        h.poll_story("one", entry("one", str(i), f"China drones story number {i}, words {i * 7}"),
+                     [rule("a"), rule("b"), rule("c")])
+    assert [s for _, s, _ in h.statuses()] == ["pending"] * 3
+    assert [d for _, _, d in h.statuses()] == ["immediate", "immediate", "digest"]
+    assert h.dispatch().sent == 2
+
+
+def test_critical_breaks_through_when_any_rule_of_the_story_is_critical(tmp_path, webhook):
+    h = Harness(tmp_path / "m.db", [dest(webhook, mode="digest", digest_every=6 * 3600)], AlertSettings())
+    h.poll_story("one", entry("one", "1", "China drones"), [rule("minor", "info"), rule("grave", "critical")])
+    assert h.dispatch().sent == 1
+    assert webhook.posts[0]["title"].startswith("[grave +1]")
+
+
+def test_alerts_of_a_removed_destination_are_cancelled_not_retried(tmp_path, webhook):
+    kept, removed = dest(webhook, "chat"), dest(webhook, "old-desk")
+    h = Harness(tmp_path / "m.db", [kept, removed], AlertSettings())
+    h.poll_story("one", entry("one", "1", "China drones"), [rule("a")])
+    report = h.dispatch([kept])
+    assert (report.sent, report.failed, report.cancelled) == (1, 0, 1)
+    assert dict((d, s) for d, s, _ in h.statuses()) == {"chat": "sent", "old-desk": "cancelled"}
+    cancelled = [a for a in story_alerts(h.db) if a["status"] == "cancelled"][0]
+    assert "'old-desk' was removed from alerts.toml" in cancelled["last_error"]
+    h.clock.now += timedelta(days=2)
+    store = Store.open(h.db)
+    assert retry(store, None, h.clock()) == 0, "a cancelled alert is not retried"
+    store.close()
+    assert h.dispatch([kept]).cancelled == 0
+
+
+def test_a_failed_send_says_the_cause_apprise_logged_without_the_password(tmp_path, smtp):
+    # The sink offers no AUTH; a URL with credentials makes apprise try to log in.
+    url = f"mailto://desk:Pa55w0rdSecret@127.0.0.1:{smtp.port}?from=m@example.org&to=d@example.org"
+    mail = Destination(name="mail", url=url, safe_url=f"mailto://desk:****@127.0.0.1:{smtp.port}")
+    h = Harness(tmp_path / "m.db", [mail], AlertSettings())
+    h.poll_story("one", entry("one", "1", "China drones"), [rule("a")])
+    report = h.dispatch()
+    assert report.failed == 1
+    error = story_alerts(h.db)[0]["last_error"]
+    assert "SMTP AUTH extension not supported by server" in error, error
+    assert error == report.errors["mail"]
+    assert "Pa55w0rdSecret" not in error
+
+
+def test_muting_one_rule_of_a_story_keeps_its_alert_for_the_others(tmp_path, webhook):
+    from monitor.search import mute
+
+    h = Harness(tmp_path / "m.db", [dest(webhook)], AlertSettings(grouping_delay=600))
+    h.poll_story("one", entry("one", "1", "China drones"), [rule("a", "critical"), rule("b")])
+    story = story_alerts(h.db)[0]["entry_id"]
+    store = Store.open(h.db)
+    assert mute(store, story, rule="a", reason="wrong", now=h.clock())["alerts_muted"] == 0
+    store.close()
+    assert story_alerts(h.db)[0]["rules"] == ["b"]
+    h.clock.now += timedelta(minutes=11)
+    assert h.dispatch().sent == 1
+    assert webhook.posts[0]["title"].startswith("[b] ")
+
+
+def test_a_rule_new_before_the_alert_went_out_joins_it_and_a_critical_one_breaks_through(tmp_path, webhook):
+    h = Harness(tmp_path / "m.db", [dest(webhook, mode="digest", digest_at="18:00")], AlertSettings())
+    story = entry("one", "1", "China drones and sanctions")
+    h.poll_story("one", story, [rule("minor", "info")])
+    h.poll_story("one", Entry(**{**story.__dict__, "content_hash": "v2"}),
+                 [rule("minor", "info"), rule("other", "warning")], kind="updated")
+    assert [(a["status"], a["delivery"], a["rules"]) for a in story_alerts(h.db)] == [
+        ("pending", "digest", ["other", "minor"])], "still one alert for the story"
+    assert h.dispatch().sent == 0
+    h.poll_story("one", Entry(**{**story.__dict__, "content_hash": "v3"}),
+                 [rule("minor", "info"), rule("other", "warning"), rule("grave", "critical")],
+                 kind="updated")
+    assert h.dispatch().sent == 1, "a critical rule brings the waiting alert forward"
+    (post,) = webhook.posts
+    assert post["title"].startswith("[grave +2] China drones and sanctions")
+    h.clock.now = datetime(2026, 11, 29, 16, 0, tzinfo=timezone.utc)  # 18:00 Kyiv: the digest time
+    assert h.dispatch().sent == 0 and len(webhook.posts) == 1

@@ -96,11 +96,11 @@ def test_text_report(filled):
     text = render_text(build_report(store, since=SINCE, now=NOW, tz=TZ))
     lines = text.splitlines()
     assert lines[0] == "Matches from 2026-11-20 00:00 to 2026-11-22 14:00 (Europe/Kyiv)"
-    assert lines[1] == "4 matches of 3 stories from 2 outlets; 1 muted match not counted"
+    assert lines[1] == "3 stories matched (4 rule matches) from 2 outlets; 1 muted match not counted"
     split = [line.split() for line in lines]
-    assert ["2026-11-20", "3", "drones", "2,", "china", "1"] in split
-    assert ["2026-11-21", "1", "sanctions", "1"] in split
-    assert ["2026-11-22", "0"] in split
+    assert ["2026-11-20", "2", "3", "drones", "2,", "china", "1"] in split
+    assert ["2026-11-21", "1", "1", "sanctions", "1"] in split
+    assert ["2026-11-22", "0", "0"] in split
     assert ["drones", "2", "2"] in split
     assert ["alpha", "3", "2", "china", "1,", "drones", "1,", "sanctions", "1"] in split
     assert " 1. China sends drones" in lines
@@ -113,7 +113,7 @@ def test_json_rows(store):
     assert rows[0] == {"kind": "summary", "since": "2026-11-19T22:00:00Z", "until": "2026-11-22T12:00:00Z",
                        "timezone": TZ, "matches": 4, "stories": 3, "outlets": 2, "muted": 1}
     assert [r for r in rows if r["kind"] == "day"][0] == {
-        "kind": "day", "day": "2026-11-20", "matches": 3, "rules": {"drones": 2, "china": 1}}
+        "kind": "day", "day": "2026-11-20", "stories": 2, "matches": 3, "rules": {"drones": 2, "china": 1}}
     assert [r["outlet"] for r in rows if r["kind"] == "outlet"] == ["alpha", "beta"]
     story = next(r for r in rows if r["kind"] == "story")
     assert story["rank"] == 1 and story["outlets"] == ["alpha", "beta"]
@@ -122,7 +122,7 @@ def test_json_rows(store):
 def test_an_empty_period_still_reports(store):
     report = build_report(store, since=NOW, now=NOW + timedelta(hours=1), tz=TZ)
     assert (report.matches, report.top, report.outlets) == (0, (), ())
-    assert "0 matches of 0 stories from 0 outlets" in render_text(report)
+    assert "0 stories matched (0 rule matches) from 0 outlets" in render_text(report)
     assert _SVG_IN_CHART.search(render_html(report))
 
 

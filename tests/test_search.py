@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import sqlite3
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -179,12 +181,16 @@ def _match(rule: str, title: str, word: str) -> Match:
 def _alert(store: Store, entry_id: int, rule: str, status: str) -> None:
     match_id = store.db.execute("SELECT id FROM matches WHERE entry_id = ? AND rule = ?",
                                 [entry_id, rule]).fetchone()[0]
+    payload = json.dumps({"rule": rule, "severity": "warning", "score": 1.0, "title": "t",
+                          "url": None, "feed": "f", "published": None, "snippet": ""})
     with store.transaction():
-        store.db.execute(
+        alert_id = store.db.execute(
             "INSERT INTO alerts (kind, entry_id, match_id, rule, destination, status, delivery, due_at, "
-            "created, payload) VALUES ('match', ?, ?, ?, ?, ?, 'immediate', ?, ?, '{}')",
+            "created, payload) VALUES ('match', ?, ?, ?, ?, ?, 'immediate', ?, ?, ?) RETURNING id",
             [entry_id, match_id, rule, f"dest-{status}", status, "2026-11-20T09:00:00Z",
-             "2026-11-20T09:00:00Z"])
+             "2026-11-20T09:00:00Z", payload]).fetchone()[0]
+        store.db.execute("INSERT INTO alert_rules (alert_id, match_id, rule) VALUES (?, ?, ?)",
+                         [alert_id, match_id, rule])
 
 
 def test_mute_marks_matches_and_stops_their_unsent_alerts(store):

@@ -111,7 +111,9 @@ def test_running_daemon_with_fresh_heartbeat_is_healthy_and_counted(db: Path) ->
     assert status["feeds"] == {"total": 7, "ok": 1, "error": 3, "gone": 1, "paused": 1, "new": 1,
                                "backing_off": 2}
     assert status["stories_today"] == 2 and status["matches_today"] == 2  # UTC day
-    assert status["alerts"] == {"pending": 2, "failed": 1, "dead": 1, "sent_today": 1}
+    assert status["matched_stories_today"] == 2
+    assert status["alerts"] == {"pending": 2, "failed": 1, "dead": 1, "cancelled": 0, "sent_today": 1,
+                                "stories_sent_today": 0}  # these alerts have no story
     assert status["config_error"] is None
     json.dumps(status)  # plain data all the way down
 
@@ -238,7 +240,8 @@ def test_status_summary_is_one_line_per_section_without_colour_off_a_terminal(en
     assert lines[0] == "status:  NOT healthy: the daemon refused an invalid config"
     assert lines[1].startswith("daemon:  running (pid ")
     assert "feeds:   7 total: 1 ok, 3 erroring, 2 backing off, 1 gone, 1 paused, 1 never polled" in lines
-    assert "alerts:  2 pending, 1 failed (retrying), 1 dead, 0 sent today" in lines
+    assert ("alerts:  2 pending, 1 failed (retrying), 1 dead, 0 cancelled, 0 sent today "
+            "(0 stories; one alert per story and destination)") in lines
     assert "config:  error: watch.toml:7:1: rules.x: unknown key 'anyy'" in lines
     assert "\x1b[" not in result.stdout
 

@@ -6,6 +6,14 @@ together go as one message. A send counts as delivered only on apprise's
 SUCCESS; a TIMEOUT may have been delivered, so it is retried and flagged as
 a possible duplicate. An alert is marked sent only after the send returned:
 a crash in between repeats at most the alerts in flight, never loses one.
+Alerts of a destination no longer configured are cancelled, not retried.
+
+A failed send is explained by what apprise logged for that call: its warning
+("Connection error while submitting email") and the cause it logs at debug
+level ("SMTP AUTH extension not supported by server"). The call captures its
+own records (apprise's `log_level`), so concurrent sends never mix them up;
+for the debug records to exist at all the "apprise" logger is set to DEBUG,
+and only its WARNING and above still reach the process's log handlers.
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ import json
 import logging
 import re
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, Sequence
 from urllib.parse import unquote, unquote_plus, urlsplit
@@ -47,11 +55,15 @@ class DispatchReport:
     sent: int = 0
     failed: int = 0
     dead: int = 0
+    cancelled: int = 0  # their destination was removed from the config
+    errors: dict[str, str] = field(default_factory=dict)  # destination -> why its last send failed
 
     def add(self, other: "DispatchReport") -> None:
         self.sent += other.sent
         self.failed += other.failed
         self.dead += other.dead
+        self.cancelled += other.cancelled
+        self.errors.update(other.errors)
 
 
 def load_notifier(destination: Destination):
@@ -88,9 +100,10 @@ async def send(destination: Destination, message: Message, *, timeout: float,
         # The service puts the title inside the body, so it is read in the body's format.
         title = {apprise.NotifyFormat.HTML: html.escape(title),
                  apprise.NotifyFormat.MARKDOWN: escape_markdown(title)}.get(body_format, title)
+    _capture_apprise_causes()
     try:
-        result = await notifier.async_notify(body=body, title=title,
-                                             body_format=body_format, timeout=timeout)
+        result = await notifier.async_notify(body=body, title=title, body_format=body_format,
+                                             timeout=timeout, log_level=logging.DEBUG)
     except Exception as exc:  # a plugin bug must not kill the dispatcher
         return SendOutcome(False, error=redact(f"{type(exc).__name__}: {exc}", destination))
     status = result.status
@@ -101,12 +114,53 @@ async def send(destination: Destination, message: Message, *, timeout: float,
                        error=redact(_error_text(result, status), destination))
 
 
+_CAUSE = re.compile(r"^[\w ]*(?:Exception|Error)(?: Details)?:\s*(.+)", re.DOTALL)
+_ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")
+_CAUSE_LIMIT = 300  # characters of a cause kept (an HTTP library's message can be long)
+
+
 def _error_text(result: Any, status: Any) -> str:
-    """The last warning or error apprise logged for the call, else the status name."""
-    messages = [entry.message for entry in result.logs()
-                if entry.level in ("WARNING", "ERROR", "CRITICAL")]
-    text = messages[-1] if messages else ""
-    return f"{status.name}: {text}".strip(": ") if text else status.name
+    """What went wrong in words a user can act on: apprise's last warning or error for
+    the call, then the cause it logged (an exception's message), else the status name."""
+    entries = list(result.logs())
+    warnings = [e.message for e in entries if e.level in ("WARNING", "ERROR", "CRITICAL")]
+    causes = [found[1].strip() for e in entries if e.level == "DEBUG"
+              for found in [_CAUSE.match(e.message)] if found]
+    parts = [status.name]
+    if warnings:
+        parts.append(warnings[-1])
+    if causes:
+        cause = causes[-1]
+        errno = _ERRNO.search(cause)  # "Max retries exceeded ... [Errno 111] Connection refused"
+        cause = errno[1].strip() if errno else cause
+        parts.append(cause if len(cause) <= _CAUSE_LIMIT else cause[:_CAUSE_LIMIT - 1] + "…")
+    return ": ".join(part.rstrip(".") for part in parts)
+
+
+class _WarningsOnward(logging.Handler):
+    """Passes apprise's WARNING and above on to the root logger, as if it still propagated."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        logging.getLogger().handle(record)
+
+
+_CAPTURE_READY = False
+
+
+def _capture_apprise_causes() -> None:
+    """Let apprise create its debug records (its per-call capture keeps them for the
+    error text) without them reaching this process's log handlers."""
+    global _CAPTURE_READY
+    if _CAPTURE_READY:
+        return
+    _CAPTURE_READY = True
+    apprise_log = logging.getLogger("apprise")
+    if apprise_log.getEffectiveLevel() <= logging.DEBUG:
+        return  # someone asked for apprise's debug output: leave it alone
+    onward = _WarningsOnward(level=apprise_log.getEffectiveLevel())
+    apprise_log.addHandler(onward)
+    apprise_log.propagate = False
+    apprise_log.setLevel(logging.DEBUG)
 
 
 def redact(text: str, destination: Destination) -> str:
@@ -179,10 +233,11 @@ class Dispatcher:
         destination = self.destinations.get(name)
         if destination is None:
             ids = [row["id"] for row in rows]
-            report.dead += await self.store.call(
-                outbox.mark_failed, ids, self.clock(),
-                f"destination {name!r} is no longer configured", self.settings)
-            report.failed += len(ids)
+            report.cancelled += await self.store.call(
+                outbox.cancel, ids,
+                f"cancelled: destination {name!r} was removed from alerts.toml", self.clock())
+            log.warning("alerts cancelled destination=%s alerts=%d reason=removed from config",
+                        name, len(ids))
             return report
         digest = [row for row in rows if row["delivery"] == "digest"]
         singles = [row for row in rows if row["delivery"] != "digest"]
@@ -237,6 +292,7 @@ class Dispatcher:
                 outbox.mark_failed, ids, now, outcome.error or "failed", self.settings,
                 possible_duplicate=outcome.possible_duplicate)
             report.failed += len(ids)
+            report.errors[name] = outcome.error or "failed"
             log.warning("alert failed destination=%s alerts=%d error=%r", name, len(ids),
                         outcome.error)
 

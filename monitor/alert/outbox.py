@@ -1,12 +1,19 @@
 """The durable outbox: alert rows written in the same transaction as their match.
 
-An alert row exists per (story, rule, destination) and moves through
+An alert row exists per (story, destination): it names every matched rule
+routed to that destination, highest severity first, and moves through
 `pending` -> `sent`, or `failed` (retried with backoff) -> `dead` after the
-maximum age. A copy of a story already alerted to a destination (same URL,
-same story on a sister edition, or the same headline, from another outlet)
-is stored as `duplicate` and named on the original as "also reported by";
-it is never sent again. Every function here runs on the store's owner
-thread (via `StoreThread.call`) and takes the `Store` first.
+maximum age; alerts of a destination no longer configured become `cancelled`.
+`alert_rules` records which rules each alert named: an updated story alerts a
+destination again only when it now matches a rule not named there before,
+and that message marks the rule as new; while the story's alert is still
+held (digest, quiet hours, grouping delay) the new rule joins it instead,
+so a digest lists the story once. A copy of a story already alerted to
+a destination (same URL, same story on a sister edition, or the same
+headline, from another outlet) is stored as `duplicate` and named on the
+original as "also reported by"; it is never sent again. Every function here
+runs on the store's owner thread (via `StoreThread.call`) and takes the
+`Store` first.
 """
 
 from __future__ import annotations
@@ -16,12 +23,21 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Mapping, Sequence
 
-from monitor.alert.route import plan_delivery, recipients, retry_due, story_keys
-from monitor.models import AlertSettings, AlertView, Destination, Entry, Match
+from monitor.alert.route import Plan, plan_delivery, recipients, retry_due, story_keys
+from monitor.models import AlertSettings, AlertView, Destination, Entry, Match, RuleHit
 from monitor.store import Store, from_text, to_text
 
 CONSOLE = Destination(name="console", url="console://", safe_url="console (standard output)")
 RETRYABLE = ("pending", "failed")
+
+
+@dataclass(frozen=True)
+class _Matched:
+    """One rule the story matched, with what routing and the message need."""
+
+    match_id: int
+    tags: tuple[str, ...]
+    hit: RuleHit
 
 
 @dataclass
@@ -40,56 +56,136 @@ class Planner:
 
     def plan(self, store: Store, *, entry_id: int, entry: Entry,
              matches: Sequence[tuple[int, Match]], is_update: bool, now: datetime) -> int:
+        """One alert per destination that has a rule of this poll's matches it was not sent."""
         keys = story_keys(entry.url, entry.title)
+        fresh_ids = {match_id for match_id, _ in matches}
+        # An update names the story's earlier rules too; a new story has only these.
+        story = (_stored_matches(store, entry_id, self.descriptions) if is_update
+                 else [self._matched(match_id, match) for match_id, match in matches])
         created = 0
-        for match_id, match in matches:
-            view = _view(entry, match, self.descriptions.get(match.rule, ""), is_update)
-            for destination in recipients(match.tags, self.destinations):
-                created += self._plan_one(store, destination, entry_id, match_id, match, view,
-                                          keys, now)
+        for destination in self.destinations:
+            routed = [m for m in story if recipients(m.tags, (destination,))]
+            if not any(m.match_id in fresh_ids for m in routed):
+                continue
+            alerted = _alerted_rules(store, entry_id, destination.name)
+            unsent = [m for m in routed if m.hit.rule not in alerted]
+            fresh = [m for m in unsent if m.match_id in fresh_ids]
+            if fresh:
+                created += self._plan_story(store, destination, entry_id, entry, routed, unsent,
+                                            fresh, is_update, keys, now)
         return created
 
-    def _plan_one(self, store: Store, destination: Destination, entry_id: int, match_id: int,
-                  match: Match, view: AlertView, keys: Sequence[str], now: datetime) -> int:
+    def _matched(self, match_id: int, match: Match) -> _Matched:
+        terms = tuple(dict.fromkeys(hit.term for hit in match.hits))
+        return _Matched(match_id, tuple(match.tags), RuleHit(
+            rule=match.rule, severity=match.severity, score=match.score, snippet=match.snippet,
+            terms=terms, description=self.descriptions.get(match.rule, "")))
+
+    def _plan_story(self, store: Store, destination: Destination, entry_id: int, entry: Entry,
+                    routed: Sequence[_Matched], unsent: Sequence[_Matched],
+                    fresh: Sequence[_Matched], is_update: bool, keys: Sequence[str],
+                    now: datetime) -> int:
         db = store.db
+        new_ids = {m.match_id for m in fresh}
+        hits = sorted((replace(m.hit, is_new=is_update and m.match_id in new_ids) for m in routed),
+                      key=RuleHit.order)
+        view = story_view(entry, hits, is_update)
+        filed = min(fresh, key=lambda m: m.hit.order())  # never a rule already alerted here
         recent = db.execute(
-            "SELECT COUNT(*) FROM alerts WHERE destination = ? AND rule = ? AND created >= ? "
-            "AND delivery = 'immediate' AND status != 'duplicate'",
-            [destination.name, match.rule, to_text(now - timedelta(seconds=destination.rate_window))],
+            "SELECT COUNT(DISTINCT entry_id) FROM alerts WHERE destination = ? AND created >= ? "
+            "AND delivery = 'immediate' AND status != 'duplicate' AND kind IN ('match', 'update')",
+            [destination.name, to_text(now - timedelta(seconds=destination.rate_window))],
         ).fetchone()[0]
         if destination.rate_limit is None and self.settings.rate_limit:
             # The default flood guard: a burst (say, after a long downtime) becomes a digest.
             destination = replace(destination, rate_limit=self.settings.rate_limit)
-        plan = plan_delivery(destination, match.severity, now, self.tz, recent_count=recent,
+        plan = plan_delivery(destination, view.severity, now, self.tz, recent_count=recent,
                              settings=self.settings)
+        waiting = db.execute(
+            "SELECT id, kind, payload, due_at FROM alerts WHERE entry_id = ? AND destination = ? "
+            "AND status = 'pending' AND attempts = 0 AND due_at > ? AND kind IN ('match', 'update') "
+            "ORDER BY id DESC LIMIT 1", [entry_id, destination.name, to_text(now)]).fetchone()
+        if waiting is not None:
+            # Held (a digest, quiet hours, a grouping delay), so not in flight: the new rule
+            # joins it. One already due may be being sent right now: it gets a new alert.
+            _join_waiting(store, waiting, hits, unsent, plan)
+            return 0
         original = _original(store, keys, destination.name, entry_id,
                              now - timedelta(seconds=self.settings.duplicate_window))
         row = db.execute(
             "INSERT INTO alerts (kind, entry_id, match_id, rule, destination, status, delivery, "
             "reason, due_at, created, copy_of, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (entry_id, rule, destination) DO NOTHING RETURNING id",
-            ["update" if view.is_update else "match", entry_id, match_id, match.rule,
+            ["update" if is_update else "match", entry_id, filed.match_id, filed.hit.rule,
              destination.name, "duplicate" if original else "pending", plan.delivery,
              "copy of an alerted story" if original else plan.reason, to_text(plan.due_at),
              to_text(now), original, _dump(view)],
         ).fetchone()
         if row is None:
             return 0
+        db.conn.executemany("INSERT INTO alert_rules (alert_id, match_id, rule) VALUES (?, ?, ?)",
+                            [(row[0], m.match_id, m.hit.rule) for m in unsent])
         if original:
             _add_reporter(store, original, view.feed)
         else:
             db.conn.executemany("INSERT INTO alert_keys (key, destination, alert_id, created) "
-                           "VALUES (?, ?, ?, ?)",
-                           [(key, destination.name, row[0], to_text(now)) for key in keys])
+                                "VALUES (?, ?, ?, ?)",
+                                [(key, destination.name, row[0], to_text(now)) for key in keys])
         return 1
 
 
-def _view(entry: Entry, match: Match, description: str, is_update: bool) -> AlertView:
-    terms = tuple(dict.fromkeys(hit.term for hit in match.hits))
-    return AlertView(rule=match.rule, severity=match.severity, score=match.score,
-                     title=entry.title, url=entry.url, feed=entry.feed, published=entry.published,
-                     snippet=match.snippet, terms=terms, description=description,
-                     is_update=is_update)
+def _join_waiting(store: Store, waiting: tuple, hits: Sequence[RuleHit],
+                  unsent: Sequence[_Matched], plan: Plan) -> None:
+    """Name the story's new rules in its alert that has not gone out yet, which moves
+    forward when the new plan is sooner (a critical rule breaks through)."""
+    alert_id, kind, payload, due_at = waiting
+    view = load_view(payload)
+    was_new = {hit.rule for hit in view.all_rules() if hit.is_new}
+    joined = [replace(hit, is_new=kind == "update" and (hit.is_new or hit.rule in was_new))
+              for hit in hits]
+    store.db.execute("UPDATE alerts SET payload = ? WHERE id = ?",
+                     [_dump(_with_rules(view, joined)), alert_id])
+    if to_text(plan.due_at) < due_at:
+        store.db.execute("UPDATE alerts SET due_at = ?, delivery = ?, reason = ? WHERE id = ?",
+                         [to_text(plan.due_at), plan.delivery, plan.reason, alert_id])
+    store.db.conn.executemany("INSERT INTO alert_rules (alert_id, match_id, rule) VALUES (?, ?, ?)",
+                              [(alert_id, m.match_id, m.hit.rule) for m in unsent])
+
+
+def story_view(entry: Entry, hits: Sequence[RuleHit], is_update: bool) -> AlertView:
+    """The message record of one story naming HITS (sorted, most severe first)."""
+    top = hits[0]
+    return AlertView(rule=top.rule, severity=top.severity, score=top.score, title=entry.title,
+                     url=entry.url, feed=entry.feed, published=entry.published,
+                     snippet=top.snippet, terms=top.terms, description=top.description,
+                     is_update=is_update, rules=tuple(hits))
+
+
+def _with_rules(view: AlertView, hits: Sequence[RuleHit]) -> AlertView:
+    top = hits[0]
+    return replace(view, rule=top.rule, severity=top.severity, score=top.score,
+                   snippet=top.snippet, terms=top.terms, description=top.description,
+                   rules=tuple(hits))
+
+
+def _stored_matches(store: Store, entry_id: int, descriptions: Mapping[str, str]) -> list[_Matched]:
+    """The story's matches not muted as false positives, as the planner reads them."""
+    found = []
+    for row in store.db.query(
+            "SELECT id, rule, score, severity, tags, hits, snippet FROM matches "
+            "WHERE entry_id = ? AND muted_at IS NULL ORDER BY id", [entry_id]):
+        terms = tuple(dict.fromkeys(hit["term"] for hit in json.loads(row["hits"])))
+        found.append(_Matched(row["id"], tuple(json.loads(row["tags"])), RuleHit(
+            rule=row["rule"], severity=row["severity"], score=row["score"],
+            snippet=row["snippet"], terms=terms, description=descriptions.get(row["rule"], ""))))
+    return found
+
+
+def _alerted_rules(store: Store, entry_id: int, destination: str) -> set[str]:
+    """The rules of this story already named to this destination (sent or not)."""
+    return {row[0] for row in store.db.execute(
+        "SELECT r.rule FROM alert_rules r JOIN alerts a ON a.id = r.alert_id "
+        "WHERE a.entry_id = ? AND a.destination = ?", [entry_id, destination])}
 
 
 def _original(store: Store, keys: Sequence[str], destination: str, entry_id: int,
@@ -122,11 +218,13 @@ def _dump(view: AlertView) -> str:
 
 
 def load_view(payload: str) -> AlertView:
-    """An alert's stored payload back as the record the renderer takes."""
+    """An alert's stored payload back as the record the renderer takes (old per-rule ones too)."""
     data = json.loads(payload)
     data["published"] = from_text(data.get("published"))
     data["terms"] = tuple(data.get("terms", ()))
     data["also_reported_by"] = tuple(data.get("also_reported_by", ()))
+    data["rules"] = tuple(RuleHit(**{**hit, "terms": tuple(hit.get("terms", ()))})
+                          for hit in data.get("rules", ()))
     return AlertView(**data)
 
 
@@ -198,6 +296,16 @@ def mark_failed(store: Store, ids: Sequence[int], now: datetime, error: str,
     return dead
 
 
+def cancel(store: Store, ids: Sequence[int], reason: str, now: datetime) -> int:
+    """Alerts that can never go out (their destination was removed) stop being retried."""
+    with store.transaction():
+        store.db.conn.executemany(
+            "UPDATE alerts SET status = 'cancelled', last_attempt_at = ?, last_error = ? "
+            "WHERE id = ? AND status IN ('pending', 'failed')",
+            [(to_text(now), reason[:500], alert_id) for alert_id in ids])
+    return len(ids)
+
+
 def retry(store: Store, ids: Sequence[int] | None, now: datetime) -> int:
     """Failed and dead alerts (all, or these ids) become due now with a fresh age."""
     where = "status IN ('failed', 'dead')"
@@ -212,7 +320,8 @@ def retry(store: Store, ids: Sequence[int] | None, now: datetime) -> int:
 
 
 def list_alerts(store: Store, statuses: Sequence[str] | None = None, limit: int = 200) -> list[dict]:
-    """Alerts newest first, with their story's title and outlet from the payload."""
+    """Alerts newest first, one per story and destination, with the story's title, outlet
+    and every rule the alert names (`rule` is the top one)."""
     where, args = "", []
     if statuses:
         where = f"WHERE status IN ({', '.join('?' * len(statuses))})"
@@ -224,6 +333,14 @@ def list_alerts(store: Store, statuses: Sequence[str] | None = None, limit: int 
     out = []
     for row in rows:
         payload = json.loads(row.pop("payload"))
+        # A per-rule payload (written before one alert per story) names its one rule.
+        hits = payload.get("rules") or ([{"rule": payload.get("rule") or row["rule"],
+                                          "is_new": bool(payload.get("is_update"))}]
+                                        if row["kind"] != "health" else [])
+        row.update(rules=[hit["rule"] for hit in hits],
+                   new_rules=[hit["rule"] for hit in hits if hit.get("is_new")])
+        if hits:
+            row["rule"] = hits[0]["rule"]  # the top rule (the row's own is the one it is filed under)
         row.update(title=payload.get("title") or payload.get("detail"), feed=payload.get("feed"),
                    also_reported_by=payload.get("also_reported_by", []),
                    possible_duplicate=bool(row["possible_duplicate"]))
@@ -236,10 +353,24 @@ def counts(store: Store) -> dict[str, int]:
 
 
 def mute_alerts(store: Store, match_id: int, now: datetime) -> int:
-    """A match marked a false positive sends nothing more: its pending and failed alerts
-    become 'muted'. Runs inside the caller's transaction, which mutes the match itself."""
+    """A match marked a false positive sends nothing more: its rule leaves the pending and
+    failed alerts that name it, and an alert left with no rule becomes 'muted'. Runs
+    inside the caller's transaction, which mutes the match itself. Returns the alerts
+    muted whole."""
     if not store.db.conn.in_transaction:
         raise RuntimeError("mute_alerts must run inside a store transaction")
-    return store.db.execute(
-        "UPDATE alerts SET status = 'muted', reason = ? WHERE match_id = ? AND status IN (?, ?)",
-        [f"muted as a false positive at {to_text(now)}", match_id, *RETRYABLE]).rowcount
+    rows = store.db.execute(
+        "SELECT a.id, a.payload, r.rule FROM alerts a JOIN alert_rules r ON r.alert_id = a.id "
+        "WHERE r.match_id = ? AND a.status IN (?, ?)", [match_id, *RETRYABLE]).fetchall()
+    muted = 0
+    for alert_id, payload, rule in rows:
+        view = load_view(payload)
+        left = [hit for hit in view.all_rules() if hit.rule != rule]
+        if left:
+            store.db.execute("UPDATE alerts SET payload = ? WHERE id = ?",
+                             [_dump(_with_rules(view, left)), alert_id])
+        else:
+            muted += store.db.execute(
+                "UPDATE alerts SET status = 'muted', reason = ? WHERE id = ?",
+                [f"muted as a false positive at {to_text(now)}", alert_id]).rowcount
+    return muted

@@ -26,8 +26,11 @@ alert.html, alert.md. They are ``string.Template`` texts: ``$title`` or
 ``${title}``, ``$$`` for a dollar sign; the variables are in
 `TEMPLATE_VARIABLES`, and each value arrives already escaped for the
 template's format. A template line whose variables all come out empty is left
-out, which is how optional lines ("Also reported by: ...") disappear. A digest
-shows each story with the same body templates, under one heading per rule.
+out, which is how optional lines ("Also reported by: ...") disappear. One
+alert is one story: `$rules` lists every rule it matched for the destination,
+one per line, most severe first, each with its hits; `$rule` and the other
+single-rule variables are the top rule's. A digest shows each story once, with
+the same body templates, under the heading of its top rule.
 """
 
 from __future__ import annotations
@@ -47,17 +50,21 @@ from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo
 
 from monitor.errors import ConfigError
-from monitor.models import AlertView, Message
+from monitor.models import AlertView, Message, RuleHit
 from monitor.urls import strip_userinfo
 
 SUBJECT_TITLE_LIMIT = 120  # characters of the headline kept in a subject
 _HEALTH_DETAIL_LIMIT = 200  # characters of a feed error kept in a subject
 
 TEMPLATE_VARIABLES: dict[str, str] = {
-    "rule": "name of the rule that matched",
-    "description": "the rule's description (empty when it has none)",
-    "severity": "the rule's severity: info, warning or critical",
-    "score": "the match score, e.g. 4.5",
+    "rule": "name of the top rule that matched (the most severe, then the best score)",
+    "more_rules": "' +2' when the story matched 2 more rules, else empty",
+    "rules": "every matched rule, one per line, most severe first, each with its severity, "
+             "score and matched terms; a rule new in an update is marked 'new'",
+    "new_rules": "the rules an updated story newly matches, comma separated (empty otherwise)",
+    "description": "the top rule's description (empty when it has none)",
+    "severity": "the top rule's severity: info, warning or critical",
+    "score": "the top rule's match score, e.g. 4.5",
     "title": "the story's headline, '(no title)' when empty; in subject.txt cut to 120 characters",
     "url": "the story's link ready for a link target (href in HTML, (...) in Markdown); "
            "empty in HTML and Markdown when the link is not http(s)",
@@ -65,11 +72,11 @@ TEMPLATE_VARIABLES: dict[str, str] = {
             "a link that is not http(s) is shown as inert text; empty when the story has none",
     "outlet": "the feed that carried the story",
     "published": "publication time in the configured timezone, e.g. '2026-11-29 14:05 EET', or 'unknown'",
-    "snippet": "text around the matched words, the hits highlighted («hit» in text, bold in HTML "
-               "and Markdown)",
-    "terms": "the matched terms, comma separated",
+    "snippet": "text around the top rule's matched words, the hits highlighted («hit» in text, "
+               "bold in HTML and Markdown)",
+    "terms": "the top rule's matched terms, comma separated",
     "also_reported_by": "other outlets that carried the same story, comma separated (empty when none)",
-    "update": "'yes' when the story changed and now matches this rule, else 'no'",
+    "update": "'yes' when the story changed and now matches a rule not alerted before, else 'no'",
     "update_prefix": "'Update: ' for an updated story, else empty",
 }
 
@@ -320,8 +327,12 @@ def _values(view: AlertView, tz: str, form: _Format, title_limit: int | None = N
         title = _truncate(title, title_limit)
     link = _Link.of(view.url)
     escape = form.escape
+    hits = view.all_rules()
     return {
         "rule": escape(_clean(view.rule)),
+        "more_rules": f" +{len(hits) - 1}" if len(hits) > 1 else "",
+        "rules": _RULE_LISTS[form](hits),
+        "new_rules": escape(_joined([hit.rule for hit in hits if hit.is_new])),
         "description": escape(_clean(view.description)),
         "severity": escape(_clean(view.severity)),
         "score": escape(f"{view.score:g}"),
@@ -336,6 +347,22 @@ def _values(view: AlertView, tz: str, form: _Format, title_limit: int | None = N
         "update": "yes" if view.is_update else "no",
         "update_prefix": "Update: " if view.is_update else "",
     }
+
+
+def _rule_line(hit: RuleHit) -> str:
+    """One rule of a story, in plain words: name, severity, score, new or not, hits, description."""
+    new = ", new" if hit.is_new else ""
+    terms = _joined(hit.terms)
+    description = _clean(hit.description)
+    return (f"{_clean(hit.rule)} ({_clean(hit.severity)}, score {hit.score:g}{new})"
+            + (f": {terms}" if terms else "") + (f" — {description}" if description else ""))
+
+
+_RULE_LISTS: dict[_Format, Callable[[Sequence[RuleHit]], str]] = {
+    _TEXT: lambda hits: "\n".join(f"- {_rule_line(hit)}" for hit in hits),
+    _HTML: lambda hits: "<br>\n".join(f"&bull; {_escape_html(_rule_line(hit))}" for hit in hits),
+    _MARKDOWN: lambda hits: "\n".join(f"- {escape_markdown(_rule_line(hit))}" for hit in hits),
+}
 
 
 def _story(view: AlertView, tz: str, templates: Templates, field: str) -> str:
@@ -358,12 +385,12 @@ def render_alert(view: AlertView, tz: str, templates: Templates = Templates()) -
 
 def render_digest(views: Sequence[AlertView], tz: str, *, destination: str, period: str,
                   templates: Templates = Templates()) -> Message:
-    """Many alerts as one message: a heading per rule, then its stories, newest
-    first; copies of one story from several outlets are shown once, the other
-    outlets listed as "also reported by"."""
+    """Many alerts as one message, each story once (with all its rules): a heading per
+    top rule, then its stories, newest first; copies of one story from several outlets
+    are shown once, the other outlets listed as "also reported by"."""
     groups = _by_rule(views)
     count = sum(len(stories) for _, stories in groups)
-    summary = f"{count} {'match' if count == 1 else 'matches'}"
+    summary = f"{count} {'story' if count == 1 else 'stories'}"
     heading = f"{summary} for {destination} — {period}"
     return Message(subject=_clean(f"[monitor] {summary} — {period}"),
                    text=_digest_text(heading, groups, tz, templates),
@@ -372,7 +399,7 @@ def render_digest(views: Sequence[AlertView], tz: str, *, destination: str, peri
 
 
 def _by_rule(views: Sequence[AlertView]) -> list[tuple[str, list[AlertView]]]:
-    """Stories per rule, copies merged; the most severe rules first, then by name."""
+    """Stories per top rule, copies merged; the most severe rules first, then by name."""
     copies_by_rule: dict[str, list[list[AlertView]]] = {}
     seen: dict[tuple[str, str, str], list[AlertView]] = {}
     for view in views:

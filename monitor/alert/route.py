@@ -15,10 +15,13 @@ Routing (the project's own; apprise's tag filter skips untagged URLs):
 - the tag `admin` is for feed-health alerts only: it never routes a rule's
   alert, so a destination tagged only `admin` receives none of them.
 
-Delivery plan of one alert for one destination, first rule that applies wins:
-1. Rate limit: when `rate_limit` is set and `recent_count` (immediate alerts
-   of this rule already planned for this destination within `rate_window`)
-   has reached it, the alert folds into a digest instead of being dropped.
+Delivery plan of one alert (one story) for one destination, first rule that
+applies wins; `severity` is the story's top severity among the rules routed
+to the destination, so one critical rule is enough to break through:
+1. Rate limit: when `rate_limit` is set and `recent_count` (stories already
+   planned as immediate alerts for this destination within `rate_window`,
+   however many rules each matched) has reached it, the alert folds into a
+   digest instead of being dropped.
    It is due at the destination's next digest time if it has a digest
    schedule, else at the next `rate_window` slot since local midnight, so a
    whole burst shares one due time and goes out as one message. This holds
@@ -73,7 +76,9 @@ _MAX_DOUBLINGS = 40  # 2**40 retry_base is past any cap; keeps the power finite
 
 
 def recipients(rule_tags: Sequence[str], destinations: Sequence[Destination]) -> list[Destination]:
-    """The destinations that receive a rule's alerts, in configuration order."""
+    """The destinations that receive a rule's alerts, in configuration order.
+
+    A story's alert to a destination names the story's rules routed there."""
     wanted = _folded(rule_tags) - {ADMIN_TAG}  # so `admin` on both sides never matches
     return [destination for destination in destinations
             if not destination.tags or _folded(destination.tags) & wanted]

@@ -63,7 +63,8 @@ def alerts_test(app: App, tags: tuple[str, ...]) -> None:
 @click.option("--json", "as_json", is_flag=True, help="JSON Lines, one alert per line.")
 @click.pass_obj
 def alerts_list(app: App, status: str | None, limit: int, as_json: bool) -> None:
-    """List alerts, newest first, with their delivery status.
+    """List alerts, newest first: one per story and destination, naming every rule
+    it matched there, with its delivery status and why a send failed.
 
     \b
     Examples:
@@ -82,10 +83,17 @@ def alerts_list(app: App, status: str | None, limit: int, as_json: bool) -> None
     if as_json:
         echo_jsonl(rows)
         return
-    echo_table(["ID", "STATUS", "DESTINATION", "RULE", "DUE", "TRIES", "TITLE", "ALSO REPORTED BY", "ERROR"],
-               [[r["id"], r["status"], r["destination"], r["rule"] or r["kind"], r["due_at"],
+    echo_table(["ID", "STATUS", "DESTINATION", "RULES", "DUE", "TRIES", "STORY", "ALSO REPORTED BY", "ERROR"],
+               [[r["id"], r["status"], r["destination"], _rules_cell(r), r["due_at"],
                  r["attempts"], r["title"], ", ".join(r["also_reported_by"]), r["last_error"] or ""]
                 for r in rows])
+
+
+def _rules_cell(row: dict) -> str:
+    """The rules one story's alert names, most severe first; a new one in an update marked."""
+    if not row["rules"]:
+        return row["kind"]
+    return ", ".join(f"{rule} (new)" if rule in row["new_rules"] else rule for rule in row["rules"])
 
 
 @alerts_group.command("retry")
@@ -95,7 +103,8 @@ def alerts_list(app: App, status: str | None, limit: int, as_json: bool) -> None
 def alerts_retry(app: App, ids: tuple[int, ...], retry_all: bool) -> None:
     """Make failed and dead alerts due now (their age starts again) and send them.
 
-    With no daemon running they are sent at once; a running daemon sends them
+    With no daemon running they are sent at once, and the exit code is 1 when
+    a send failed again (the reason is printed); a running daemon sends them
     within seconds.
 
     \b
@@ -131,7 +140,12 @@ def alerts_retry(app: App, ids: tuple[int, ...], retry_all: bool) -> None:
 
     with lock:
         report = asyncio.run(deliver())
-    click.echo(f"sent {report.sent}, failed {report.failed}")
+    click.echo(f"sent {report.sent}, failed {report.failed}"
+               + (f", cancelled {report.cancelled}" if report.cancelled else ""))
+    for name, error in sorted(report.errors.items()):
+        click.echo(f"alerts to {name} failed: {error}", err=True)
+    if report.failed:
+        sys.exit(1)
 
 
 COMMANDS: list = []  # these commands join the `alerts` group from monitor.cli.alerts

@@ -338,7 +338,7 @@ def _alert_line(alert: dict[str, Any]) -> str:
         parts.append(alert["sent_at"] or "")
     elif alert["status"] in ("pending", "failed"):
         parts.append(f"due {alert['due_at']}")
-    parts.append(alert["rule"] or alert["kind"])
+    parts.append(alert.get("rules") or alert["rule"] or alert["kind"])
     detail = [alert["delivery"], f"{alert['attempts']} attempt{'s' if alert['attempts'] != 1 else ''}"]
     if alert["copy_of"]:
         detail.append(f"copy of alert #{alert['copy_of']}")

@@ -35,7 +35,8 @@ def run_command(app: App, once: bool, watch_config: bool, http: str | None) -> N
     daemon keeps running on the previous one (see `monitor status`).
 
     Exit codes with --once: 0 when the cycle ran (even if some feeds failed),
-    1 when it could not run (database unwritable, another daemon holds it),
+    1 when it could not run (database unwritable, another daemon holds it) or
+    an alert could not be sent (`monitor alerts list --failed` says why),
     2 for a configuration error.
 
     \b
@@ -62,7 +63,7 @@ def run_command(app: App, once: bool, watch_config: bool, http: str | None) -> N
             _run(_daemon(app, prepared, watch_config, listen, lock))
     finally:
         lock.release()
-    _exit_now(0)
+    _exit_now(1 if once and summary.sends_failed else 0)
 
 
 async def _daemon(app: App, prepared, watch_config: bool, listen, lock: DaemonLock) -> None:
@@ -126,6 +127,10 @@ def _print_summary(summary: CycleSummary) -> None:
         if report.outcome == "error":
             click.echo(f"{report.feed}: error: {report.error}")
     click.echo(summary.line())
+    if summary.sends_failed:
+        for name, error in sorted(summary.alerts.errors.items()):
+            click.echo(f"alerts to {name} failed: {error}", err=True)
+        click.echo("they are retried with backoff; see `monitor alerts list --failed`", err=True)
 
 
 COMMANDS = [run_command]

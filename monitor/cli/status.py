@@ -67,9 +67,11 @@ def summary_lines(status: dict[str, Any]) -> list[str]:
         f"feeds:   {feeds['total']} total: {feeds['ok']} ok, {feeds['error']} erroring, "
         f"{feeds['backing_off']} backing off, {feeds['gone']} gone, {feeds['paused']} paused, "
         f"{feeds['new']} never polled",
-        f"today:   {status['stories_today']} stories, {status['matches_today']} matches",
+        f"today:   {status['stories_today']} stories, {status['matched_stories_today']} matched "
+        f"({status['matches_today']} rule matches)",
         f"alerts:  {alerts['pending']} pending, {alerts['failed']} failed (retrying), "
-        f"{alerts['dead']} dead, {alerts['sent_today']} sent today",
+        f"{alerts['dead']} dead, {alerts['cancelled']} cancelled, {alerts['sent_today']} sent today "
+        f"({alerts['stories_sent_today']} stories; one alert per story and destination)",
     ]
     for story in status.get("also_reported_today", []):
         lines.append(f"copies:  {story['title']} ({story['feed']}), also reported by "
