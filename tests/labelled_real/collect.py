@@ -13,6 +13,11 @@ Two sources, both real published news:
     LABEL is 1 (China's role in the war), 0 (not), or b (borderline: left
     out of the scores). See README.md for the policy.
 
+Label corrections found after the split (CORRECTIONS below) are applied by
+id and recorded in the item ("relabelled": the label at collection and why it
+changed); split.py stratifies on the label at collection, so a correction
+never moves an item between the halves.
+
 Ids are assigned in a fixed order (fixtures first, then raw files by name),
 so rerunning on the same inputs rewrites a byte-identical items.jsonl.
 
@@ -41,6 +46,14 @@ FIXTURE_TRUE = ("Russia’s allies China and India call", "Patience with Putin m
 FIXTURE_BORDERLINE = ("Торгівля між Росією та Китаєм у 2023",)
 # A negative is "hard" when it names China, the war or its parties: the
 # shapes a keyword watch confuses. The rest are ordinary unrelated news.
+# Applied after ids are assigned: id -> (True | False | None for borderline, why).
+_TOO_SHORT = "the title and lead as published do not name China (the page's headline was not shown): too short to tell"
+_TRADE = "China-Russia trade figures with no war, sanctions or leverage link: borderline by the policy"
+CORRECTIONS: dict[str, tuple[bool | None, str]] = {
+    "en-r168": (None, _TOO_SHORT), "ru-r010": (None, _TOO_SHORT), "uk-r069": (None, _TOO_SHORT),
+    "uk-r080": (None, _TOO_SHORT),
+    "ru-r068": (None, _TRADE), "ru-r069": (None, _TRADE), "ru-r070": (None, _TRADE), "ru-r071": (None, _TRADE),
+}
 HARD = re.compile(r"chin|beijing|hong kong|taiwan|xi jinping|\bpla\b|russia|ukrain|kyiv|kiev|putin|donbas|luhansk|lugansk|"
                   r"war\b|китай|китаї|пекін|пекин|тайван|кнр|ноак|росі|росс|рф\b|україн|украин|війн|войн|путін|путин|"
                   r"обстріл|обстрел|санкці|санкци|лавров|зеленськ|зеленск", re.IGNORECASE)
@@ -96,10 +109,18 @@ def build() -> list[dict]:
         label = record["label"]
         text = record["title"] + " " + record["summary"]
         kind = "positive" if label else ("hard_negative" if label is None or HARD.search(text) else "negative")
-        item = {"id": f"{record['lang']}-r{counters[record['lang']]:03d}", "title": record["title"],
+        item_id = f"{record['lang']}-r{counters[record['lang']]:03d}"
+        relabelled = None
+        if item_id in CORRECTIONS:
+            relabelled = {"from": "borderline" if label is None else label, "reason": CORRECTIONS[item_id][1]}
+            label = CORRECTIONS[item_id][0]
+        kind = "positive" if label else ("hard_negative" if label is None or HARD.search(text) else "negative")
+        item = {"id": item_id, "title": record["title"],
                 "summary": record["summary"], "lang": record["lang"], "label": bool(label), "kind": kind}
         if label is None:
             item["borderline"] = True
+        if relabelled:
+            item["relabelled"] = relabelled
         item.update({"url": record["url"], "date": record["date"], "source": record["source"],
                      "origin": record["origin"]})
         items.append(item)

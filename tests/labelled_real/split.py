@@ -5,7 +5,8 @@ fixed order, members sorted by id before shuffling. Running the script again
 on the same items.jsonl rewrites byte-identical dev.jsonl and heldout.jsonl,
 so the held-out half cannot drift towards the rules.
 
-Each stratum (language x label x borderline) is halved; an odd stratum's extra
+Each stratum (language x label x borderline, as labelled at collection: an
+item corrected later carries its first label in "relabelled") is halved; an odd stratum's extra
 item goes alternately to dev and to held-out, so the halves differ by at most
 one item per language.
 
@@ -36,7 +37,7 @@ def load_items(path: Path) -> list[dict]:
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         item = json.loads(line)
         where = f"{path.name}:{number}"
-        if set(item) - REQUIRED - {"borderline"} or not REQUIRED <= set(item):
+        if set(item) - REQUIRED - {"borderline", "relabelled"} or not REQUIRED <= set(item):
             raise SystemExit(f"{where}: unexpected or missing fields {sorted(item)}")
         if item["lang"] not in {"en", "uk", "ru"} or item["kind"] not in KINDS or not item["url"]:
             raise SystemExit(f"{where}: bad lang, kind or url")
@@ -54,7 +55,7 @@ def split(items: list[dict]) -> dict[str, list[dict]]:
     rng = random.Random(SEED)
     strata: dict[tuple[str, bool, bool], list[dict]] = {}
     for item in items:
-        strata.setdefault((item["lang"], item["label"], bool(item.get("borderline"))), []).append(item)
+        strata.setdefault(_collected(item), []).append(item)
     dev_ids: set[str] = set()
     odd_goes_to_dev = True
     for key in sorted(strata):
@@ -69,6 +70,14 @@ def split(items: list[dict]) -> dict[str, list[dict]]:
         "dev": [item for item in items if item["id"] in dev_ids],
         "heldout": [item for item in items if item["id"] not in dev_ids],
     }
+
+
+def _collected(item: dict) -> tuple[str, bool, bool]:
+    """The stratum of an item by its label at collection (before any correction)."""
+    if "relabelled" in item:
+        first = item["relabelled"]["from"]
+        return item["lang"], first is True, first == "borderline"
+    return item["lang"], item["label"], bool(item.get("borderline"))
 
 
 def render(items: list[dict]) -> str:
