@@ -274,6 +274,8 @@ def _commands_before_any_poll(world: World) -> None:
     inputs.mkdir()
     out.mkdir()
     (inputs / "saved.xml").write_bytes(rss([FIRST_STORY]))
+    (inputs / "labelled.jsonl").write_text(json.dumps({"id": 1, "title": FIRST_STORY.title, "summary": "",
+                                                       "lang": "en", "label": True}) + "\n", encoding="utf-8")
     opml = _with_userinfo(world.feeds.url("/imported.xml"), f"reader:{world.secrets.new('opmlpass')}")
     (inputs / "subscriptions.opml").write_text(
         '<?xml version="1.0"?><opml version="2.0"><head><title>x</title></head><body>'
@@ -282,7 +284,7 @@ def _commands_before_any_poll(world: World) -> None:
         ("config", "check"), ("feeds", "export"), ("alerts", "destinations", "--json"),
         ("rules", "list"), ("rules", "check"), ("rules", "test", FIRST_STORY.title, "--json"),
         ("terms", "list"), ("systemd-unit",), ("status", "--json", {"codes": (1,)}),
-        ("match", str(inputs / "saved.xml"), "--json"),
+        ("match", str(inputs / "saved.xml"), "--json"), ("rules", "eval", str(inputs / "labelled.jsonl")),
         ("feeds", "import", str(inputs / "subscriptions.opml"), "--dry-run", "--json"),
         ("--log-format", "json", "alerts", "test", {"codes": (1,)}),  # mail and Telegram fail
     )

@@ -241,7 +241,7 @@ def test_an_exclusion_the_loader_rejects_is_refused(watch):
 
 def test_disabling_a_rule_adds_enabled_false_after_its_query_and_enabling_sets_it_back(watch):
     original = watch.read_text(encoding="utf-8")
-    query = "query = '@china AND #sanctions AND (@russia OR #war) NOT #culture'\n"
+    query = "query = '@china AND (#sanctions AND (@russia OR #war) OR #sanctions_package) NOT #culture'\n"
 
     assert set_rule_enabled(watch, "china_sanctions", False) is True
     disabled = watch.read_text(encoding="utf-8")

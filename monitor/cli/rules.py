@@ -1,9 +1,10 @@
-"""`monitor match` and `monitor rules check|list|test|backtest`: the watch rules at work."""
+"""`monitor match` and `monitor rules check|list|test|eval|backtest`: the watch rules at work."""
 
 from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import IO, Iterator
 
 import click
@@ -108,7 +109,7 @@ def match_command(app: App, path, fmt: str, as_json: bool) -> None:
 
 @click.group("rules")
 def rules_group() -> None:
-    """Check, list, try, backtest, enable and disable the watch rules (watch.toml)."""
+    """Check, list, try, score (eval), backtest, enable and disable the watch rules (watch.toml)."""
 
 
 @rules_group.command("check")
@@ -183,6 +184,49 @@ def rules_test(app: App, text: str, summary: str, lang: str | None, feed: str | 
     for match in found if not as_json else ():
         click.echo(describe(match, {"title": text, "summary": summary}))
     sys.exit(0 if found else 1)
+
+
+@rules_group.command("eval")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True,
+              help="JSON Lines: one score line per language and for all, then one line per error.")
+@click.option("--quiet", "-q", is_flag=True, help="Scores only, without the list of misses and false alarms.")
+@click.pass_obj
+def rules_eval(app: App, path: Path, as_json: bool, quiet: bool) -> None:
+    """Score the current watch on your own labelled items: precision, recall and
+    F1 per language and overall, then each miss and false alarm, explained.
+
+    PATH is JSON Lines, one item a line: {"id": ..., "title": ..., "summary":
+    ..., "lang": "uk", "label": true}; add "borderline": true to keep an item
+    out of the scores. An item counts as flagged when any enabled rule matches
+    its title and summary, as in the daemon. Exit 0 after scoring; 2 when the
+    file cannot be read (the file and line are named).
+
+    \b
+    Examples:
+      monitor rules eval my-labelled.jsonl
+      monitor rules eval my-labelled.jsonl --json | jq 'select(.type=="score")'
+    """
+    from monitor.match.evaluate import describe_error, evaluate, load_labelled, report_lines
+
+    items = load_labelled(path)
+    watch, _ = _watch_and_matcher(app)
+    evaluation = evaluate(watch, items, explain=not quiet)
+    if as_json:
+        echo_jsonl([score.as_dict() for score in evaluation.scores.values()])
+        if not quiet:
+            echo_jsonl([error.as_dict() for error in evaluation.errors])
+        return
+    for line in report_lines(evaluation):
+        click.echo(line)
+    if quiet:
+        return
+    misses = [e for e in evaluation.errors if e.kind == "miss"]
+    alarms = [e for e in evaluation.errors if e.kind == "false_alarm"]
+    click.echo(f"{len(misses)} missed, {len(alarms)} false alarms")
+    for error in misses + alarms:
+        click.echo("")
+        click.echo(describe_error(error))
 
 
 @rules_group.command("backtest")
