@@ -1,0 +1,35 @@
+"""What the web pages need from their host: the daemon, or `monitor web` alone."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Awaitable, Callable
+
+from monitor.service import utc_now
+
+if TYPE_CHECKING:
+    from monitor.metrics import Metrics
+    from monitor.store import StoreThread
+    from monitor.web.auth import Guard
+
+
+@dataclass
+class WebContext:
+    """The store, config folder and hooks the pages read and write through.
+
+    `reload` applies an edited config folder in this process (the daemon's own
+    reload: a bad edit keeps the old config); None means "signal the daemon
+    that holds the database, if any", as the CLI's edits do.
+    """
+
+    store: "StoreThread"
+    config_dir: Path
+    db_path: Path
+    guard: "Guard"
+    metrics: "Metrics"
+    timezone: str = "UTC"
+    healthy: Callable[[], bool] = lambda: True
+    reload: Callable[[], Awaitable[bool]] | None = None
+    clock: Callable[[], datetime] = field(default=utc_now)
