@@ -17,7 +17,7 @@ from monitor.metrics import Metrics
 from monitor.web.auth import Guard, hash_password
 from monitor.web.listen import LOOPBACK, bind, parse_listen
 
-from web_support import HOSTILE, NOW, Site, build_matches_db, client_for, make_context
+from web_support import NOW, Site, client_for, make_context
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 
@@ -226,7 +226,8 @@ def test_a_post_without_the_csrf_token_is_refused_on_every_route(tmp_path) -> No
         app = create_app(site.context)
         while hasattr(app, "app"):
             app = app.app
-        posts = [route.path.replace("{story_id:int}", "1") for route in app.routes
+        posts = [route.path.replace("{story_id:int}", "1").replace("{name}", "kyiv-news")
+                 .replace("{action:str}", "pause") for route in app.routes
                  if "POST" in (getattr(route, "methods", None) or ())]
         assert "/story/{story_id:int}/false-positive" not in posts and len(posts) >= 4
         for path in posts:
@@ -392,3 +393,142 @@ def test_next_never_leaves_the_site(tmp_path) -> None:
             assert done.headers["location"].startswith("/today?"), target
 
     run(test, tmp_path)
+
+
+# --------------------------------------------------------------------------
+# Feeds
+# --------------------------------------------------------------------------
+
+FEEDS_TOML = """# my feeds, with comments that must survive edits
+
+[[feed]]
+name = "kyiv-news"   # the main one
+url = "http://127.0.0.1:9/k.xml"
+"""
+
+
+def _page_with_feeds(feed_server, *paths: str) -> str:
+    from support.feeds import Item, rss
+    from support.feedserver import static
+
+    links = "".join(f'<link rel="alternate" type="application/rss+xml" title="Feed {p}" href="{p}">'
+                    for p in paths)
+    feed_server.routes["/site/"] = static(f"<html><head>{links}</head><body>hi</body></html>".encode(),
+                                          "text/html; charset=utf-8")
+    for path in paths:
+        feed_server.routes[path] = static(rss([Item("x", "A story")], title=f"Feed {path}"))
+    return feed_server.url("/site/")
+
+
+def test_feeds_page_shows_health_and_sorts(tmp_path) -> None:
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "cfg" / "feeds.toml").write_text(FEEDS_TOML + '[[feed]]\nname = "other-news"\n'
+                                                  'url = "http://u:secretpw@127.0.0.1:9/o.xml"\n')
+
+    async def test(site: Site) -> None:
+        page = (await site.client.get("/feeds")).text
+        assert "kyiv-news" in page and "secretpw" not in page
+        row = page[page.index('id="feed-kyiv-news"'):]
+        assert '<td class="entries">2</td>' in row[:row.index("</tr>")]
+        by_entries = (await site.client.get("/feeds?sort=entries&desc=1")).text
+        assert by_entries.index('id="feed-kyiv-news"') < by_entries.index('id="feed-other-news"')
+        by_name = (await site.client.get("/feeds?sort=name&desc=1")).text
+        assert by_name.index('id="feed-other-news"') < by_name.index('id="feed-kyiv-news"')
+
+    run(test, tmp_path)
+
+
+def test_add_a_feed_by_its_page_with_discovery_keeps_comments(tmp_path, feed_server) -> None:
+    (tmp_path / "cfg").mkdir()
+    feeds = tmp_path / "cfg" / "feeds.toml"
+    feeds.write_text(FEEDS_TOML)
+    one = _page_with_feeds(feed_server, "/one.xml")
+
+    async def test(site: Site) -> None:
+        token = await site.csrf("/feeds")
+        added = await site.client.post("/feeds/add", data={"csrf": token, "url": one, "language": "en"})
+        assert added.status_code == 303 and "Added+feed" in added.headers["location"], added.headers
+        assert "No+daemon+runs" in added.headers["location"]
+        page = (await site.client.get(added.headers["location"])).text
+        assert "Added feed" in page and feed_server.url("/one.xml") in page
+        bad = await site.client.post("/feeds/add", data={"csrf": token, "url": "ftp://x/"})
+        assert "problem=" in bad.headers["location"]
+
+    run(test, tmp_path)
+    text = feeds.read_text()
+    assert "# my feeds, with comments" in text and "# the main one" in text
+    assert feed_server.url("/one.xml") in text and 'language = "en"' in text
+
+
+def test_a_page_with_several_feeds_asks_which(tmp_path, feed_server) -> None:
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "cfg" / "feeds.toml").write_text(FEEDS_TOML)
+    site_url = _page_with_feeds(feed_server, "/a.xml", "/b.xml")
+
+    async def test(site: Site) -> None:
+        token = await site.csrf("/feeds")
+        asked = await site.client.post("/feeds/add", data={"csrf": token, "url": site_url})
+        assert asked.status_code == 200 and "lists 2 feeds" in asked.text
+        chosen = await site.client.post("/feeds/add", data={"csrf": token, "url": feed_server.url("/b.xml"),
+                                                            "as_given": "1", "name": "bee"})
+        assert "Added+feed+bee" in chosen.headers["location"]
+
+    run(test, tmp_path)
+    assert 'name = "bee"' in (tmp_path / "cfg" / "feeds.toml").read_text()
+
+
+def test_pause_resume_reset_and_remove_a_feed(tmp_path) -> None:
+    from monitor.store import Store
+
+    (tmp_path / "cfg").mkdir()
+    feeds = tmp_path / "cfg" / "feeds.toml"
+    feeds.write_text(FEEDS_TOML)
+
+    def status() -> str:
+        store = Store.open(tmp_path / "monitor.db")
+        try:
+            return store.feed_state("kyiv-news").status
+        finally:
+            store.close()
+
+    async def test(site: Site) -> None:
+        token = await site.csrf("/feeds")
+        paused = await site.client.post("/feeds/kyiv-news/pause", data={"csrf": token})
+        assert "Paused" in paused.headers["location"]
+        assert await asyncio.to_thread(status) == "paused"
+        assert "Resume</button>" in (await site.client.get("/feeds")).text
+        await site.client.post("/feeds/kyiv-news/resume", data={"csrf": token})
+        assert await asyncio.to_thread(status) != "paused"
+        reset = await site.client.post("/feeds/kyiv-news/reset", data={"csrf": token})
+        assert "Reset" in reset.headers["location"]
+        unknown = await site.client.post("/feeds/nope/pause", data={"csrf": token})
+        assert "problem=" in unknown.headers["location"]
+        removed = await site.client.post("/feeds/kyiv-news/remove", data={"csrf": token})
+        assert "Removed" in removed.headers["location"]
+
+    run(test, tmp_path)
+    assert "kyiv-news" not in feeds.read_text() and "# my feeds" in feeds.read_text()
+
+
+def test_opml_export_and_import(tmp_path) -> None:
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "cfg" / "feeds.toml").write_text(
+        FEEDS_TOML.replace("http://127.0.0.1:9/k.xml", "http://u:secretpw@127.0.0.1:9/k.xml"))
+    opml = (b'<?xml version="1.0"?><opml version="2.0"><head><title>x</title></head><body>'
+            b'<outline text="Blog" xmlUrl="http://127.0.0.1:9/blog.xml" category="tech"/>'
+            b'<outline text="kyiv-news" xmlUrl="http://127.0.0.1:9/k2.xml"/></body></opml>')
+
+    async def test(site: Site) -> None:
+        exported = await site.client.get("/feeds.opml")
+        assert exported.headers["content-type"].startswith("text/x-opml")
+        assert b"127.0.0.1:9/k.xml" in exported.content and b"secretpw" not in exported.content
+        token = await site.csrf("/feeds")
+        done = await site.client.post("/feeds/import", data={"csrf": token},
+                                      files={"file": ("subs.opml", opml, "text/xml")})
+        assert "Imported+1" in done.headers["location"] and "skipped+1" in done.headers["location"]
+        broken = await site.client.post("/feeds/import", data={"csrf": token},
+                                        files={"file": ("x.opml", b"not xml", "text/xml")})
+        assert "problem=" in broken.headers["location"]
+
+    run(test, tmp_path)
+    assert "blog.xml" in (tmp_path / "cfg" / "feeds.toml").read_text()

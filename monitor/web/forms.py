@@ -171,3 +171,23 @@ def _error(request: Request, status: int, detail: str, headers: dict[str, str] |
     for name, value in (headers or {}).items():
         response.headers[name] = value
     return response
+
+
+async def apply_config(context) -> str:
+    """Apply an edited config folder as a reload does (a bad edit keeps the old config);
+    without a daemon in this process, signal the one on this database, as the CLI does."""
+    import asyncio
+
+    if context.reload is not None:
+        if await context.reload():
+            return "Applied."
+        return "The daemon refused the new config and keeps the previous one: see `monitor status`."
+    from monitor.lock import signal_daemon
+
+    try:
+        pid = await asyncio.to_thread(signal_daemon, context.db_path)
+    except OSError as error:
+        return f"Could not signal the daemon ({error.strerror or error}): reload it yourself."
+    if pid is None:
+        return "No daemon runs on this database; it applies at the next start."
+    return "Told the daemon to reload."

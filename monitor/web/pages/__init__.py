@@ -6,9 +6,9 @@ from types import ModuleType
 
 
 def _pages() -> list[ModuleType]:
-    from monitor.web.pages import today
+    from monitor.web.pages import feeds, today
 
-    return [today]
+    return [today, feeds]
 
 
 class _Pages:

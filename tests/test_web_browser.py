@@ -1,0 +1,138 @@
+"""The web interface in real headless Chromium: a person's tasks from start to end.
+
+Each test saves a screenshot of the pages it visits under its temporary folder
+(kept by pytest under /tmp/pytest-of-USER/), to look at after a run.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from browser_support import chromium_or_skip, close, screenshot
+from support.daemon import wait_until
+from support.sinks import free_port
+from web_support import build_matches_db
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def browser():
+    driver = chromium_or_skip()
+    yield driver
+    close(driver)
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    home = tmp_path / "home"
+    home.mkdir()
+    base = {k: v for k, v in os.environ.items()
+            if not k.startswith(("MONITOR_", "XDG_", "CONFIGURATION_DIRECTORY", "STATE_DIRECTORY"))}
+    base.update(HOME=str(home), MONITOR_CONFIG=str(tmp_path / "cfg"),
+                MONITOR_DB=str(tmp_path / "state" / "monitor.db"), PYTHONPATH=str(ROOT),
+                NO_PROXY="127.0.0.1,localhost")
+    subprocess.run([sys.executable, "-m", "monitor", "init", base["MONITOR_CONFIG"], "--no-feeds"],
+                   env=base, check=True, capture_output=True, timeout=60)
+    return base
+
+
+class Served:
+    """A `monitor ARGS` process serving the web interface on a free loopback port."""
+
+    def __init__(self, env: dict[str, str], *args: str) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen([sys.executable, "-m", "monitor", *args, "--http",
+                                      f"127.0.0.1:{self.port}"], env=env, text=True,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        if not wait_until(self._up, 30):
+            self.stop()
+            raise AssertionError(f"the web interface did not start:\n{self.output}")
+
+    def _up(self) -> bool:
+        try:
+            return httpx.get(self.base + "/healthz", trust_env=False, timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return self.proc.poll() is not None
+
+    def stop(self) -> str:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        self.output = self.proc.communicate(timeout=20)[0]
+        return self.output
+
+
+def test_triage_a_story_and_see_it_leave_the_list(browser, env, tmp_path) -> None:
+    from selenium.webdriver.common.by import By
+
+    Path(env["MONITOR_DB"]).parent.mkdir()
+    build_matches_db(Path(env["MONITOR_DB"]))
+    web = Served(env, "web")
+    try:
+        browser.get(web.base + "/today?period=all")
+        stories = browser.find_elements(By.CSS_SELECTOR, "article.story")
+        assert len(stories) == 2
+        headlines = [s.find_element(By.CSS_SELECTOR, "h2").text for s in stories]
+        assert any(h.startswith('<script>alert("x")</script>') for h in headlines)  # shown, not run
+        assert not browser.find_elements(By.CSS_SELECTOR, "article script")
+        local = browser.find_element(By.CSS_SELECTOR, "article.story time")
+        assert local.get_attribute("title").endswith("UTC") and "UTC" not in local.text  # local time
+        screenshot(browser, tmp_path, "today")
+        first = stories[0]
+        title = first.find_element(By.CSS_SELECTOR, "h2").text
+        first.find_element(By.CSS_SELECTOR, "details summary").click()
+        assert "score" in first.find_element(By.CSS_SELECTOR, "details").text
+        first.find_element(By.XPATH, ".//button[normalize-space()='False positive']").click()
+        assert "Marked a false positive" in browser.find_element(By.CSS_SELECTOR, ".flash").text
+        remaining = [s.find_element(By.CSS_SELECTOR, "h2").text
+                     for s in browser.find_elements(By.CSS_SELECTOR, "article.story")]
+        assert title not in remaining and len(remaining) == 1
+        browser.find_element(By.CSS_SELECTOR, "article.story h2 a").click()
+        assert browser.find_element(By.TAG_NAME, "h1").text.startswith("<script>")
+        assert browser.find_elements(By.CSS_SELECTOR, ".text mark")
+        screenshot(browser, tmp_path, "story")
+    finally:
+        output = web.stop()
+    assert "Traceback" not in output
+
+
+def test_add_a_feed_and_see_its_health_after_a_poll(browser, env, feed_server, tmp_path) -> None:
+    from selenium.webdriver.common.by import By
+
+    from support.feeds import Item, rss
+    from support.feedserver import static
+
+    feed_server.routes["/news/"] = static(
+        b'<html><head><link rel="alternate" type="application/rss+xml" href="/news/rss.xml">'
+        b"</head><body>news</body></html>", "text/html; charset=utf-8")
+    feed_server.routes["/news/rss.xml"] = static(rss([Item("a", "First story"), Item("b", "Second story")],
+                                                     title="Local News"))
+    daemon = Served(env, "run")
+    try:
+        browser.get(daemon.base + "/feeds")
+        browser.find_element(By.NAME, "url").send_keys(feed_server.url("/news/"))
+        browser.find_element(By.NAME, "name").send_keys("local-news")
+        browser.find_element(By.NAME, "interval").send_keys("1h")
+        browser.find_element(By.XPATH, "//button[normalize-space()='Add']").click()
+        flash = browser.find_element(By.CSS_SELECTOR, ".flash").text
+        assert "Added feed local-news" in flash and "Applied." in flash, flash
+
+        def polled() -> bool:
+            browser.get(daemon.base + "/feeds")
+            row = browser.find_element(By.ID, "feed-local-news")
+            return (row.find_element(By.CSS_SELECTOR, ".status").text == "ok"
+                    and row.find_element(By.CSS_SELECTOR, ".entries").text == "2")
+
+        assert wait_until(polled, 30, every=0.5)
+        assert feed_server.requests_to("/news/rss.xml")
+        screenshot(browser, tmp_path, "feeds")
+    finally:
+        output = daemon.stop()
+    assert "Traceback" not in output
