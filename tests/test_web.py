@@ -532,3 +532,34 @@ def test_opml_export_and_import(tmp_path) -> None:
 
     run(test, tmp_path)
     assert "blog.xml" in (tmp_path / "cfg" / "feeds.toml").read_text()
+
+
+# --------------------------------------------------------------------------
+# Alerts
+# --------------------------------------------------------------------------
+
+
+def test_alerts_page_masks_secrets_and_retries_a_dead_alert_without_a_daemon(tmp_path, webhook) -> None:
+    from web_support import add_dead_alert, build_matches_db, write_alerts_config
+
+    build_matches_db(tmp_path / "monitor.db")
+    alert_id = add_dead_alert(tmp_path / "monitor.db", webhook.url())
+    write_alerts_config(tmp_path / "cfg", webhook.url("hookuser:hooksecretpw"))
+
+    async def test(site: Site) -> None:
+        page = (await site.client.get("/alerts?state=dead")).text
+        assert "hooksecretpw" not in page and "chat" in page
+        assert f'id="alert-{alert_id}"' in page and "connection refused" in page
+        token = await site.csrf("/alerts")
+        none = await site.client.post("/alerts/retry", data={"csrf": token})
+        assert "problem=" in none.headers["location"]
+        done = await site.client.post("/alerts/retry", data={"csrf": token, "id": str(alert_id)})
+        assert "1+alert+due+now" in done.headers["location"] and "Sent+1" in done.headers["location"]
+        assert len(webhook.posts) == 1 and "Drone factory" in str(webhook.posts[0])
+        sent = (await site.client.get("/alerts?state=sent")).text
+        assert f'id="alert-{alert_id}"' in sent
+        tested = await site.client.post("/alerts/test", data={"csrf": token, "name": "chat"})
+        assert "Test+message" in tested.headers["location"] and "chat%3A+ok" in tested.headers["location"]
+
+    run(test, tmp_path)
+    assert len(webhook.posts) == 2

@@ -136,3 +136,34 @@ def test_add_a_feed_and_see_its_health_after_a_poll(browser, env, feed_server, t
     finally:
         output = daemon.stop()
     assert "Traceback" not in output
+
+
+def test_retry_a_dead_alert_and_see_it_arrive(browser, env, webhook, tmp_path) -> None:
+    from selenium.webdriver.common.by import By
+
+    from web_support import add_dead_alert, write_alerts_config
+
+    Path(env["MONITOR_DB"]).parent.mkdir()
+    alert_id = add_dead_alert(Path(env["MONITOR_DB"]), webhook.url())
+    write_alerts_config(Path(env["MONITOR_CONFIG"]), webhook.url("hookuser:hooksecretpw"))
+    daemon = Served(env, "run")
+    try:
+        browser.get(daemon.base + "/alerts?state=dead")
+        assert "hooksecretpw" not in browser.page_source
+        row = browser.find_element(By.ID, f"alert-{alert_id}")
+        assert row.find_element(By.CSS_SELECTOR, ".state").text == "dead"
+        screenshot(browser, tmp_path, "alerts")
+        row.find_element(By.CSS_SELECTOR, "input[type=checkbox]").click()
+        browser.find_element(By.XPATH, "//button[normalize-space()='Retry the ticked alerts']").click()
+        assert "1 alert due now" in browser.find_element(By.CSS_SELECTOR, ".flash").text
+        assert wait_until(lambda: webhook.posts, 30, every=0.2), daemon.output if hasattr(daemon, "output") else ""
+        assert "Drone factory" in str(webhook.posts[0])
+
+        def shown_sent() -> bool:
+            browser.get(daemon.base + "/alerts?state=sent")
+            return bool(browser.find_elements(By.ID, f"alert-{alert_id}"))
+
+        assert wait_until(shown_sent, 10, every=0.3)
+    finally:
+        output = daemon.stop()
+    assert "Traceback" not in output

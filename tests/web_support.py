@@ -73,3 +73,32 @@ def make_context(tmp_path: Path, *, password_hash: str | None = None, clock=lamb
 def client_for(context: WebContext, base_url: str = "http://127.0.0.1") -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(context)),
                              base_url=base_url, follow_redirects=False)
+
+
+def write_alerts_config(config_dir: Path, url: str, name: str = "chat") -> None:
+    config_dir.mkdir(exist_ok=True)
+    (config_dir / "alerts.toml").write_text(f'[[destination]]\nname = "{name}"\nurl = "{url}"\n')
+
+
+def add_dead_alert(db: Path, url: str, name: str = "chat") -> int:
+    """A matched story whose alert to destination NAME died after failing; its id."""
+    from monitor.alert.outbox import Planner, list_alerts, mark_failed
+    from monitor.models import AlertSettings, Destination
+
+    destination = Destination(name=name, url=url, safe_url=url)
+    settings = AlertSettings(max_age=0)
+    store = Store.open(db)
+    try:
+        store.sync_feeds([FeedConfig("alerts-news", "http://127.0.0.1/a.xml", 600.0)], NOW)
+        story = Entry(feed="alerts-news", guid="dead1", url="https://news.example/dead", published=NOW,
+                      title="Drone factory found", content_hash="d1")
+        planner = Planner([destination], settings, "UTC", {"drones": "Drones"})
+        store.save_poll("alerts-news", [(story, "new", True, [Match(
+            "drones", 4.0, "warning", (), (Hit("title", 0, 5, "drone"),), "[[Drone]] factory")])],
+            NOW, {"status": "ok"}, {"outcome": "ok"}, keep=10, planner=planner)
+        alert_id = list_alerts(store)[0]["id"]
+        mark_failed(store, [alert_id], NOW, "connection refused", settings)
+        assert list_alerts(store, ["dead"])[0]["id"] == alert_id
+        return alert_id
+    finally:
+        store.close()

@@ -8,11 +8,13 @@ walks the routes and checks that every POST refuses a missing token.
 from __future__ import annotations
 
 import logging
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 from urllib.parse import urlsplit
 
+from markupsafe import Markup
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -51,6 +53,19 @@ def _shown(value: Any) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
+_CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff]")
+
+
+def _finalize(value: Any) -> Any:
+    """Every value a template prints loses the control characters feed text may carry."""
+    if isinstance(value, Markup):
+        return Markup(_CONTROLS.sub("", value))
+    if isinstance(value, str):
+        return _CONTROLS.sub("", value)
+    return value
+
+
+TEMPLATES.env.finalize = _finalize
 TEMPLATES.env.filters["iso"] = _iso
 TEMPLATES.env.filters["shown"] = _shown
 

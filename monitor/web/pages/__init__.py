@@ -6,9 +6,9 @@ from types import ModuleType
 
 
 def _pages() -> list[ModuleType]:
-    from monitor.web.pages import feeds, today
+    from monitor.web.pages import alerts, feeds, today
 
-    return [today, feeds]
+    return [today, feeds, alerts]
 
 
 class _Pages:
