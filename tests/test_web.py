@@ -227,7 +227,8 @@ def test_a_post_without_the_csrf_token_is_refused_on_every_route(tmp_path) -> No
         while hasattr(app, "app"):
             app = app.app
         posts = [route.path.replace("{story_id:int}", "1").replace("{name}", "kyiv-news")
-                 .replace("{action:str}", "pause") for route in app.routes
+                 .replace("{action:str}", "pause").replace("/watch/rule/{name}", "/watch/rule/drones")
+                 for route in app.routes
                  if "POST" in (getattr(route, "methods", None) or ())]
         assert "/story/{story_id:int}/false-positive" not in posts and len(posts) >= 4
         for path in posts:
@@ -563,3 +564,107 @@ def test_alerts_page_masks_secrets_and_retries_a_dead_alert_without_a_daemon(tmp
 
     run(test, tmp_path)
     assert len(webhook.posts) == 2
+
+
+# --------------------------------------------------------------------------
+# Watch
+# --------------------------------------------------------------------------
+
+WATCH = """# the desk's watch: comments stay
+[entity.drones]
+aliases = ["drone*", "UAV"]   # every kind
+
+[rule.drones]
+query = "@drones"
+severity = "critical"
+
+[rule.energy]
+query = "energy"
+"""
+
+
+def _watch_site(tmp_path: Path) -> Path:
+    (tmp_path / "cfg").mkdir(exist_ok=True)
+    path = tmp_path / "cfg" / "watch.toml"
+    path.write_text(WATCH)
+    return path
+
+
+def _form(page: str, **values: str) -> dict[str, str]:
+    import html
+    import re
+
+    original = html.unescape(re.search(r'<textarea name="original" hidden>(.*?)</textarea>', page, re.S).group(1))
+    token = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    return {"csrf": token, "original": original, "text": original, "period": "30d", **values}
+
+
+def test_watch_page_lists_rules_entities_and_shows_the_file(tmp_path) -> None:
+    _watch_site(tmp_path)
+
+    async def test(site: Site) -> None:
+        page = (await site.client.get("/watch")).text
+        assert 'id="rule-drones"' in page and "@drones" in page and "drone*, UAV" in page
+        assert "# the desk&#39;s watch: comments stay" in page
+
+    run(test, tmp_path)
+
+
+def test_a_syntax_error_is_shown_at_its_line_and_column_and_nothing_is_written(tmp_path) -> None:
+    path = _watch_site(tmp_path)
+
+    async def test(site: Site) -> None:
+        page = (await site.client.get("/watch")).text
+        broken = WATCH.replace('query = "energy"', 'query = "energy')
+        checked = await site.client.post("/watch", data=_form(page, text=broken, action="save"))
+        assert checked.status_code == 422
+        assert "line 10" in checked.text and "column" in checked.text
+        assert "energy" in checked.text  # the person's text is kept in the editor
+        bad_query = WATCH.replace('query = "energy"', 'query = "energy AND (grid"')
+        checked = await site.client.post("/watch", data=_form(page, text=bad_query, action="check"))
+        assert checked.status_code == 422 and "line 10" in checked.text
+
+    run(test, tmp_path)
+    assert path.read_text() == WATCH
+
+
+def test_try_backtest_and_save_an_edit(tmp_path) -> None:
+    path = _watch_site(tmp_path)
+    edited = WATCH.replace('query = "energy"', 'query = "energy OR swarm OR city"').replace(
+        'query = "@drones"', 'query = "@drones NOT city"')
+
+    async def test(site: Site) -> None:
+        page = (await site.client.get("/watch")).text
+        tried = await site.client.post("/watch", data=_form(page, text=edited, action="try",
+                                                            sample="A swarm over the grid"))
+        assert tried.status_code == 200 and 'id="tried"' in tried.text and "<mark>swarm</mark>" in tried.text
+        # a false positive the person marked, to see in the backtest
+        token = await site.csrf()
+        await site.client.post("/story/2/false-positive", data={"csrf": token, "reason": "not ours"})
+        backtest = await site.client.post("/watch", data=_form(page, text=edited, action="backtest",
+                                                               period="90d"))
+        assert backtest.status_code == 200
+        table = backtest.text[backtest.text.index('id="backtest"'):]
+        assert "+ added</td><td>energy</td><td><a href=\"/story/3\">Drones over the city" in table
+        assert "− removed</td><td>drones</td><td><a href=\"/story/3\">" in table
+        assert "false positive</td><td>energy</td>" in table and "still matches; not ours" in table
+        saved = await site.client.post("/watch", data=_form(page, text=edited, action="save"))
+        assert saved.status_code == 303 and "Saved+watch.toml" in saved.headers["location"]
+        stale = await site.client.post("/watch", data=_form(page, text=edited + "\n", action="save"))
+        assert stale.status_code == 409 and "changed since you opened it" in stale.text
+
+    run(test, tmp_path, clock=lambda: NOW.replace(hour=12))
+    assert path.read_text() == edited
+
+
+def test_switch_a_rule_off_keeps_the_comments(tmp_path) -> None:
+    path = _watch_site(tmp_path)
+
+    async def test(site: Site) -> None:
+        token = await site.csrf("/watch")
+        done = await site.client.post("/watch/rule/energy", data={"csrf": token, "enabled": "0"})
+        assert "switched+off" in done.headers["location"]
+
+    run(test, tmp_path)
+    text = path.read_text()
+    assert "enabled = false" in text and "# every kind" in text and "# the desk's watch" in text

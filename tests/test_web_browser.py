@@ -94,6 +94,12 @@ def test_triage_a_story_and_see_it_leave_the_list(browser, env, tmp_path) -> Non
         remaining = [s.find_element(By.CSS_SELECTOR, "h2").text
                      for s in browser.find_elements(By.CSS_SELECTOR, "article.story")]
         assert title not in remaining and len(remaining) == 1
+        browser.get(web.base + "/watch")  # the false positive shows in the backtest
+        browser.find_element(By.CSS_SELECTOR, "select[name=period] option[value='30d']").click()
+        browser.find_element(By.XPATH, "//button[@value='backtest']").click()
+        rows = browser.find_element(By.ID, "backtest").text
+        assert "false positive" in rows and title in rows, rows
+        browser.get(web.base + "/today?period=all&state=false_positive")
         browser.find_element(By.CSS_SELECTOR, "article.story h2 a").click()
         assert browser.find_element(By.TAG_NAME, "h1").text.startswith("<script>")
         assert browser.find_elements(By.CSS_SELECTOR, ".text mark")
@@ -164,6 +170,72 @@ def test_retry_a_dead_alert_and_see_it_arrive(browser, env, webhook, tmp_path) -
             return bool(browser.find_elements(By.ID, f"alert-{alert_id}"))
 
         assert wait_until(shown_sent, 10, every=0.3)
+    finally:
+        output = daemon.stop()
+    assert "Traceback" not in output
+
+
+WATCH = """# the desk's watch
+[entity.drones]
+aliases = ["drone*", "UAV"]
+
+[rule.drones]
+query = "@drones"
+severity = "critical"
+"""
+
+
+def test_edit_a_rule_check_backtest_save_and_see_the_daemon_use_it(browser, env, feed_server,
+                                                                    tmp_path) -> None:
+    from selenium.webdriver.common.by import By
+
+    from support.daemon import db_rows
+    from support.feeds import Item, rss
+    from support.feedserver import static
+
+    config = Path(env["MONITOR_CONFIG"])
+    (config / "watch.toml").write_text(WATCH)
+    feed_server.routes["/feed.xml"] = static(rss([Item("z1", "Zeppelin over the harbour")]))
+    (config / "feeds.toml").write_text(
+        f'[[feed]]\nname = "harbour"\nurl = "{feed_server.url("/feed.xml")}"\ninterval = "1s"\n')
+    db = Path(env["MONITOR_DB"])
+    daemon = Served(env, "run")
+    try:
+        assert wait_until(lambda: db_rows(db, "SELECT id FROM entries"), 30)
+        browser.get(daemon.base + "/watch")
+        editor = browser.find_element(By.NAME, "text")
+        broken = WATCH + '\n[rule.zeppelins]\nquery = "zeppelin*\nseverity = "warning"\n'
+        editor.clear()
+        editor.send_keys(broken)
+        browser.find_element(By.XPATH, "//button[@value='check']").click()
+        error = browser.find_element(By.ID, "watch-error").text
+        assert "line 10" in error, error
+        screenshot(browser, tmp_path, "watch-error")
+
+        editor = browser.find_element(By.NAME, "text")
+        assert "zeppelin*" in editor.get_attribute("value")  # the edit is kept to fix
+        editor.clear()
+        editor.send_keys(broken.replace('"zeppelin*\n', '"zeppelin*"\n'))
+        browser.find_element(By.XPATH, "//button[@value='backtest']").click()
+        assert browser.find_element(By.ID, "watch-ok")
+        added = browser.find_element(By.ID, "backtest").text
+        assert "+ added zeppelins Zeppelin over the harbour" in added, added
+        screenshot(browser, tmp_path, "watch-backtest")
+
+        browser.find_element(By.XPATH, "//button[@value='save']").click()
+        flash = browser.find_element(By.CSS_SELECTOR, ".flash").text
+        assert "Saved watch.toml. Applied." in flash, flash
+        assert "zeppelin*" in (config / "watch.toml").read_text()
+
+        feed_server.routes["/feed.xml"] = static(rss([Item("z1", "Zeppelin over the harbour"),
+                                                      Item("z2", "Second zeppelin seen at dawn")]))
+
+        def on_today() -> bool:
+            browser.get(daemon.base + "/today?period=all")
+            return "Second zeppelin seen at dawn" in browser.page_source
+
+        assert wait_until(on_today, 30, every=0.5)
+        assert "zeppelins" in browser.find_element(By.CSS_SELECTOR, "article.story").text
     finally:
         output = daemon.stop()
     assert "Traceback" not in output

@@ -6,9 +6,9 @@ from types import ModuleType
 
 
 def _pages() -> list[ModuleType]:
-    from monitor.web.pages import alerts, feeds, today
+    from monitor.web.pages import alerts, feeds, today, watch
 
-    return [today, feeds, alerts]
+    return [today, feeds, watch, alerts]
 
 
 class _Pages:
