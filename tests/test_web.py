@@ -668,3 +668,38 @@ def test_switch_a_rule_off_keeps_the_comments(tmp_path) -> None:
     run(test, tmp_path)
     text = path.read_text()
     assert "enabled = false" in text and "# every kind" in text and "# the desk's watch" in text
+
+
+# --------------------------------------------------------------------------
+# Search and Report
+# --------------------------------------------------------------------------
+
+
+def test_search_finds_word_forms_and_escapes(tmp_path) -> None:
+    async def test(site: Site) -> None:
+        empty = (await site.client.get("/search")).text
+        assert 'id="result-count"' not in empty
+        found = (await site.client.get("/search?q=drone&period=all")).text
+        assert "2 stories found" in found and "<mark>Drones</mark>" in found
+        assert "&lt;script&gt;" in found and "<script>alert" not in found
+        none = (await site.client.get("/search?q=zeppelin&period=all")).text
+        assert "0 stories found" in none
+        bad = (await site.client.get("/search?q=%40nosuchentity&period=all")).text
+        assert 'class="flash bad"' in bad and "nosuchentity" in bad
+
+    run(test, tmp_path)
+
+
+def test_report_page_chart_and_download(tmp_path) -> None:
+    async def test(site: Site) -> None:
+        page = (await site.client.get("/report?period=7d")).text
+        assert "<strong>3</strong> matches" in page and "kyiv-news, other-news" in page
+        chart = await site.client.get("/report/chart.svg?period=7d")
+        assert chart.headers["content-type"] == "image/svg+xml"
+        assert chart.headers["content-security-policy"] == "default-src 'none'; style-src 'unsafe-inline'"
+        assert b"<svg" in chart.content and b"<script" not in chart.content
+        download = await site.client.get("/report.html?period=7d")
+        assert download.headers["content-disposition"].startswith("attachment")
+        assert "What was caught" in download.text
+
+    run(test, tmp_path, clock=lambda: NOW.replace(hour=12))

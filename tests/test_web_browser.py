@@ -239,3 +239,35 @@ def test_edit_a_rule_check_backtest_save_and_see_the_daemon_use_it(browser, env,
     finally:
         output = daemon.stop()
     assert "Traceback" not in output
+
+
+PAGES = ("/today", "/story/1", "/feeds", "/watch", "/alerts?state=all", "/search?q=drone&period=all",
+         "/report?period=7d")
+
+
+def test_every_page_fits_a_phone_and_a_desktop(browser, env, tmp_path) -> None:
+    """Screenshots of each page at phone and desktop widths; nothing is wider than the screen."""
+    from datetime import datetime, timezone
+
+    from web_support import build_showcase_db
+
+    Path(env["MONITOR_DB"]).parent.mkdir()
+    build_showcase_db(Path(env["MONITOR_DB"]), datetime.now(timezone.utc))
+    (Path(env["MONITOR_CONFIG"]) / "feeds.toml").write_text("".join(
+        f'[[feed]]\nname = "{name}"\nurl = "http://127.0.0.1:9/{name}.xml"\n\n'
+        for name in ("kyiv-desk", "asia-wire", "ukr-news")))
+    web = Served(env, "web")
+    try:
+        for width, label in ((390, "phone"), (1280, "desktop")):
+            for path in PAGES:
+                browser.set_window_size(width, 900)
+                browser.get(web.base + path)
+                assert "Error" not in browser.title, (path, browser.title)
+                overflow = browser.execute_script(
+                    "return document.documentElement.scrollWidth - window.innerWidth")
+                assert overflow <= 1, (path, width, overflow)
+                name = path.strip("/").split("?")[0].replace("/", "-")
+                screenshot(browser, tmp_path, f"{name}-{label}", width=width)
+    finally:
+        output = web.stop()
+    assert "Traceback" not in output

@@ -102,3 +102,45 @@ def add_dead_alert(db: Path, url: str, name: str = "chat") -> int:
         return alert_id
     finally:
         store.close()
+
+
+def build_showcase_db(path: Path, now: datetime) -> None:
+    """Plausible matched stories from three fictional outlets, for screenshots."""
+    from datetime import timedelta
+
+    feeds = [FeedConfig("kyiv-desk", "http://127.0.0.1/kyiv.xml", 600.0),
+             FeedConfig("asia-wire", "http://127.0.0.1/asia.xml", 600.0),
+             FeedConfig("ukr-news", "http://127.0.0.1/ukr.xml", 600.0)]
+    stories = [
+        ("kyiv-desk", "s1", "Chinese drone parts found in Shahed wreckage near Kharkiv",
+         "https://kyiv-desk.example/drone-parts", "critical", "china_drones", 9.5,
+         "Investigators say [[Chinese]]-made engines and [[drone]] navigation modules were in the wreckage", 50),
+        ("asia-wire", "s2", "Beijing denies supplying components for Russian drones",
+         "https://asia-wire.example/beijing-denies", "warning", "china_drones", 7.0,
+         "[[Beijing]] said it \"never provided\" [[UAV]] components to either side in the war", 95),
+        ("ukr-news", "s3", "Китай постачає Росії мікросхеми для дронів — розвідка",
+         "https://ukr-news.example/chips", "critical", "china_drones", 8.0,
+         "[[Китай]] постачає Росії мікросхеми для [[дронів]], заявили в розвідці", 140),
+        ("kyiv-desk", "s4", "EU weighs sanctions on Chinese firms over dual-use exports",
+         "https://kyiv-desk.example/eu-sanctions", "warning", "china_sanctions", 6.0,
+         "The EU is weighing [[sanctions]] on [[Chinese]] firms shipping dual-use goods to Russia", 230),
+        ("asia-wire", "s5", "Xi Jinping and Putin meet in Moscow, pledge deeper trade ties",
+         "https://asia-wire.example/xi-putin", "info", "china_russia", 4.5,
+         "[[Xi Jinping]] and Vladimir Putin pledged deeper trade ties at talks in Moscow", 310),
+    ]
+    copy = ("ukr-news", "s6", "Chinese drone parts found in Shahed wreckage near Kharkiv",
+            "https://kyiv-desk.example/drone-parts", "critical", "china_drones", 9.5,
+            "[[Chinese]]-made engines and [[drone]] modules", 55)
+    store = Store.open(path)
+    try:
+        store.sync_feeds(feeds, now - timedelta(days=2))
+        for feed, guid, title, url, severity, rule, score, snippet, minutes in [*stories, copy]:
+            at = now - timedelta(minutes=minutes)
+            entry = Entry(feed=feed, guid=guid, url=url, title=title, published=at, content_hash=guid,
+                          language="uk" if feed == "ukr-news" else "en",
+                          summary=snippet.replace("[[", "").replace("]]", ""))
+            store.save_poll(feed, [(entry, "new", True, [Match(rule, score, severity, (),
+                                                               (Hit("title", 0, 7, "Chinese"),), snippet)])],
+                            at, {"status": "ok"}, {"outcome": "ok"}, keep=10)
+    finally:
+        store.close()

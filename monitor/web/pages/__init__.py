@@ -6,9 +6,9 @@ from types import ModuleType
 
 
 def _pages() -> list[ModuleType]:
-    from monitor.web.pages import alerts, feeds, today, watch
+    from monitor.web.pages import alerts, feeds, reading, today, watch
 
-    return [today, feeds, watch, alerts]
+    return [today, feeds, watch, alerts, reading]
 
 
 class _Pages:
