@@ -58,3 +58,11 @@ def screenshot(driver, folder: Path, name: str, *, width: int = 1280) -> Path:
     path = folder / f"{name}.png"
     driver.save_screenshot(str(path))
     return path
+
+
+def find(driver, by: str, value: str, timeout: float = 15):
+    """The element, waiting for the page a click started to load (an event, not a sleep)."""
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout).until(expected_conditions.presence_of_element_located((by, value)))

@@ -703,3 +703,44 @@ def test_report_page_chart_and_download(tmp_path) -> None:
         assert "What was caught" in download.text
 
     run(test, tmp_path, clock=lambda: NOW.replace(hour=12))
+
+
+def test_without_a_password_only_localhost_names_are_served(tmp_path) -> None:
+    """A DNS-rebinding page (evil.example resolving to 127.0.0.1) must not read or post."""
+    async def test(site: Site) -> None:
+        for host, allowed in (("127.0.0.1:8080", True), ("localhost:8080", True), ("[::1]:8080", True),
+                              ("evil.example:8080", False), ("evil.example", False)):
+            page = await site.client.get("/today", headers={"host": host})
+            assert (page.status_code == 200) is allowed, host
+        assert (await site.client.get("/healthz", headers={"host": "evil.example"})).status_code == 200
+
+    run(test, tmp_path)
+
+
+def test_a_message_in_a_crafted_link_is_not_shown(tmp_path) -> None:
+    async def test(site: Site) -> None:
+        crafted = (await site.client.get("/today?done=Your+session+expired:+log+in+at+evil.example")).text
+        assert "class=\"flash" not in crafted and "Your session expired" not in crafted.split("<main>")[1].split("<form")[0]
+        token = await site.csrf()
+        done = await site.client.post("/story/2/relevant", data={"csrf": token})
+        shown = (await site.client.get(done.headers["location"])).text
+        assert "Marked relevant." in shown
+        other = await client_for(site.context).__aenter__()  # another browser: another session
+        try:
+            assert "Marked relevant." not in (await other.get(done.headers["location"])).text
+        finally:
+            await other.aclose()
+
+    run(test, tmp_path)
+
+
+def test_wrong_passwords_pause_logins(tmp_path) -> None:
+    async def test(site: Site) -> None:
+        token = await site.csrf("/login")
+        for _ in range(10):
+            wrong = await site.client.post("/login", data={"csrf": token, "password": "guess"})
+            assert wrong.status_code == 403
+        paused = await site.client.post("/login", data={"csrf": token, "password": "correct horse"})
+        assert paused.status_code == 429 and "wait a minute" in paused.text
+
+    run(test, tmp_path, password_hash=hash_password("correct horse"))

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from browser_support import chromium_or_skip, close, screenshot
+from browser_support import chromium_or_skip, close, find, screenshot
 from support.daemon import wait_until
 from support.sinks import free_port
 from web_support import build_matches_db
@@ -90,17 +90,18 @@ def test_triage_a_story_and_see_it_leave_the_list(browser, env, tmp_path) -> Non
         first.find_element(By.CSS_SELECTOR, "details summary").click()
         assert "score" in first.find_element(By.CSS_SELECTOR, "details").text
         first.find_element(By.XPATH, ".//button[normalize-space()='False positive']").click()
-        assert "Marked a false positive" in browser.find_element(By.CSS_SELECTOR, ".flash").text
+        assert "Marked a false positive" in find(browser, By.CSS_SELECTOR, ".notice").text
         remaining = [s.find_element(By.CSS_SELECTOR, "h2").text
                      for s in browser.find_elements(By.CSS_SELECTOR, "article.story")]
         assert title not in remaining and len(remaining) == 1
         browser.get(web.base + "/watch")  # the false positive shows in the backtest
         browser.find_element(By.CSS_SELECTOR, "select[name=period] option[value='30d']").click()
         browser.find_element(By.XPATH, "//button[@value='backtest']").click()
-        rows = browser.find_element(By.ID, "backtest").text
+        rows = find(browser, By.ID, "backtest").text
         assert "false positive" in rows and title in rows, rows
         browser.get(web.base + "/today?period=all")
         browser.find_element(By.CSS_SELECTOR, "article.story h2 a").click()
+        find(browser, By.CSS_SELECTOR, ".text mark")
         assert browser.find_element(By.TAG_NAME, "h1").text.startswith("<script>")
         assert browser.find_elements(By.CSS_SELECTOR, ".text mark")
         screenshot(browser, tmp_path, "story")
@@ -127,7 +128,7 @@ def test_add_a_feed_and_see_its_health_after_a_poll(browser, env, feed_server, t
         browser.find_element(By.NAME, "name").send_keys("local-news")
         browser.find_element(By.NAME, "interval").send_keys("1h")
         browser.find_element(By.XPATH, "//button[normalize-space()='Add']").click()
-        flash = browser.find_element(By.CSS_SELECTOR, ".flash").text
+        flash = find(browser, By.CSS_SELECTOR, ".notice").text
         assert "Added feed local-news" in flash and "Applied." in flash, flash
 
         def polled() -> bool:
@@ -161,7 +162,7 @@ def test_retry_a_dead_alert_and_see_it_arrive(browser, env, webhook, tmp_path) -
         screenshot(browser, tmp_path, "alerts")
         row.find_element(By.CSS_SELECTOR, "input[type=checkbox]").click()
         browser.find_element(By.XPATH, "//button[normalize-space()='Retry the ticked alerts']").click()
-        assert "1 alert due now" in browser.find_element(By.CSS_SELECTOR, ".flash").text
+        assert "1 alert due now" in find(browser, By.CSS_SELECTOR, ".notice").text
         assert wait_until(lambda: webhook.posts, 30, every=0.2), daemon.output if hasattr(daemon, "output") else ""
         assert "Drone factory" in str(webhook.posts[0])
 
@@ -208,7 +209,7 @@ def test_edit_a_rule_check_backtest_save_and_see_the_daemon_use_it(browser, env,
         editor.clear()
         editor.send_keys(broken)
         browser.find_element(By.XPATH, "//button[@value='check']").click()
-        error = browser.find_element(By.ID, "watch-error").text
+        error = find(browser, By.ID, "watch-error").text
         assert "line 10" in error, error
         screenshot(browser, tmp_path, "watch-error")
 
@@ -217,13 +218,13 @@ def test_edit_a_rule_check_backtest_save_and_see_the_daemon_use_it(browser, env,
         editor.clear()
         editor.send_keys(broken.replace('"zeppelin*\n', '"zeppelin*"\n'))
         browser.find_element(By.XPATH, "//button[@value='backtest']").click()
-        assert browser.find_element(By.ID, "watch-ok")
-        added = browser.find_element(By.ID, "backtest").text
+        assert find(browser, By.ID, "watch-ok")
+        added = find(browser, By.ID, "backtest").text
         assert "+ added zeppelins Zeppelin over the harbour" in added, added
         screenshot(browser, tmp_path, "watch-backtest")
 
         browser.find_element(By.XPATH, "//button[@value='save']").click()
-        flash = browser.find_element(By.CSS_SELECTOR, ".flash").text
+        flash = find(browser, By.CSS_SELECTOR, ".notice").text
         assert "Saved watch.toml. Applied." in flash, flash
         assert "zeppelin*" in (config / "watch.toml").read_text()
 

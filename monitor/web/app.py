@@ -63,6 +63,7 @@ def create_app(context: WebContext) -> ASGIApp:
     app = Starlette(routes=routes, exception_handlers={HTTPException: forms.error_page,
                                                        Exception: forms.crash_page})
     app.state.context = context
+    app.state.login_failures = []  # when wrong passwords came (forms.login)
     return Guarded(Sessions(app, context.guard))
 
 
@@ -105,6 +106,12 @@ class Sessions:
             session = self.guard.new_session(logged_in=False)
         scope.setdefault("state", {})["session"] = session
         path = scope["path"]
+        if not self.guard.needs_login and path not in ("/healthz", "/metrics") and not _loopback_host(scope):
+            response = PlainTextResponse(
+                "This server answers only to localhost names while it has no password "
+                "(set one with `monitor web passwd` to serve it under another name).\n", status_code=421)
+            await response(scope, receive, send)
+            return
         if (self.guard.needs_login and not session.logged_in
                 and not any(path == p or (p.endswith("/") and path.startswith(p)) for p in PUBLIC)):
             if scope["method"] in ("GET", "HEAD"):
@@ -126,6 +133,19 @@ class Sessions:
             await send(message)
 
         await self.app(scope, receive, send_with_cookie)
+
+
+def _loopback_host(scope: Scope) -> bool:
+    """The Host header names this machine: without a password, a page reached under any
+    other name could be a DNS-rebinding site reading it from the person's browser."""
+    from monitor.web.listen import is_loopback
+
+    host = Request(scope).headers.get("host", "")
+    if host.startswith("["):
+        name = host[1:host.find("]")] if "]" in host else host
+    else:
+        name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    return is_loopback(name)
 
 
 def cookie_header(guard: Guard, session: Session, scope: Scope) -> bytes:

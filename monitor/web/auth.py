@@ -134,6 +134,11 @@ class Guard:
     def check_password(self, password: str) -> bool:
         return self.password_hash is not None and check_password(password, self.password_hash)
 
+    def flash_signature(self, session: Session, text: str) -> str:
+        """A message shown after a redirect is shown only if this server put it in the link,
+        so nobody can make the page say something by sending a crafted link."""
+        return self._sign("flash", f"{session.id}\0{text}")
+
     def _sign(self, purpose: str, text: str) -> str:
         return _b64(hmac.new(self._key, f"{purpose}:{text}".encode(), hashlib.sha256).digest())
 

@@ -7,6 +7,7 @@ walks the routes and checks that every POST refuses a missing token.
 
 from __future__ import annotations
 
+import hmac
 import logging
 import re
 from datetime import datetime
@@ -28,6 +29,9 @@ log = logging.getLogger("monitor.web")
 
 Handler = Callable[[Request, FormData], Awaitable[Response]]
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
+FLASH_KINDS = ("done", "problem")
+MAX_LOGIN_FAILURES = 10  # wrong passwords in LOGIN_WINDOW, from anybody, before logins pause
+LOGIN_WINDOW = 60.0  # seconds
 NAV = (("today", "Today"), ("feeds", "Feeds"), ("watch", "Watch"), ("alerts", "Alerts"),
        ("search", "Search"), ("report", "Report"))
 
@@ -84,7 +88,7 @@ def render(request: Request, template: str, status_code: int = 200, **values: An
     session = session_of(request)
     values.setdefault("title", template.removesuffix(".html").capitalize())
     served = {getattr(route, "path", "") for route in request.app.routes}
-    page = {"csrf": guard.csrf_token(session), "nav": [(k, v) for k, v in NAV if f"/{k}" in served], "logged_in": session.logged_in,
+    page = {"csrf": guard.csrf_token(session), "flashes": _flashes(request), "nav": [(k, v) for k, v in NAV if f"/{k}" in served], "logged_in": session.logged_in,
             "needs_login": guard.needs_login, **values}
     response = TEMPLATES.TemplateResponse(request, template, page, status_code=status_code)
     response.headers["cache-control"] = "no-store"
@@ -115,9 +119,25 @@ def back(request: Request, form: FormData, default: str, **flash: str) -> Redire
     if flash:
         from urllib.parse import urlencode
 
+        guard, session = context_of(request).guard, session_of(request)
+        for key in FLASH_KINDS:
+            if key in flash:
+                flash[key + "_sig"] = guard.flash_signature(session, f"{key}:{flash[key]}")
         joiner = "&" if "?" in target else "?"
         target += joiner + urlencode(flash)
     return RedirectResponse(target, status_code=303)
+
+
+def _flashes(request: Request) -> list[tuple[str, str]]:
+    """The signed messages of the link (see `back`): ("done" or "problem", text)."""
+    guard, session = context_of(request).guard, session_of(request)
+    shown = []
+    for key in FLASH_KINDS:
+        text = request.query_params.get(key)
+        signature = request.query_params.get(key + "_sig", "")
+        if text and hmac.compare_digest(signature, guard.flash_signature(session, f"{key}:{text}")):
+            shown.append((key, text))
+    return shown
 
 
 # --------------------------------------------------------------------------
@@ -134,9 +154,21 @@ async def login_page(request: Request) -> Response:
 async def login(request: Request, form: FormData) -> Response:
     from monitor.web.app import set_session_cookie
 
+    import asyncio
+    import time
+
     guard = context_of(request).guard
     password = form.get("password")
-    if not guard.needs_login or not isinstance(password, str) or not guard.check_password(password):
+    failures: list[float] = request.app.state.login_failures
+    now = time.monotonic()
+    failures[:] = [at for at in failures if now - at < LOGIN_WINDOW]
+    if len(failures) >= MAX_LOGIN_FAILURES:
+        return render(request, "login.html", status_code=429, title="Log in",
+                      next=_next(form.get("next")), error="Too many wrong passwords: wait a minute.")
+    right = (guard.needs_login and isinstance(password, str)
+             and await asyncio.to_thread(guard.check_password, password))
+    if not right:
+        failures.append(now)
         log.warning("web login refused client=%s", request.client.host if request.client else "?")
         return render(request, "login.html", status_code=403, title="Log in",
                       next=_next(form.get("next")), error="Wrong password.")
