@@ -227,7 +227,7 @@ def test_a_post_without_the_csrf_token_is_refused_on_every_route(tmp_path) -> No
         while hasattr(app, "app"):
             app = app.app
         posts = [route.path.replace("{story_id:int}", "1").replace("{name}", "kyiv-news")
-                 .replace("{action:str}", "pause").replace("/watch/rule/{name}", "/watch/rule/drones")
+                 .replace("{action:str}", "pause").replace("/watch/rule/{name}", "/watch/rule/drones").replace("/watch/entity/{name}", "/watch/entity/drones")
                  for route in app.routes
                  if "POST" in (getattr(route, "methods", None) or ())]
         assert "/story/{story_id:int}/false-positive" not in posts and len(posts) >= 4
@@ -744,3 +744,27 @@ def test_wrong_passwords_pause_logins(tmp_path) -> None:
         assert paused.status_code == 429 and "wait a minute" in paused.text
 
     run(test, tmp_path, password_hash=hash_password("correct horse"))
+
+
+def test_edit_an_entity_s_aliases_with_the_comment_keeping_editor(tmp_path) -> None:
+    path = _watch_site(tmp_path)
+
+    async def test(site: Site) -> None:
+        token = await site.csrf("/watch")
+        added = await site.client.post("/watch/entity/drones", data={"csrf": token, "action": "add",
+                                                                    "value": "безпілотник"})
+        assert "Added+alias" in added.headers["location"]
+        excluded = await site.client.post("/watch/entity/drones", data={"csrf": token, "action": "exclude",
+                                                                       "value": "drone racing"})
+        assert "no+longer+counts" in excluded.headers["location"]
+        removed = await site.client.post("/watch/entity/drones", data={"csrf": token, "action": "remove",
+                                                                      "value": "UAV"})
+        assert "Removed+alias" in removed.headers["location"]
+        missing = await site.client.post("/watch/entity/drones", data={"csrf": token, "action": "remove",
+                                                                      "value": "zeppelin"})
+        assert "problem=" in missing.headers["location"]
+
+    run(test, tmp_path)
+    text = path.read_text()
+    assert "безпілотник" in text and "drone racing" in text and '"UAV"' not in text
+    assert "# every kind" in text or "# the desk's watch" in text

@@ -30,7 +30,8 @@ MAX_TEXT = 512 * 1024  # characters of watch.toml the editor takes
 
 
 def routes() -> list[Any]:
-    return [Route("/watch", watch_page), post("/watch", edit), post("/watch/rule/{name}", toggle_rule)]
+    return [Route("/watch", watch_page), post("/watch", edit), post("/watch/rule/{name}", toggle_rule),
+            post("/watch/entity/{name}", edit_entity)]
 
 
 def _watch_path(context) -> Path:
@@ -159,3 +160,32 @@ async def toggle_rule(request: Request, form: FormData) -> Response:
         return back(request, form, "/watch", done=f"Rule {name} was already {'on' if enabled else 'off'}.")
     note = await apply_config(context)
     return back(request, form, "/watch", done=f"Rule {name} switched {'on' if enabled else 'off'}. {note}")
+
+
+async def edit_entity(request: Request, form: FormData) -> Response:
+    """Add an alias, remove one, or add an exclusion: `monitor terms add|remove|exclude`."""
+    from monitor.match.edit import add_aliases, add_exclude, remove_aliases
+
+    context = context_of(request)
+    path = _watch_path(context)
+    name = request.path_params["name"]
+    value = str(form.get("value") or "").strip()
+    action = str(form.get("action") or "")
+    if not value:
+        return back(request, form, "/watch", problem="type the alias or phrase first")
+    try:
+        if action == "add":
+            changed = bool(await asyncio.to_thread(add_aliases, path, name, [value]))
+            done = f"Added alias {value!r} to @{name}." if changed else f"@{name} already has {value!r}."
+        elif action == "remove":
+            await asyncio.to_thread(remove_aliases, path, name, [value])
+            changed, done = True, f"Removed alias {value!r} from @{name}."
+        elif action == "exclude":
+            changed = await asyncio.to_thread(add_exclude, path, name, value)
+            done = f"@{name} no longer counts inside {value!r}." if changed else f"{value!r} was excluded already."
+        else:
+            return back(request, form, "/watch", problem=f"unknown action {action!r}")
+    except MonitorError as exc:
+        return back(request, form, "/watch", problem=str(exc))
+    note = await apply_config(context) if changed else ""
+    return back(request, form, "/watch", done=f"{done} {note}".strip())
