@@ -230,3 +230,23 @@ def test_a_flood_of_half_sent_requests_does_not_stop_the_polls(env, feed_server,
         proc.terminate()
         output = proc.communicate(timeout=20)[0]
     assert "Traceback" not in output and "Too many open files" not in output, output[-3000:]
+
+
+def test_monitor_web_alone_serves_the_pages_and_current_gauges(env, tmp_path) -> None:
+    from support.daemon import DaemonProcess  # noqa: F401 (same environment as the daemon tests)
+    from web_support import build_matches_db
+
+    Path(env["MONITOR_DB"]).parent.mkdir()
+    build_matches_db(Path(env["MONITOR_DB"]))
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "monitor", "web", "--http", f"127.0.0.1:{port}"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert wait_until(lambda: _get(f"http://127.0.0.1:{port}/healthz") == 200, 30)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", trust_env=False) as client:
+            assert 'monitor_feeds{status="ok"} 2.0' in client.get("/metrics").text
+            assert client.get("/today?period=all").text.count('class="story"') == 2
+    finally:
+        proc.terminate()
+        output = proc.communicate(timeout=20)[0]
+    assert proc.returncode == 0 and "Traceback" not in output, output

@@ -53,15 +53,22 @@ async def _serve(app: App, config, guard, sock) -> None:
     from monitor.web.context import WebContext
     from monitor.web.server import WebServer
 
+    from monitor.alert.outbox import counts
+
     store = StoreThread(app.db_path)
     metrics = Metrics()
-    states = await store.call(Store.feed_states)
-    by_status: dict[str, int] = {}
-    for state in states:
-        by_status[state.status] = by_status.get(state.status, 0) + 1
-    metrics.set_feed_statuses(by_status)
+
+    async def refresh() -> None:
+        """Feeds by status and alerts pending, as the database says now."""
+        by_status: dict[str, int] = {}
+        for state in await store.call(Store.feed_states):
+            by_status[state.status] = by_status.get(state.status, 0) + 1
+        metrics.set_feed_statuses(by_status)
+        metrics.set_alerts_pending((await store.call(counts)).get("pending", 0))
+
+    await refresh()
     context = WebContext(store=store, config_dir=config.dir, db_path=app.db_path, guard=guard,
-                         metrics=metrics, timezone=config.timezone)
+                         metrics=metrics, timezone=config.timezone, refresh_metrics=refresh)
     server = WebServer(create_app(context), sock)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

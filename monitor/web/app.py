@@ -76,7 +76,10 @@ async def _healthz(request: Request) -> Response:
 async def _metrics(request: Request) -> Response:
     from prometheus_client import CONTENT_TYPE_LATEST
 
-    body = request.app.state.context.metrics.exposition()
+    context = request.app.state.context
+    if context.refresh_metrics is not None:
+        await context.refresh_metrics()
+    body = context.metrics.exposition()
     return Response(body, headers={"content-type": CONTENT_TYPE_LATEST, "cache-control": "no-store"})
 
 

@@ -33,3 +33,5 @@ class WebContext:
     healthy: Callable[[], bool] = lambda: True
     reload: Callable[[], Awaitable[bool]] | None = None
     clock: Callable[[], datetime] = field(default=utc_now)
+    # brings the gauges up to date before a scrape, where no heartbeat does (`monitor web`)
+    refresh_metrics: Callable[[], Awaitable[None]] | None = None
