@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, TypeVar
 
 from monitor.service import utc_now
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from monitor.metrics import Metrics
@@ -35,3 +37,20 @@ class WebContext:
     clock: Callable[[], datetime] = field(default=utc_now)
     # brings the gauges up to date before a scrape, where no heartbeat does (`monitor web`)
     refresh_metrics: Callable[[], Awaitable[None]] | None = None
+
+    async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """fn(store, ...) on a read-only connection of its own, in a worker thread: long
+        reads (a backtest, a search, a report) never hold up the daemon's writes, which
+        all go through `store`'s one thread."""
+        import asyncio
+
+        from monitor.store import Store
+
+        def run() -> T:
+            store = Store.open(self.db_path, readonly=True)
+            try:
+                return fn(store, *args, **kwargs)
+            finally:
+                store.close()
+
+        return await asyncio.to_thread(run)

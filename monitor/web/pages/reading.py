@@ -50,15 +50,15 @@ async def search_page(request: Request) -> Response:
 
                 watch = await asyncio.to_thread(lambda: load_watch_for(load_config(context.config_dir)))
 
-            def run(store):
+            def index(store):
                 try:
                     index_pending(store)  # lazily, as `monitor search` does
                 except sqlite3.OperationalError:
                     pass  # busy: search what is indexed
-                return search(store, query, since=_since(context, period), feed=feed, limit=100,
-                              watch=watch)
 
-            results = await context.store.call(run)
+            await context.store.call(index)
+            results = await context.read(search, query, since=_since(context, period), feed=feed,
+                                         limit=100, watch=watch)
         except (MonitorError, ConfigError) as exc:
             problem = str(exc)
     return render(request, "search.html", title="Search", active="search", query=query, period=period,
@@ -72,8 +72,8 @@ async def _report(request: Request):
     period = request.query_params.get("period", "7d")
     period = period if period in REPORT_PERIODS else "7d"
     now = context.clock()
-    report = await context.store.call(build_report, since=_since(context, period), now=now,
-                                      tz=context.timezone)
+    report = await context.read(build_report, since=_since(context, period), now=now,
+                                tz=context.timezone)
     return report, period
 
 

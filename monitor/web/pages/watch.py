@@ -141,7 +141,7 @@ async def _backtest(context, edited, period: str) -> dict[str, Any]:
         before = None  # the file in force is broken: compare with what was recorded
     after = rules_matcher(Matcher.compile(edited), tags_by_feed)
     since = context.clock() - timedelta(days=int(period.removesuffix("d")))
-    result = await context.store.call(compare, before, after, since=since)
+    result = await context.read(compare, before, after, since=since)
     result["since"] = since
     return result
 
