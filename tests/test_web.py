@@ -768,3 +768,13 @@ def test_edit_an_entity_s_aliases_with_the_comment_keeping_editor(tmp_path) -> N
     text = path.read_text()
     assert "безпілотник" in text and "drone racing" in text and '"UAV"' not in text
     assert "# every kind" in text or "# the desk's watch" in text
+
+
+def test_the_web_layer_holds_no_sql() -> None:
+    """Pages read and write through the library calls the CLI uses (developers' guide)."""
+    import re
+
+    web = Path(__file__).resolve().parents[1] / "monitor" / "web"
+    sql = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE)\b\s|\.execute\(|\.query\(")
+    offenders = [str(path.relative_to(web)) for path in web.rglob("*.py") if sql.search(path.read_text())]
+    assert not offenders
