@@ -269,6 +269,13 @@ def test_every_page_fits_a_phone_and_a_desktop(browser, env, tmp_path) -> None:
                 assert overflow <= 1, (path, width, overflow)
                 name = path.strip("/").split("?")[0].replace("/", "-")
                 screenshot(browser, tmp_path, f"{name}-{label}", width=width)
+        browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {
+            "features": [{"name": "prefers-color-scheme", "value": "dark"}]})
+        browser.get(web.base + "/today")
+        background = browser.execute_script(
+            "return getComputedStyle(document.body).backgroundColor")
+        assert background == "rgb(22, 24, 27)", background  # the dark theme's --bg
+        screenshot(browser, tmp_path, "today-dark", width=1280)
     finally:
         output = web.stop()
     assert "Traceback" not in output
