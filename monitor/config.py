@@ -66,6 +66,7 @@ class Config:
     feeds: tuple[FeedConfig, ...]
     timezone: str  # IANA name
     log_level: str  # debug, info, warning or error
+    http: tuple[str, int] | None = None  # [http] listen: where `monitor run` serves the web interface
 
 
 class ConfigErrors(ConfigError):
@@ -228,7 +229,22 @@ _POLL_KEYS: dict[str, tuple[str, Callable[[object], Any]]] = {
     "retention": ("retention", duration(allow_zero=True)),
     "fetch_log_keep": ("fetch_log_keep", integer(1, 1_000_000)),
 }
-_SECTIONS = {"fetch": _FETCH_KEYS, "poll": _POLL_KEYS}
+
+
+def _listen(value: object) -> tuple[str, int]:
+    from monitor.errors import UsageError
+    from monitor.web.listen import parse_listen
+
+    if not isinstance(value, str):
+        raise Invalid(f"expected an address string such as \"127.0.0.1:8080\", got {describe(value)}")
+    try:
+        return parse_listen(value)
+    except UsageError as problem:
+        raise Invalid(str(problem)) from None
+
+
+_HTTP_KEYS = {"listen": ("listen", _listen)}
+_SECTIONS = {"fetch": _FETCH_KEYS, "poll": _POLL_KEYS, "http": _HTTP_KEYS}
 _TOP_KEYS = {"timezone": _timezone, "log_level": _log_level}
 
 
@@ -238,11 +254,12 @@ class _Settings:
     poll: PollSettings = PollSettings()
     timezone: str = "UTC"
     log_level: str = "info"
+    http: tuple[str, int] | None = None
 
 
 def _check_settings(source: Source, data: dict[str, Any], errors: list[ConfigError]) -> _Settings:
     values: dict[str, Any] = {}
-    sections: dict[str, dict[str, Any]] = {"fetch": {}, "poll": {}}
+    sections: dict[str, dict[str, Any]] = {"fetch": {}, "poll": {}, "http": {}}
     section_of = {key: (f"{section}.{key}", "that section")
                   for section, keys in _SECTIONS.items() for key in keys}
     for key, value in data.items():
@@ -259,7 +276,7 @@ def _check_settings(source: Source, data: dict[str, Any], errors: list[ConfigErr
         else:
             errors.append(unknown_key(source, (), key, [*_TOP_KEYS, *_SECTIONS], section_of))
     return _Settings(fetch=FetchSettings(**sections["fetch"]), poll=PollSettings(**sections["poll"]),
-                     **values)
+                     http=sections["http"].get("listen"), **values)
 
 
 def _check_section(source: Source, section: str, table: dict[str, Any],
@@ -495,7 +512,7 @@ def load_config(config_dir: Path) -> Config:
         errors.append(error)
     raise_errors(errors)
     return Config(dir=config_dir, fetch=settings.fetch, poll=settings.poll, feeds=feeds,
-                  timezone=settings.timezone, log_level=settings.log_level)
+                  timezone=settings.timezone, log_level=settings.log_level, http=settings.http)
 
 
 def _read_settings(path: Path, errors: list[ConfigError]) -> _Settings:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 import sqlite3
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -42,7 +43,7 @@ from monitor.urls import strip_userinfo
 if TYPE_CHECKING:
     from monitor.alert.dispatch import Dispatcher
     from monitor.lock import DaemonLock
-    from monitor.http import HealthServer
+    from monitor.web.server import WebServer
     from monitor.metrics import Metrics
     from monitor.sdnotify import Notifier
 
@@ -86,6 +87,7 @@ class Daemon:
     def __init__(self, prepared: Prepared, db_path: Path, *, loader: Loader | None = None,
                  clock: Clock = utc_now, notifier: "Notifier | None" = None,
                  watch_config: bool = False, http: tuple[str, int] | None = None,
+                 http_socket: "socket.socket | None" = None,
                  lock: "DaemonLock | None" = None) -> None:
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -110,7 +112,8 @@ class Daemon:
         self._inflight: set[asyncio.Task] = set()  # running polls and sends
         self._reloading = asyncio.Lock()
         self._http_address = http
-        self._http: HealthServer | None = None
+        self._http_socket = http_socket  # bound by the caller, so a port in use fails first
+        self._http: WebServer | None = None
         self.metrics: Metrics | None = None
         self.is_healthy = True  # the heartbeat's last verdict, for /healthz
         self._lock = lock  # where a storage problem is said when the database cannot take it
@@ -144,6 +147,10 @@ class Daemon:
         """Open the store, resume each feed's stored rhythm and start the scheduler."""
         from apscheduler.triggers.interval import IntervalTrigger
 
+        if self._http_address is not None and self._http_socket is None:
+            from monitor.web.listen import BACKLOG, bind
+
+            self._http_socket = bind(*self._http_address, BACKLOG)
         self._store = store = StoreThread(self.db_path)
         now = self.clock()
         await store.call(Store.sync_feeds, self.config.feeds, now)
@@ -163,8 +170,8 @@ class Daemon:
                                id="dispatch", coalesce=True, max_instances=1,
                                next_run_time=self.clock())
         self.scheduler.start()
-        if self._http_address is not None:
-            await self._start_http(*self._http_address)
+        if self._http_socket is not None:
+            await self._start_http(self._http_socket)
         self._spawn(self._heartbeat(), keep=True)
         if self.watch_config and self.loader is not None:
             self._spawn(self._watch_config(), keep=True)
@@ -271,14 +278,22 @@ class Daemon:
         if self.metrics is not None:
             self.metrics.observe_alerts(report.sent, report.failed, report.dead, report.cancelled)
 
-    async def _start_http(self, host: str, port: int) -> None:
-        """/healthz, /metrics and /matches.atom on a loopback port (--http)."""
-        from monitor.http import HealthServer, matches_atom
+    async def _start_http(self, sock: "socket.socket") -> None:
+        """The web interface, /healthz, /metrics and /matches.atom (--http or [http])."""
         from monitor.metrics import Metrics
+        from monitor.web.app import create_app
+        from monitor.web.auth import guard_for
+        from monitor.web.context import WebContext
+        from monitor.web.server import WebServer
 
+        host, port = sock.getsockname()[:2]
+        guard = guard_for(host, port, self.config.dir)
         self.metrics = Metrics()
-        self._http = HealthServer(host, port, healthy=lambda: self.is_healthy, metrics=self.metrics,
-                                  atom=lambda: matches_atom(self._store, title="monitor: matches"))
+        await self._update_gauges()  # feed gauges exist from the first scrape, not the first heartbeat
+        context = WebContext(store=self._store, config_dir=self.config.dir, db_path=self.db_path,
+                             guard=guard, metrics=self.metrics, timezone=self.config.timezone,
+                             healthy=lambda: self.is_healthy, reload=self.reload, clock=self.clock)
+        self._http = WebServer(create_app(context), sock)
         await self._http.start()
 
     # -------------------------------------------------------------- reload

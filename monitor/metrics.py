@@ -1,8 +1,9 @@
 """The daemon's Prometheus metrics, served on `/metrics` by `monitor run --http`.
 
 A private registry (not prometheus_client's global one) keeps each daemon's
-numbers apart, in tests too, and leaves out the process collectors nobody
-asked for. prometheus_client is imported only when a `Metrics` is built, so
+numbers apart, in tests too; it carries the standard `process_*` metrics
+(resident memory, CPU seconds, open file descriptors, start time) from
+prometheus_client's process collector, which reads /proc. prometheus_client is imported only when a `Metrics` is built, so
 the CLI commands that never serve metrics do not pay for it.
 """
 
@@ -21,10 +22,11 @@ class Metrics:
     """Counters, a histogram and gauges the daemon updates as it polls and sends."""
 
     def __init__(self) -> None:
-        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
         self.registry: CollectorRegistry = CollectorRegistry(auto_describe=True)
         registry = self.registry
+        ProcessCollector(registry=registry)
         self._polls = Counter("monitor_polls", "Feed polls by outcome.", ["outcome"], registry=registry)
         self._fetch_errors = Counter("monitor_fetch_errors", "Failed fetches by kind of error.",
                                      ["kind"], registry=registry)

@@ -273,7 +273,7 @@ def render_html(report: Report) -> str:
         '<div class="totals">' + "".join(
             f'<div class="total"><b>{count}</b><span>{e(label)}</span></div>' for count, label in totals)
         + "</div>",
-        '<section><h2>Matches per day and rule</h2>', f'<div id="chart" class="chart">{_chart(report)}</div>',
+        '<section><h2>Matches per day and rule</h2>', f'<div id="chart" class="chart">{chart_svg(report)}</div>',
         "</section>", "<section><h2>Top stories</h2>", _top_html(report), "</section>",
         "<section><h2>Per outlet</h2>", _table(
             ["Outlet", "Matches", "Stories", "Rules"],
@@ -290,9 +290,9 @@ def render_html(report: Report) -> str:
     return "\n".join(parts) + "\n"
 
 
-def _chart(report: Report) -> str:
-    """A stacked bar per day, one colour per rule, as inline SVG (pygal is imported
-    only here: only `report --html` needs it)."""
+def chart_svg(report: Report) -> str:
+    """A stacked bar per day, one colour per rule, as inline SVG with no script (pygal
+    is imported only here: only `report --html` and the web's Report page need it)."""
     try:
         import pygal
         from pygal.style import Style

@@ -296,20 +296,61 @@ def _match_row(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+TRIAGE_STATES = ("open", "relevant", "false_positive", "all")
+
+
 @reads_database
 def list_matches(store: Store, *, since: datetime | None = None, rule: str | None = None,
-                 feed: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
-    """Stored matches newest first (by when they were recorded); `id` is the story's."""
+                 feed: str | None = None, limit: int | None = None, language: str | None = None,
+                 severity: str | None = None, triage: str = "all") -> list[dict[str, Any]]:
+    """Stored matches newest first (by when they were recorded); `id` is the story's.
+
+    TRIAGE keeps "open" matches (neither marked relevant nor a false positive),
+    "relevant" or "false_positive" ones, or "all"."""
+    if triage not in TRIAGE_STATES:
+        raise UsageError(f"triage state {triage!r}: expected one of {', '.join(TRIAGE_STATES)}")
     rows = store.db.query(
         f"SELECT {_MATCH_COLUMNS} FROM matches m JOIN entries e ON e.id = m.entry_id "
         "JOIN feeds f ON f.id = e.feed_id WHERE (:since IS NULL OR m.created >= :since) "
         "AND (:rule IS NULL OR m.rule = :rule) AND (:feed IS NULL OR f.name = :feed) "
+        "AND (:language IS NULL OR e.language = :language OR e.language LIKE :language || '-%') "
+        "AND (:severity IS NULL OR m.severity = :severity) "
+        "AND (:triage = 'all' OR (:triage = 'open' AND m.muted_at IS NULL AND m.reviewed_at IS NULL) "
+        "  OR (:triage = 'relevant' AND m.reviewed_at IS NOT NULL AND m.muted_at IS NULL) "
+        "  OR (:triage = 'false_positive' AND m.muted_at IS NOT NULL)) "
         "ORDER BY m.created DESC, m.id DESC LIMIT :limit",
-        {"since": to_text(since), "rule": rule, "feed": feed, "limit": -1 if limit is None else limit})
+        {"since": to_text(since), "rule": rule, "feed": feed, "language": language,
+         "severity": severity, "triage": triage, "limit": -1 if limit is None else limit})
     return [_match_row(row) for row in rows]
 
 
 @reads_database
+def match_facets(store: Store) -> dict[str, list[str]]:
+    """The rules, feeds and languages that have matches: the choices of a filter form."""
+    def column(sql: str) -> list[str]:
+        return [row[0] for row in store.db.execute(sql).fetchall() if row[0]]
+
+    return {
+        "rules": column("SELECT DISTINCT rule FROM matches ORDER BY rule"),
+        "feeds": column("SELECT DISTINCT f.name FROM matches m JOIN entries e ON e.id = m.entry_id "
+                        "JOIN feeds f ON f.id = e.feed_id ORDER BY f.name"),
+        "languages": column("SELECT DISTINCT e.language FROM matches m JOIN entries e "
+                            "ON e.id = m.entry_id ORDER BY e.language"),
+    }
+
+
+def latest_matches(store: Store, limit: int) -> list[dict[str, Any]]:
+    """The newest matched stories with their outlet and matches, for the matches Atom feed:
+    `matches` is a JSON array of {rule, score, severity, hits, snippet}."""
+    return list(store.db.query(
+        "SELECT m.entry_id, MAX(m.created) AS created, e.feed_id, e.guid, e.title, e.url, "
+        "e.published, f.name AS feed, json_group_array(json_object('rule', m.rule, "
+        "'score', m.score, 'severity', m.severity, 'hits', json(m.hits), 'snippet', m.snippet)) "
+        "AS matches FROM matches m JOIN entries e ON e.id = m.entry_id "
+        "JOIN feeds f ON f.id = e.feed_id GROUP BY m.entry_id "
+        "ORDER BY MAX(m.created) DESC, m.entry_id DESC LIMIT ?", [limit]))
+
+
 def muted_matches(store: Store, since: datetime | None = None) -> list[dict[str, Any]]:
     """Matches a person marked false positives, for stories first seen since SINCE,
     most recently muted first: what `rules backtest` shows so the rule can be fixed."""
@@ -377,3 +418,17 @@ def mute(store: Store, entry_id: int, *, rule: str | None, reason: str | None,
             alerts += mute_alerts(store, match_id, now)
     return {"id": entry_id, "muted": [row[1] for row in chosen if row[2] is None],
             "already_muted": [row[1] for row in chosen if row[2] is not None], "alerts_muted": alerts}
+
+
+def mark_relevant(store: Store, entry_id: int, *, now: datetime) -> dict[str, Any]:
+    """Confirm the story's matches as relevant, undoing a false-positive mark (the
+    alerts `mute` stopped stay stopped). MonitorError for an unknown story."""
+    if store.db.execute("SELECT 1 FROM entries WHERE id = ?", [entry_id]).fetchone() is None:
+        raise MonitorError(f"no story with ID {entry_id} (see `monitor stories` or `monitor matches`)")
+    with store.transaction():
+        changed = store.db.execute(
+            "UPDATE matches SET reviewed_at = COALESCE(reviewed_at, ?), muted_at = NULL, "
+            "mute_reason = NULL WHERE entry_id = ?", [to_text(now), entry_id]).rowcount
+    if not changed:
+        raise MonitorError(f"story {entry_id} has no matches to mark")
+    return {"id": entry_id, "relevant": changed}

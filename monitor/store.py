@@ -347,6 +347,13 @@ def _payload_rules(payload: dict[str, Any], rule: str) -> list[dict[str, Any]]:
              "is_new": bool(payload.get("is_update"))}]
 
 
+@migrations(name="0007_web_reviewed")
+def _reviewed(db: Database) -> None:
+    """A match with `reviewed_at` set was confirmed relevant by a person (the web's
+    "mark relevant"); with `muted_at` it is the two outcomes of triage."""
+    db.execute("ALTER TABLE matches ADD COLUMN reviewed_at TEXT")
+
+
 def to_text(moment: datetime | None) -> str | None:
     """UTC, whole seconds, fixed width: "2026-11-29T04:06:52Z" sorts as text."""
     if moment is None:

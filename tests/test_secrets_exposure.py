@@ -40,7 +40,7 @@ import pytest
 from monitor.alert.destinations import load_alerts
 from monitor.alert.dispatch import redact
 from monitor.cli import main as cli_main
-from monitor.http import LOOPBACK, parse_listen
+from monitor.web.listen import LOOPBACK, parse_listen
 from monitor.models import Destination
 from support.daemon import DaemonProcess, db_rows, wait_until
 from support.feeds import Item, rss
@@ -290,6 +290,7 @@ def _commands_before_any_poll(world: World) -> None:
     )
     world.cli("feeds", "export", "-o", str(out / "feeds.opml"))
     world.cli("feeds", "import", str(inputs / "subscriptions.opml"))
+    world.cli("web", "passwd", input=world.secrets.new("webpassword") + "\n")
 
 
 def _poll_and_read_back(world: World) -> None:

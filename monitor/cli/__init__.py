@@ -40,6 +40,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "stories": ("stories",),
     "systemd-unit": ("systemd_cmd",),
     "terms": ("terms",),
+    "web": ("web",),
 }
 
 

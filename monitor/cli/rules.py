@@ -244,7 +244,7 @@ def rules_backtest(app: App, since: str, as_json: bool) -> None:
       monitor rules backtest
       monitor rules backtest --since 7d --json
     """
-    from monitor.search import muted_matches
+    from monitor.backtest import compare, rules_matcher
     from monitor.store import Store
 
     since_at = parse_since_option(since)
@@ -252,30 +252,11 @@ def rules_backtest(app: App, since: str, as_json: bool) -> None:
     tags_by_feed = {f.name: f.tags for f in app.config().feeds}
     store = Store.open(app.db_path, readonly=True)
     try:
-        then = store.matched_rules(since=since_at)
-        changes, scanned, matched_now = [], 0, 0
-        now_by_entry: dict[int, set[str]] = {}
-        for row in store.iter_entries(since=since_at):
-            scanned += 1
-            now_rules = {m.rule for m in matcher.match(
-                title=row["title"] or "", summary=row["summary"] or "", content=row["content"] or "",
-                language=row["language"], feed=row["feed"], feed_tags=tags_by_feed.get(row["feed"], ()))}
-            matched_now += bool(now_rules)
-            now_by_entry[row["id"]] = now_rules
-            before = then.get(row["id"], set())
-            for rule in sorted(now_rules - before):
-                changes.append({"change": "new", "rule": rule, "id": row["id"], "feed": row["feed"],
-                                "title": row["title"]})
-            for rule in sorted(before - now_rules):
-                changes.append({"change": "gone", "rule": rule, "id": row["id"], "feed": row["feed"],
-                                "title": row["title"]})
-        muted = muted_matches(store, since_at)
+        result = compare(store, None, rules_matcher(matcher, tags_by_feed), since=since_at)
     finally:
         store.close()
-    for m in muted:  # false positives the person flagged: what the rule should stop matching
-        changes.append({"change": "muted", "rule": m["rule"], "id": m["id"], "feed": m["feed"],
-                        "title": m["title"], "reason": m["mute_reason"],
-                        "still_matches": m["rule"] in now_by_entry.get(m["id"], set())})
+    scanned, matched_now, muted = result["scanned"], result["matched_now"], result["muted"]
+    changes = result["changes"] + muted
     if as_json:
         echo_jsonl(changes)
         return

@@ -25,8 +25,9 @@ from monitor.service import CycleSummary, PollReport, prepare, run_once
               help="Reload automatically when a file of the config folder changes "
                    "(SIGHUP always reloads).")
 @click.option("--http", "http", metavar="HOST:PORT",
-              help="Serve /healthz, /metrics (Prometheus) and /matches.atom, e.g. 127.0.0.1:9108 "
-                   "(off by default; give a non-loopback host only if you mean it).")
+              help="Serve the web interface with /healthz, /metrics (Prometheus) and /matches.atom, "
+                   "e.g. 127.0.0.1:8080 (default: [http] listen in monitor.toml, else off). Any "
+                   "non-loopback host needs a password (`monitor web passwd`).")
 @click.pass_obj
 def run_command(app: App, once: bool, watch_config: bool, http: str | None) -> None:
     """Poll the configured feeds on their schedule until stopped (SIGTERM or Ctrl-C).
@@ -42,17 +43,28 @@ def run_command(app: App, once: bool, watch_config: bool, http: str | None) -> N
     \b
     Examples:
       monitor run
-      monitor run --watch-config --http 127.0.0.1:9108
+      monitor run --watch-config --http 127.0.0.1:8080
       monitor --config ~/watch --db ~/watch/monitor.db run --once
     """
-    from monitor.http import parse_listen
+    from monitor.web.listen import parse_listen
 
     listen = parse_listen(http) if http else None
     config = app.config()
+    if listen is None and not once:
+        listen = config.http
     prepared = prepare(config)
+    if listen is not None and not once:
+        from monitor.web.auth import guard_for
+
+        guard_for(*listen, config.dir)  # refuse a public address without a password, before anything
     lock = DaemonLock(app.db_path)
     lock.acquire()
+    sock = None
     try:
+        if listen is not None and not once:
+            from monitor.web.listen import bind
+
+            sock = bind(*listen)
         if once:
             # Config edits signal whoever holds the lock; a single run has nothing to reload.
             signal.signal(signal.SIGHUP, signal.SIG_IGN)
@@ -60,13 +72,13 @@ def run_command(app: App, once: bool, watch_config: bool, http: str | None) -> N
                                     progress=_progress_line(len(config.feeds))))
             _print_summary(summary)
         else:
-            _run(_daemon(app, prepared, watch_config, listen, lock))
+            _run(_daemon(app, prepared, watch_config, sock, lock))
     finally:
         lock.release()
     _exit_now(1 if once and summary.sends_failed else 0)
 
 
-async def _daemon(app: App, prepared, watch_config: bool, listen, lock: DaemonLock) -> None:
+async def _daemon(app: App, prepared, watch_config: bool, sock, lock: DaemonLock) -> None:
     from monitor.config import load_config
     from monitor.daemon import Daemon
     from monitor.sdnotify import Notifier
@@ -79,7 +91,7 @@ async def _daemon(app: App, prepared, watch_config: bool, listen, lock: DaemonLo
     notifier = Notifier.from_env()
     try:
         await Daemon(prepared, app.db_path, loader=loader, notifier=notifier,
-                     watch_config=watch_config, http=listen, lock=lock).run()
+                     watch_config=watch_config, http_socket=sock, lock=lock).run()
     finally:
         notifier.close()
 

@@ -389,3 +389,30 @@ def _quoted(values: Sequence[str]) -> str:
 def _unusual_layout(path: Path) -> MonitorError:
     return MonitorError(f"could not edit {path} safely (its layout is unusual); "
                         "the file was not changed: please edit it by hand")
+
+
+# --------------------------------------------------------------------------
+# the whole file (the web's editor)
+# --------------------------------------------------------------------------
+
+
+def replace_watch_text(watch_path: Path, new_text: str, *, expected_old: str | None) -> None:
+    """Write NEW_TEXT, as a person edited it (comments and all), as watch.toml.
+
+    It must pass the watch loader first (ConfigError with line and column
+    otherwise), and the file must still be EXPECTED_OLD (what the person
+    started from): an edit made meanwhile by a command or another browser is
+    never overwritten silently. The write is atomic, under the folder's lock.
+    """
+    from monitor.match.watch import parse_watch_text
+
+    parse_watch_text(new_text, watch_path)
+    with _folder_lock(watch_path.parent):
+        try:
+            current = watch_path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            current = ""
+        if expected_old is not None and current.replace("\r\n", "\n") != expected_old.replace("\r\n", "\n"):
+            raise UsageError(f"{watch_path} changed since you opened it: reload the page, "
+                             "then make your edit again")
+        atomic_write_text(watch_path, new_text)

@@ -1,0 +1,122 @@
+"""uvicorn inside the daemon's own event loop, with bounded connections.
+
+`WebServer` runs `uvicorn.Server.serve()` as a task of the running loop on a
+socket we bound ourselves (so a port in use is a one-line error before anything
+starts) and leaves signals to the daemon: uvicorn would otherwise take SIGTERM
+and SIGINT for itself.
+
+Connections are bounded, so a flood of half-sent requests cannot use up the
+daemon's file descriptors (its polls need them): beyond MAX_CONNECTIONS a new
+connection is answered 503 and closed at once, and a connection that has not
+sent a whole request head within HEAD_TIMEOUT is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from typing import Any, Iterator
+
+import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from monitor.web.listen import BACKLOG
+
+log = logging.getLogger("monitor.web")
+
+MAX_CONNECTIONS = 64  # open connections at once; the rest are shed
+HEAD_TIMEOUT = 10.0  # seconds a connection may take to send a request head
+KEEP_ALIVE = 5.0  # seconds an idle connection is kept after a response
+MAX_HEAD = 16 * 1024  # bytes of request line and headers
+STOP_GRACE = 2.0  # seconds running requests get on shutdown
+_SHED = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n"
+         b"content-length: 20\r\nretry-after: 5\r\nconnection: close\r\n\r\ntoo many connections")
+
+
+class BoundedH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol with a cap on connections and a deadline for request heads."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > MAX_CONNECTIONS:
+            transport.write(_SHED)
+            transport.close()
+            return
+        self._arm_head_deadline()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._arm_head_deadline()
+
+    def _arm_head_deadline(self) -> None:
+        self.loop.call_later(HEAD_TIMEOUT, self._head_deadline)
+
+    def _head_deadline(self) -> None:
+        """Close a connection that is not serving a request (no head came, or it stalled)."""
+        if self.transport.is_closing():
+            return
+        if self.cycle is None or self.cycle.response_complete:
+            self.transport.close()
+
+
+class _QuietServer(uvicorn.Server):
+    """uvicorn.Server that leaves signal handling to the daemon that embeds it."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class WebServer:
+    """Serves an ASGI app on an already-bound socket until stopped."""
+
+    def __init__(self, app: Any, sock: socket.socket) -> None:
+        self.sock = sock
+        for name in ("uvicorn", "uvicorn.error"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+        config = uvicorn.Config(
+            app, http=BoundedH11Protocol, lifespan="off", log_config=None, access_log=False,
+            limit_concurrency=MAX_CONNECTIONS, backlog=BACKLOG, timeout_keep_alive=int(KEEP_ALIVE),
+            timeout_graceful_shutdown=int(STOP_GRACE), h11_max_incomplete_event_size=MAX_HEAD,
+            server_header=False, proxy_headers=True, forwarded_allow_ips="127.0.0.1,::1")
+        self._server = _QuietServer(config)
+        self._task: asyncio.Task | None = None
+
+    @property
+    def port(self) -> int:
+        return self.sock.getsockname()[1]
+
+    async def start(self) -> None:
+        """Start serving; returns once the socket accepts connections."""
+        self._task = asyncio.get_running_loop().create_task(self._server.serve(sockets=[self.sock]))
+        while not self._server.started:
+            if self._task.done():
+                self._task.result()  # raises what stopped it
+                raise RuntimeError("the web server stopped while starting")
+            await asyncio.sleep(0.01)
+        host, port = self.sock.getsockname()[:2]
+        log.info("http listening on %s port %d", host, port)
+
+    async def serve_until_cancelled(self) -> None:
+        await self.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self.stop()
+
+    async def stop(self) -> None:
+        """Stop listening; requests under way get STOP_GRACE seconds."""
+        if self._task is None:
+            return
+        self._server.should_exit = True
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), STOP_GRACE + 3)
+        except (TimeoutError, asyncio.TimeoutError):
+            self._server.force_exit = True
+            self._task.cancel()
+        except Exception as exc:  # noqa: BLE001 - stopping must not fail the daemon's exit
+            log.warning("http server stopped with error=%s", exc)
+        self._task = None
+        self.sock.close()
