@@ -109,7 +109,8 @@ def test_three_shipped_rules_make_one_email_and_one_post_and_a_fourth_one_more(e
 def test_the_atom_feed_has_one_entry_per_story_with_every_rule(tmp_path):
     import xml.etree.ElementTree as ET
 
-    from monitor.http import build_atom, latest_matches
+    from monitor.search import latest_matches
+    from monitor.web.atom import build_atom
     from monitor.models import Entry, FeedConfig, Hit, Match
     from monitor.store import Store
 
