@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sqlite3
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from monitor.errors import ConfigError
+from monitor.errors import ConfigError, UsageError
 from monitor.fetch import Fetcher
 from monitor.models import FeedConfig, FeedState
 from monitor.schedule import first_poll_time
@@ -160,20 +161,29 @@ class Daemon:
         self.scheduler.add_job(self._dispatch, IntervalTrigger(seconds=self.DISPATCH_EVERY),
                                id="dispatch", coalesce=True, max_instances=1,
                                next_run_time=self.clock())
+        if self._http_address is not None:  # first: a port in use stops us before any job runs
+            host, port = self._http_address
+            try:
+                await self._start_http(host, port)
+            except OSError as exc:
+                where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+                reason = os.strerror(exc.errno) if exc.errno else str(exc)
+                raise UsageError(f"cannot listen on {where}: {reason.lower()}") from None
         self.scheduler.start()
-        if self._http_address is not None:
-            await self._start_http(*self._http_address)
         self._spawn(self._heartbeat(), keep=True)
         if self.watch_config and self.loader is not None:
             self._spawn(self._watch_config(), keep=True)
         settle_for_latency()
+        self._started = True
         log.info("daemon started feeds=%d db=%s", len(self.config.feeds), self.db_path)
         if self.notifier is not None:
             self.notifier.ready(self.status_line())
 
     async def stop(self) -> None:
         """Stop taking new work, let in-flight work unwind briefly, then close everything."""
-        log.info("daemon stopping")
+        started = getattr(self, "_started", False)  # a failed start (a port in use) stops quietly
+        if started:
+            log.info("daemon stopping")
         if self.notifier is not None:
             self.notifier.stopping()
         if self.scheduler.running:
@@ -190,7 +200,8 @@ class Daemon:
             await self._pipeline.fetcher.aclose()
         if self._store is not None:
             self._store.close()
-        self._log_summary(force=True)
+        if started:
+            self._log_summary(force=True)
 
     def _spawn(self, coro, *, keep: bool = False) -> asyncio.Task:
         task = asyncio.get_running_loop().create_task(coro)

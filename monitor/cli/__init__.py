@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import sqlite3
 import sys
 
 import click
@@ -58,8 +59,46 @@ class MonitorGroup(click.Group):
         try:
             return super().invoke(ctx)
         except MonitorError as exc:
-            click.echo(f"monitor: error: {exc}", err=True)
-            ctx.exit(exc.exit_code)
+            _fail(ctx, str(exc), exc.exit_code)
+        except sqlite3.Error as exc:  # a corrupt, locked or unwritable database: a situation
+            _fail(ctx, f"database {_db_path(ctx)}: {_sqlite_message(exc)}", 1)
+        except OSError as exc:  # a read-only folder, a full disk, a port in use
+            _fail(ctx, os_error_message(exc), 1)
+        except KeyboardInterrupt:
+            click.echo("", err=True)
+            ctx.exit(130)
+
+
+def _fail(ctx: click.Context, message: str, code: int) -> None:
+    """One line (plus any context lines the error carries), never a traceback."""
+    from monitor.cli.output import escape_controls
+
+    click.echo(f"monitor: error: {escape_controls(message)}", err=True)
+    ctx.exit(code)
+
+
+def _db_path(ctx: click.Context) -> str:
+    app = ctx.obj
+    return str(app.db_path) if isinstance(app, App) else "(unknown)"
+
+
+def _sqlite_message(exc: sqlite3.Error) -> str:
+    text = str(exc)
+    if "readonly" in text or "unable to open" in text:
+        return f"{text} (check the permissions of the file and its folder)"
+    if "malformed" in text or "not a database" in text:
+        return f"{text} (restore it from a backup, or move it aside and run `monitor run --once` to start afresh)"
+    if "disk" in text and "full" in text:
+        return f"{text} (free some space)"
+    return text
+
+
+def os_error_message(exc: OSError) -> str:
+    """`cannot ... FILE: reason`, in words, naming the file or address concerned."""
+    reason = (exc.strerror or str(exc)).lower()
+    if exc.filename is not None:
+        return f"{exc.filename}: {reason}"
+    return reason
 
 
 @click.group(cls=MonitorGroup, context_settings={"help_option_names": ["-h", "--help"]})
