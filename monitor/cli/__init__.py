@@ -41,6 +41,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "stories": ("stories",),
     "systemd-unit": ("systemd_cmd",),
     "terms": ("terms",),
+    "unmute": ("reading",),
 }
 
 
@@ -131,7 +132,8 @@ def main(ctx: click.Context, config_dir: str | None, db_path: str | None,
     # Root acting on a service's files becomes their owner first, so it never
     # leaves root-owned database, -wal, -shm or lock files behind.
     drop_to_owner(resolve_db_path(db_path, os.environ), resolve_config_dir(config_dir, os.environ)[0])
-    ctx.obj = App(config_flag=config_dir, db_flag=db_path, log_level=log_level)
+    typed = ctx.get_parameter_source("config_dir") == click.core.ParameterSource.COMMANDLINE
+    ctx.obj = App(config_flag=config_dir, db_flag=db_path, log_level=log_level, config_typed=typed)
     setup_logging(log_level or "info", log_format)
 
 

@@ -8,7 +8,8 @@ import click
 
 from monitor.alert.destinations import AlertsConfig, load_alerts
 from monitor.alert.edit import add_destination, remove_destination
-from monitor.cli.context import App, echo_jsonl, echo_table
+from monitor.cli.context import App
+from monitor.cli.output import echo_jsonl, echo_table, emit
 from monitor.durations import format_duration
 from monitor.errors import UsageError
 from monitor.models import Destination
@@ -23,7 +24,7 @@ def load_destinations(app: App) -> AlertsConfig:
     """The folder's alert config, its warnings (never secrets) echoed to stderr."""
     alerts = load_alerts(app.config_dir, os.environ)
     for warning in alerts.warnings:
-        click.echo(f"warning: {warning}", err=True)
+        emit(f"warning: {warning}", err=True)
     return alerts
 
 
@@ -89,7 +90,7 @@ def alerts_add(app: App, url: str, name: str | None, tags: tuple[str, ...], mode
         mode = "digest" if digest_every is not None or digest_at is not None else "immediate"
     destination = add_destination(app.config_dir, url, name=name, tags=tags, mode=mode,
                                   digest_every=digest_every, digest_at=digest_at, env=os.environ)
-    click.echo(f"added destination {destination.name} ({destination.safe_url})")
+    emit(f"added destination {destination.name} ({destination.safe_url})")
     _reload_hint()
 
 
@@ -104,7 +105,7 @@ def alerts_remove(app: App, name: str) -> None:
       monitor alerts remove newsroom-mail
     """
     remove_destination(app.config_dir, name)
-    click.echo(f"removed destination {name}")
+    emit(f"removed destination {name}")
     _reload_hint()
 
 
@@ -124,7 +125,7 @@ def alerts_destinations(app: App, as_json: bool) -> None:
         echo_jsonl(rows)
         return
     if not rows:
-        click.echo("no destinations: alerts are printed to the console and kept in the database; "
+        emit("no destinations: alerts are printed to the console and kept in the database; "
                    "add one with `monitor alerts add URL`", err=True)
         return
     echo_table(
@@ -137,7 +138,7 @@ def alerts_destinations(app: App, as_json: bool) -> None:
 
 
 def _reload_hint() -> None:
-    click.echo("a running daemon picks this up on reload (systemctl reload monitor, or kill -HUP)")
+    emit("a running daemon picks this up on reload (systemctl reload monitor, or kill -HUP)")
 
 
 COMMANDS = [alerts_group]

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from monitor.cli.context import App
+from monitor.cli.output import emit
 from monitor.paths import init_config_dir
 
 
@@ -26,8 +27,8 @@ def init_command(directory: Path, force: bool, no_feeds: bool) -> None:
     """
     written = init_config_dir(directory, force=force, no_feeds=no_feeds)
     for path in written:
-        click.echo(f"wrote {path}")
-    click.echo(f"next: monitor --config {directory} config check")
+        emit(f"wrote {path}")
+    emit(f"next: monitor --config {directory} config check")
 
 
 @click.group("config")
@@ -51,15 +52,15 @@ def config_check(app: App) -> None:
     prepared = prepare(config)
     watch = load_watch_for(config)
     destinations = prepared.alerting.destinations
-    click.echo(f"config folder: {config.dir}")
-    click.echo(f"database:      {app.db_path}")
-    click.echo(f"feeds:         {len(config.feeds)}")
-    click.echo(f"rules:         {len([r for r in watch.rules if r.enabled])} enabled, "
+    emit(f"config folder: {config.dir}")
+    emit(f"database:      {app.db_path}")
+    emit(f"feeds:         {len(config.feeds)}")
+    emit(f"rules:         {len([r for r in watch.rules if r.enabled])} enabled, "
                f"{len(watch.rules)} in all")
-    click.echo(f"destinations:  {len(destinations) or 'none (alerts print to the console)'}")
+    emit(f"destinations:  {len(destinations) or 'none (alerts print to the console)'}")
     for warning in prepared.alerting.warnings:
-        click.echo(f"warning: {warning}", err=True)
-    click.echo("ok")
+        emit(f"warning: {warning}", err=True)
+    emit("ok")
 
 
 COMMANDS = [init_command, config_group]

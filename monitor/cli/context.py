@@ -28,15 +28,15 @@ class App:
     config_flag: str | None
     db_flag: str | None
     log_level: str | None = None
+    config_typed: bool = False  # --config given on the command line (not from $MONITOR_CONFIG)
     _config: Config | None = field(default=None, repr=False)
 
     @property
     def config_dir(self) -> Path:
         path, source = resolve_config_dir(self.config_flag, os.environ)
-        if source in ("flag", "env") and not path.is_dir():
-            given = "--config" if source == "flag" else "$MONITOR_CONFIG"
+        if self.config_typed and not path.is_dir():  # a typo must not silently show another setup
             problem = "is not a folder" if path.exists() else "does not exist"
-            raise UsageError(f"{given} {path} {problem} (create one with `monitor init {path}`)")
+            raise UsageError(f"--config {path} {problem} (create one with `monitor init {path}`)")
         if ensure_config_dir(path, source):
             click.echo(f"monitor: created the default config folder {path}", err=True)
         return path

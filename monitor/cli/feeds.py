@@ -17,7 +17,8 @@ from typing import Iterator, Sequence
 
 import click
 
-from monitor.cli.context import App, echo_jsonl, echo_table, iso
+from monitor.cli.context import App, iso
+from monitor.cli.output import echo_jsonl, echo_table, emit
 from monitor.config import FEEDS_FILE, Config
 from monitor.configedit import (
     AddFeedsReport,
@@ -109,7 +110,7 @@ def feeds_list(app: App, as_json: bool) -> None:
     rows = feed_rows(app)
     problem = DaemonLock(app.db_path).problem()
     if problem:  # the states below are the last the database could record
-        click.echo(f"warning: the daemon {problem}; feed states are as of then", err=True)
+        emit(f"warning: the daemon {problem}; feed states are as of then", err=True)
     if as_json:
         echo_jsonl(rows)
         return
@@ -183,7 +184,7 @@ def feeds_add(app: App, url: str, name: str | None, interval: str | None, langua
         for feed in report.added:
             _echo_added(feed)
         for left_out, reason in [*report.skipped, *report.invalid]:
-            click.echo(f"skipped {left_out.name} ({strip_userinfo(left_out.url)}): {reason}")
+            emit(f"skipped {left_out.name} ({strip_userinfo(left_out.url)}): {reason}")
         if not report.added:
             return
     _tell_daemon(app)
@@ -193,7 +194,7 @@ def _discover_or_as_given(url: str, settings: FetchSettings) -> list[Candidate]:
     try:
         candidates = asyncio.run(_discover(url, settings))
     except DiscoveryError as error:
-        click.echo(f"monitor: warning: could not fetch {strip_userinfo(url)} to check it ({error}); "
+        emit(f"monitor: warning: could not fetch {strip_userinfo(url)} to check it ({error}); "
                    "adding it as given", err=True)
         return [Candidate(url=url, title=None, type="")]
     if not candidates:
@@ -219,7 +220,7 @@ def _choose(url: str, candidates: list[Candidate], *, add_all: bool, first: bool
     if not sys.stdin.isatty():
         raise UsageError(f"{strip_userinfo(url)} lists {len(candidates)} feeds:\n{listing}\n"
                          "pass --first to add the first, --all to add every one, or add one by its URL")
-    click.echo(f"{strip_userinfo(url)} lists {len(candidates)} feeds:\n{listing}")
+    emit(f"{strip_userinfo(url)} lists {len(candidates)} feeds:\n{listing}")
     number = click.prompt("Which one? (number)", type=click.IntRange(1, len(candidates)))
     return [candidates[number - 1]]
 
@@ -231,7 +232,7 @@ def _describe(candidate: Candidate) -> str:
 
 
 def _echo_added(feed: FeedConfig) -> None:
-    click.echo(f"added feed {feed.name} ({strip_userinfo(feed.url)}), every {format_duration(feed.interval)}")
+    emit(f"added feed {feed.name} ({strip_userinfo(feed.url)}), every {format_duration(feed.interval)}")
 
 
 @feeds_group.command("remove")
@@ -245,7 +246,7 @@ def feeds_remove(app: App, name: str) -> None:
       monitor feeds remove scmp-china
     """
     remove_feed(app.config_dir, name)
-    click.echo(f"removed feed {name}")
+    emit(f"removed feed {name}")
     _tell_daemon(app)
 
 
@@ -316,15 +317,15 @@ def _echo_import(report: AddFeedsReport, invalid_outlines: Sequence[str], *, dry
     verb = "would add" if dry_run else "added"
     for feed in report.added:
         tags = f" [{', '.join(feed.tags)}]" if feed.tags else ""
-        click.echo(f"{verb} {feed.name} ({strip_userinfo(feed.url)}){tags}")
+        emit(f"{verb} {feed.name} ({strip_userinfo(feed.url)}){tags}")
     for feed, reason in report.skipped:
-        click.echo(f"skipped {feed.name or strip_userinfo(feed.url)}: {reason}")
+        emit(f"skipped {feed.name or strip_userinfo(feed.url)}: {reason}")
     for feed, reason in report.invalid:
-        click.echo(f"invalid {feed.name or strip_userinfo(feed.url)}: {reason}")
+        emit(f"invalid {feed.name or strip_userinfo(feed.url)}: {reason}")
     for problem in invalid_outlines:
-        click.echo(f"invalid {problem}")
+        emit(f"invalid {problem}")
     invalid = len(report.invalid) + len(invalid_outlines)
-    click.echo(f"{verb} {len(report.added)}, skipped {len(report.skipped)} (already present: same URL "
+    emit(f"{verb} {len(report.added)}, skipped {len(report.skipped)} (already present: same URL "
                f"or name), invalid {invalid}")
 
 
@@ -350,7 +351,7 @@ def feeds_export(app: App, output: str | None, title: str, keep_credentials: boo
         with_credentials = [feed.name for feed in feeds if strip_userinfo(feed.url) != feed.url]
         feeds = [replace(feed, url=strip_userinfo(feed.url)) for feed in feeds]
         if with_credentials:
-            click.echo(f"monitor: note: removed credentials from the URLs of {', '.join(with_credentials)} "
+            emit(f"monitor: note: removed credentials from the URLs of {', '.join(with_credentials)} "
                        "(pass --keep-credentials to keep them)", err=True)
     data = export_opml(feeds, title)
     if output is None:
@@ -360,7 +361,7 @@ def feeds_export(app: App, output: str | None, title: str, keep_credentials: boo
         atomic_write_text(Path(output), data.decode("utf-8"))
     except OSError as error:
         raise UsageError(f"cannot write {output}: {error.strerror or error}") from None
-    click.echo(f"wrote {len(feeds)} feeds to {output}")
+    emit(f"wrote {len(feeds)} feeds to {output}")
 
 
 # --------------------------------------------------------------------------
@@ -380,14 +381,14 @@ def feeds_pause(app: App, name: str) -> None:
     """
     with _stored_feed(app, name) as (store, state):
         if state.status == "paused":
-            click.echo(f"feed {state.name} is already paused")
+            emit(f"feed {state.name} is already paused")
             return
         if state.status == "gone":
-            click.echo(f"feed {state.name} is gone (HTTP 410) and is not polled anyway; "
+            emit(f"feed {state.name} is gone (HTTP 410) and is not polled anyway; "
                        f"`monitor feeds reset {state.name}` tries it again")
             return
         store.set_feed_status(state.name, "paused")
-    click.echo(f"paused feed {state.name}: it is not polled until `monitor feeds resume {state.name}`")
+    emit(f"paused feed {state.name}: it is not polled until `monitor feeds resume {state.name}`")
     _tell_daemon(app)
 
 
@@ -405,10 +406,10 @@ def feeds_resume(app: App, name: str) -> None:
         if state.status != "paused":
             hint = f"; `monitor feeds reset {state.name}` clears its errors" if state.status in (
                 "error", "gone") else ""
-            click.echo(f"feed {state.name} is not paused (status: {state.status}){hint}")
+            emit(f"feed {state.name} is not paused (status: {state.status}){hint}")
             return
         store.set_feed_status(state.name, "ok" if state.baselined else "new")
-    click.echo(f"resumed feed {state.name}: it is polled again")
+    emit(f"resumed feed {state.name}: it is polled again")
     _tell_daemon(app)
 
 
@@ -433,7 +434,7 @@ def feeds_reset(app: App, name: str) -> None:
     if state.status == "gone":
         cleared.append("the 410 gone mark")
     paused = f"; still paused (`monitor feeds resume {state.name}` to poll it)" if state.status == "paused" else ""
-    click.echo(f"reset feed {state.name}: cleared {', '.join(cleared)} and the backoff; stories already "
+    emit(f"reset feed {state.name}: cleared {', '.join(cleared)} and the backoff; stories already "
                f"seen stay seen{paused}")
     _tell_daemon(app)
 
@@ -474,15 +475,15 @@ def _tell_daemon(app: App, *, quiet: bool = False) -> None:
     try:
         pid = signal_daemon(app.db_path)
     except OSError as error:  # e.g. the daemon runs as another user
-        click.echo(f"could not signal the daemon ({error.strerror or error}): reload it with "
+        emit(f"could not signal the daemon ({error.strerror or error}): reload it with "
                    "`systemctl reload monitor` or `kill -HUP PID`", err=quiet)
         return
     if quiet:
         return
     if pid is not None:
-        click.echo(f"told the running daemon (pid {pid}) to reload")
+        emit(f"told the running daemon (pid {pid}) to reload")
     else:
-        click.echo("no daemon is running on this database; a daemon elsewhere picks this up on "
+        emit("no daemon is running on this database; a daemon elsewhere picks this up on "
                    "reload (systemctl reload monitor, or kill -HUP)")
 
 

@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from typing import IO, Iterator
 
 import click
 
-from monitor.cli.context import App, echo_jsonl, echo_table
+from monitor.cli.context import App
+from monitor.cli.output import HIT_CLOSE, HIT_OPEN, echo_jsonl, echo_table, emit, feed_text
 from monitor.cli.stories import parse_since_option
 from monitor.errors import UsageError
 from monitor.models import ParseError
+
+
+_MARKED = re.compile(r"\[\[(.+?)\]\]", re.S)
+
+
+def _explained(text: str) -> str:
+    """`describe` output with its [[hits]] as hit markers: colour on a terminal, [[...]] piped."""
+    return _MARKED.sub(lambda m: HIT_OPEN + m.group(1) + HIT_CLOSE, feed_text(text))
 
 
 def _watch_and_matcher(app: App):
@@ -88,7 +98,9 @@ def match_command(app: App, path, fmt: str, as_json: bool) -> None:
 
     _, matcher = _watch_and_matcher(app)
     name = getattr(path, "name", "-")
+    read = matched = 0
     for index, (item_id, item) in enumerate(_read_items(path, fmt, name)):
+        read += 1
         texts = {"title": item.get("title") or "", "summary": item.get("summary") or "",
                  "content": item.get("content") or ""}
         found = matcher.match(**texts, language=item.get("lang"))
@@ -96,9 +108,12 @@ def match_command(app: App, path, fmt: str, as_json: bool) -> None:
             echo_jsonl([{"id": item_id if item_id is not None else index, "matched": bool(found),
                          "matches": [as_dict(m) for m in found]}])
         elif found:
-            click.echo(f"{item_id}: {texts['title']}")
+            emit(f"{item_id}: {feed_text(texts['title'])}")
             for match in found:
-                click.echo("  " + describe(match, texts).replace("\n", "\n  "))
+                emit("  " + _explained(describe(match, texts)).replace("\n", "\n  "))
+        matched += bool(found)
+    if not as_json and not matched:
+        emit(f"no matches ({read} item{'s' if read != 1 else ''} read)", err=True)
 
 
 # --------------------------------------------------------------------------
@@ -181,7 +196,7 @@ def rules_test(app: App, text: str, summary: str, lang: str | None, feed: str | 
     elif not found:
         click.echo("no rule matched")
     for match in found if not as_json else ():
-        click.echo(describe(match, {"title": text, "summary": summary}))
+        emit(_explained(describe(match, {"title": text, "summary": summary})))
     sys.exit(0 if found else 1)
 
 

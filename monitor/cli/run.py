@@ -12,6 +12,7 @@ import sys
 import click
 
 from monitor.cli.context import App
+from monitor.cli.output import emit
 from monitor.errors import MonitorError
 from monitor.lock import DaemonLock
 from monitor.service import CycleSummary, PollReport, prepare, run_once
@@ -124,8 +125,8 @@ def _progress_line(total: int):
 def _print_summary(summary: CycleSummary) -> None:
     for report in sorted(summary.reports, key=lambda r: r.feed):
         if report.outcome == "error":
-            click.echo(f"{report.feed}: error: {report.error}")
-    click.echo(summary.line())
+            emit(f"{report.feed}: error: {report.error}")
+    emit(summary.line())
 
 
 COMMANDS = [run_command]
