@@ -67,8 +67,9 @@ def alerts_add(app: App, url: str, name: str | None, tags: tuple[str, ...], mode
                digest_every: str | None, digest_at: str | None) -> None:
     """Add an apprise URL to alerts.toml, keeping its comments.
 
-    URL - reads the URL from the first line of standard input, so a password
-    or token stays out of your shell history. A ${NAME} in the URL is kept as
+    URL - asks for the URL with hidden input on a terminal ("Paste the apprise
+    URL"), or reads the first line of standard input when piped, so a password
+    or token stays out of your shell history and off the screen. A ${NAME} in the URL is kept as
     a reference to a secret (secrets.toml, a systemd credential or the
     environment). The URL is checked before anything is written, and never
     printed: output shows it with its secrets masked.
@@ -83,9 +84,7 @@ def alerts_add(app: App, url: str, name: str | None, tags: tuple[str, ...], mode
     if digest_every is not None and digest_at is not None:
         raise click.UsageError("use --digest-every or --digest-at, not both")
     if url == "-":
-        url = click.get_text_stream("stdin").readline().strip()
-        if not url:
-            raise UsageError("no URL on standard input: `monitor alerts add -` reads it from the first line")
+        url = _read_url()
     if mode is None:
         mode = "digest" if digest_every is not None or digest_at is not None else "immediate"
     destination = add_destination(app.config_dir, url, name=name, tags=tags, mode=mode,
@@ -135,6 +134,20 @@ def alerts_destinations(app: App, as_json: bool) -> None:
           f"{r['rate_limit']}/{r['rate_window']}" if r["rate_limit"] else "-", r["safe_url"]]
          for r in rows],
     )
+
+
+def _read_url() -> str:
+    """The URL for `alerts add -`: asked for with hidden input on a terminal (a pasted
+    password is never echoed), else the first line of standard input."""
+    stdin = click.get_text_stream("stdin")
+    if stdin.isatty():
+        url = click.prompt("Paste the apprise URL (input hidden)", hide_input=True,
+                           prompt_suffix=": ", default="", show_default=False, err=True).strip()
+    else:
+        url = stdin.readline().strip()
+    if not url:
+        raise UsageError("no URL on standard input: `monitor alerts add -` reads it from the first line")
+    return url
 
 
 def _reload_hint() -> None:

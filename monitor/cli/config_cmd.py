@@ -49,7 +49,9 @@ def config_check(app: App) -> None:
     config = app.config()
     from monitor.service import load_watch_for, prepare
 
-    prepared = prepare(config)
+    from monitor.match.watch import watch_warnings
+
+    prepared = prepare(config, log_warnings=False)
     watch = load_watch_for(config)
     destinations = prepared.alerting.destinations
     emit(f"config folder: {config.dir}")
@@ -58,7 +60,7 @@ def config_check(app: App) -> None:
     emit(f"rules:         {len([r for r in watch.rules if r.enabled])} enabled, "
                f"{len(watch.rules)} in all")
     emit(f"destinations:  {len(destinations) or 'none (alerts print to the console)'}")
-    for warning in prepared.alerting.warnings:
+    for warning in (*watch_warnings(watch), *prepared.alerting.warnings):
         emit(f"warning: {warning}", err=True)
     emit("ok")
 

@@ -135,10 +135,16 @@ def rules_check(app: App) -> None:
     Example:
       monitor rules check
     """
+    from monitor.match.watch import watch_warnings
+
     watch, matcher = _watch_and_matcher(app)
+    warnings = watch_warnings(watch)
+    for warning in warnings:
+        emit(f"warning: {warning}", err=True)
     enabled = [r for r in watch.rules if r.enabled]
     click.echo(f"{len(watch.entities)} entities, {len(watch.groups)} groups, "
-               f"{len(enabled)} of {len(watch.rules)} rules enabled: ok")
+               f"{len(enabled)} of {len(watch.rules)} rules enabled: "
+               + (f"ok, with {len(warnings)} warning{'s' if len(warnings) != 1 else ''}" if warnings else "ok"))
 
 
 @rules_group.command("list")
