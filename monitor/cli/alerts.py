@@ -8,7 +8,7 @@ import click
 
 from monitor.alert.destinations import AlertsConfig, load_alerts
 from monitor.alert.edit import add_destination, remove_destination
-from monitor.cli.context import App
+from monitor.cli.context import App, tell_daemon
 from monitor.cli.output import echo_jsonl, echo_table, emit
 from monitor.durations import format_duration
 from monitor.errors import UsageError
@@ -17,7 +17,16 @@ from monitor.models import Destination
 
 @click.group("alerts")
 def alerts_group() -> None:
-    """Manage alert destinations (email, chat, webhooks through apprise)."""
+    """Manage alert destinations (email, chat, webhooks through apprise) and the outbox.
+
+    \b
+    Examples:
+      monitor alerts add - --name desk
+      monitor alerts destinations
+      monitor alerts test
+      monitor alerts list --failed
+      monitor alerts retry --all
+    """
 
 
 def load_destinations(app: App) -> AlertsConfig:
@@ -90,7 +99,7 @@ def alerts_add(app: App, url: str, name: str | None, tags: tuple[str, ...], mode
     destination = add_destination(app.config_dir, url, name=name, tags=tags, mode=mode,
                                   digest_every=digest_every, digest_at=digest_at, env=os.environ)
     emit(f"added destination {destination.name} ({destination.safe_url})")
-    _reload_hint()
+    tell_daemon(app)
 
 
 @alerts_group.command("remove")
@@ -105,7 +114,7 @@ def alerts_remove(app: App, name: str) -> None:
     """
     remove_destination(app.config_dir, name)
     emit(f"removed destination {name}")
-    _reload_hint()
+    tell_daemon(app)
 
 
 @alerts_group.command("destinations")
@@ -148,10 +157,6 @@ def _read_url() -> str:
     if not url:
         raise UsageError("no URL on standard input: `monitor alerts add -` reads it from the first line")
     return url
-
-
-def _reload_hint() -> None:
-    emit("a running daemon picks this up on reload (systemctl reload monitor, or kill -HUP)")
 
 
 COMMANDS = [alerts_group]

@@ -33,7 +33,12 @@ def init_command(directory: Path, force: bool, no_feeds: bool) -> None:
 
 @click.group("config")
 def config_group() -> None:
-    """Inspect the configuration folder."""
+    """Inspect the configuration folder.
+
+    \b
+    Example:
+      monitor config check
+    """
 
 
 @config_group.command("check")

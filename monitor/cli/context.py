@@ -131,3 +131,23 @@ def iso(value: datetime | str | None) -> str | None:
     if isinstance(value, str):
         return value
     return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def tell_daemon(app: App, *, quiet: bool = False) -> None:
+    """After an edit: SIGHUP the daemon on this database, and say in one wording when the
+    change applies (every editing command uses this)."""
+    from monitor.cli.output import emit
+    from monitor.lock import signal_daemon
+
+    try:
+        pid = signal_daemon(app.db_path)
+    except OSError as error:  # e.g. the daemon runs as another user
+        emit(f"could not signal the daemon ({(error.strerror or str(error)).lower()}); changes apply "
+             "at its next reload (systemctl reload monitor, or kill -HUP PID) or start", err=quiet)
+        return
+    if quiet:
+        return
+    if pid is not None:
+        emit(f"told the running daemon (pid {pid}) to reload: changes apply now")
+    else:
+        emit("no daemon is running on this database; changes apply at its next reload or start")

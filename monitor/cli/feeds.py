@@ -17,7 +17,7 @@ from typing import Iterator, Sequence
 
 import click
 
-from monitor.cli.context import App, iso
+from monitor.cli.context import App, iso, tell_daemon
 from monitor.cli.output import echo_jsonl, echo_table, emit
 from monitor.config import FEEDS_FILE, Config
 from monitor.configedit import (
@@ -130,24 +130,32 @@ def feeds_list(app: App, as_json: bool) -> None:
 @click.argument("url")
 @click.option("--name", help="Feed name (default: derived from the feed's title, else its URL).")
 @click.option("--interval", help="Poll interval, e.g. 10m, 1h (default: the config's).")
-@click.option("--language", help="Language of the feed's stories, e.g. en, uk, ru.")
+@click.option("--language", "--lang", "language", help="Language of the feed's stories, e.g. en, uk, ru.")
 @click.option("--tag", "tags", multiple=True, help="A tag for the feed (repeatable).")
 @click.option("--all", "add_all", is_flag=True, help="When the page lists several feeds, add every one.")
 @click.option("--first", is_flag=True, help="When the page lists several feeds, add the first.")
 @click.option("--no-discover", is_flag=True,
               help="Add URL exactly as given, without fetching it to check or discover feeds.")
+@click.option("--force", is_flag=True,
+              help="Add URL as given even when it answers 404/410, its host is unknown or it "
+                   "refuses the connection (a feed that is not up yet).")
 @click.pass_obj
 def feeds_add(app: App, url: str, name: str | None, interval: str | None, language: str | None,
-              tags: tuple[str, ...], add_all: bool, first: bool, no_discover: bool) -> None:
+              tags: tuple[str, ...], add_all: bool, first: bool, no_discover: bool,
+              force: bool) -> None:
     """Add a feed to feeds.toml (keeping its comments), given the feed's URL or a page of its site.
 
     A page is searched for its feeds: its <link rel="alternate"> feed links,
     else common places such as /feed and /rss/. When it lists several, you
     are asked which one on a terminal; elsewhere pass --first or --all. A URL
-    that cannot be fetched now is added as given, with a warning.
+    that answers 404 or 410, whose host is unknown, or that refuses the
+    connection is refused unless --force; one that fails otherwise now (a
+    timeout, a server error) is added as given, with a warning. Names come
+    from the feed's title, else its host.
 
-    Exit codes: 0 added, 1 no feed found at a reachable page, 2 a bad option,
-    a duplicate, or several feeds found and neither --first nor --all given.
+    Exit codes: 0 added, 1 no feed found at a reachable page, or nothing there
+    (404/410, unknown host, connection refused) without --force, 2 a bad
+    option, a duplicate, or several feeds found and neither --first nor --all given.
 
     \b
     Examples:
@@ -162,7 +170,7 @@ def feeds_add(app: App, url: str, name: str | None, interval: str | None, langua
     config = app.config()
     candidates = [Candidate(url=url, title=None, type="")]
     if not no_discover:
-        candidates = _discover_or_as_given(url, config.fetch)
+        candidates = _discover_or_as_given(url, config.fetch, force=force)
     chosen = _choose(url, candidates, add_all=add_all, first=first)
     if len(chosen) > 1 and name is not None:
         raise UsageError(f"--name names one feed, but {len(chosen)} were chosen: leave --name out "
@@ -190,10 +198,13 @@ def feeds_add(app: App, url: str, name: str | None, interval: str | None, langua
     _tell_daemon(app)
 
 
-def _discover_or_as_given(url: str, settings: FetchSettings) -> list[Candidate]:
+def _discover_or_as_given(url: str, settings: FetchSettings, *, force: bool) -> list[Candidate]:
     try:
         candidates = asyncio.run(_discover(url, settings))
     except DiscoveryError as error:
+        if error.nothing_there and not force:
+            raise MonitorError(f"cannot add {strip_userinfo(url)}: {error}; check the address, "
+                               "or pass --force to add it anyway") from None
         emit(f"monitor: warning: could not fetch {strip_userinfo(url)} to check it ({error}); "
                    "adding it as given", err=True)
         return [Candidate(url=url, title=None, type="")]
@@ -472,19 +483,7 @@ def _configured_name(app: App, config: Config, name: str) -> str:
 
 def _tell_daemon(app: App, *, quiet: bool = False) -> None:
     """SIGHUP the daemon on this database so it re-reads the config and feed states."""
-    try:
-        pid = signal_daemon(app.db_path)
-    except OSError as error:  # e.g. the daemon runs as another user
-        emit(f"could not signal the daemon ({error.strerror or error}): reload it with "
-                   "`systemctl reload monitor` or `kill -HUP PID`", err=quiet)
-        return
-    if quiet:
-        return
-    if pid is not None:
-        emit(f"told the running daemon (pid {pid}) to reload")
-    else:
-        emit("no daemon is running on this database; a daemon elsewhere picks this up on "
-                   "reload (systemctl reload monitor, or kill -HUP)")
+    tell_daemon(app, quiet=quiet)
 
 
 COMMANDS = [feeds_group]

@@ -123,7 +123,16 @@ def match_command(app: App, path, fmt: str, as_json: bool) -> None:
 
 @click.group("rules")
 def rules_group() -> None:
-    """Check, list, try, backtest, enable and disable the watch rules (watch.toml)."""
+    """Check, list, try, backtest, enable and disable the watch rules (watch.toml).
+
+    \b
+    Examples:
+      monitor rules check
+      monitor rules list
+      monitor rules test "Chinese drone parts keep flowing to Russia"
+      monitor rules backtest --since 7d
+      monitor rules disable china_ukraine_energy
+    """
 
 
 @rules_group.command("check")
@@ -175,7 +184,7 @@ def rules_list(app: App, as_json: bool) -> None:
 @rules_group.command("test")
 @click.argument("text")
 @click.option("--summary", default="", help="Summary text to match along with TEXT as the title.")
-@click.option("--lang", help="Language of the text (en, uk, ru ...).")
+@click.option("--language", "--lang", "lang", help="Language of the text (en, uk, ru ...).")
 @click.option("--feed", help="Pretend the text came from this feed (for scoped rules).")
 @click.option("--json", "as_json", is_flag=True, help="The matches as one JSON line.")
 @click.pass_obj
@@ -188,7 +197,7 @@ def rules_test(app: App, text: str, summary: str, lang: str | None, feed: str | 
     \b
     Examples:
       monitor rules test "Chinese drone parts keep flowing to Russia"
-      monitor rules test "Китай постачає Росії компоненти для дронів" --lang uk
+      monitor rules test "Китай постачає Росії компоненти для дронів" --language uk
     """
     from monitor.match import as_dict, describe
 

@@ -14,10 +14,9 @@ from typing import Any, Sequence
 
 import click
 
-from monitor.cli.context import App
+from monitor.cli.context import App, tell_daemon
 from monitor.cli.output import bold, echo_jsonl, emit
 from monitor.cli.rules import rules_group
-from monitor.lock import signal_daemon
 from monitor.match.edit import add_aliases, add_exclude, list_terms, remove_aliases, set_rule_enabled
 
 WATCH_FILE = "watch.toml"
@@ -31,16 +30,7 @@ def _watch_path(app: App) -> Path:
 
 def _reload_daemon(app: App) -> None:
     """Tell the daemon using this database to reload, or say when the change applies."""
-    try:
-        pid = signal_daemon(app.db_path)
-    except OSError as error:  # e.g. the daemon runs as another user
-        emit(f"could not signal the daemon ({error.strerror or error}): reload it with "
-                   "`systemctl reload monitor` or `kill -HUP PID`")
-        return
-    if pid is None:
-        emit("no daemon running; changes apply at its next start")
-    else:
-        emit(f"reloaded the running daemon (pid {pid})")
+    tell_daemon(app)
 
 
 @click.group("terms")
