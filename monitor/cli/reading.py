@@ -479,6 +479,8 @@ def report_command(app: App, since: str, top: int, as_json: bool, html_file: Pat
     from monitor.report import build_report, render_html, render_text, report_rows
 
     since_at = parse_since_option(since)
+    if since_at > datetime.now(timezone.utc):
+        raise UsageError(f"--since {since} is in the future: a report covers a period up to now")
     tz = app.config().timezone
     store = _open_for_reading(app.db_path)
     try:
@@ -487,7 +489,8 @@ def report_command(app: App, since: str, top: int, as_json: bool, html_file: Pat
         store.close()
     if html_file is not None:
         try:
-            atomic_write_text(html_file, render_html(report))
+            # 0644: a report holds no secret, and the user's group may read it like any page
+            atomic_write_text(html_file, render_html(report), mode=0o644)
         except OSError as exc:
             raise MonitorError(f"cannot write {html_file}: {exc.strerror or exc}") from None
     if as_json:
