@@ -193,7 +193,8 @@ def search_command(app: App, query: str, since: str | None, feed: str | None, li
     if as_json:
         echo_jsonl(results)
     elif not results:
-        emit(f"no matches ({_stored_count(app.db_path, feed)} stories searched)", err=True)
+        count = _stored_count(app.db_path, feed)
+        emit(f"no matches ({count} {'story' if count == 1 else 'stories'} searched)", err=True)
     else:
         for result in results:
             emit(_bold(f"{result['id']}  {result['first_seen']}  {result['feed']}"))
