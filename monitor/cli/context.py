@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from monitor.cli.output import echo_jsonl, echo_table, is_tty  # noqa: F401 (re-exported)
+from monitor.cli.output import echo_jsonl, echo_table, escape_controls, is_tty  # noqa: F401 (re-exported)
 from monitor.config import Config, load_config
 from monitor.errors import UsageError
 from monitor.paths import ensure_config_dir, resolve_config_dir, resolve_db_path
@@ -59,12 +59,14 @@ class KeyValueFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         ts = datetime.fromtimestamp(record.created, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        line = f"ts={ts[:-4]}Z level={record.levelname.lower()} logger={record.name} {record.getMessage()}"
+        message = escape_controls(record.getMessage(), cell=True)  # one line, no terminal controls
+        line = f"ts={ts[:-4]}Z level={record.levelname.lower()} logger={record.name} {message}"
         if record.exc_info:
             line += " exc=" + json.dumps(self.formatException(record.exc_info))
         return line
 
 
+_C1 = re.compile(r"[\x7f-\x9f]")  # json escapes C0 itself
 _KEY = re.compile(r"(?<!\S)([a-z_][a-z0-9_]*)=")
 _NUMBER = re.compile(r"-?\d+(\.\d+)?")
 _RESERVED = ("ts", "level", "logger", "msg", "exc")
@@ -102,7 +104,7 @@ class JsonFormatter(logging.Formatter):
                 **message_fields(record.getMessage())}
         if record.exc_info:
             data["exc"] = self.formatException(record.exc_info)
-        return json.dumps(data, ensure_ascii=False)
+        return _C1.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(data, ensure_ascii=False))
 
 
 def setup_logging(level: str, fmt: str = "kv") -> None:

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 import click
 
@@ -32,15 +32,16 @@ from monitor.configedit import (
     name_from_title,
     remove_feed,
 )
-from monitor.discover import Candidate, DiscoveryError, discover, probe_urls
 from monitor.durations import format_duration
 from monitor.errors import MonitorError, UsageError
-from monitor.fetch import Fetcher
-from monitor.lock import DaemonLock, signal_daemon
+from monitor.lock import DaemonLock
 from monitor.models import FeedConfig, FeedState, FetchSettings
 from monitor.opml import export_opml, parse_opml
 from monitor.store import Store
 from monitor.urls import strip_userinfo
+
+if TYPE_CHECKING:  # httpx (under discover and fetch) loads only for the commands that fetch
+    from monitor.discover import Candidate
 
 
 @click.group("feeds")
@@ -168,6 +169,8 @@ def feeds_add(app: App, url: str, name: str | None, interval: str | None, langua
         raise UsageError("--all and --first exclude each other: pick one")
     check_new_feed_options(url, name=name, interval=interval, language=language, tags=tags)
     config = app.config()
+    from monitor.discover import Candidate
+
     candidates = [Candidate(url=url, title=None, type="")]
     if not no_discover:
         candidates = _discover_or_as_given(url, config.fetch, force=force)
@@ -199,6 +202,8 @@ def feeds_add(app: App, url: str, name: str | None, interval: str | None, langua
 
 
 def _discover_or_as_given(url: str, settings: FetchSettings, *, force: bool) -> list[Candidate]:
+    from monitor.discover import Candidate, DiscoveryError, probe_urls
+
     try:
         candidates = asyncio.run(_discover(url, settings))
     except DiscoveryError as error:
@@ -216,6 +221,9 @@ def _discover_or_as_given(url: str, settings: FetchSettings, *, force: bool) -> 
 
 
 async def _discover(url: str, settings: FetchSettings) -> list[Candidate]:
+    from monitor.discover import discover
+    from monitor.fetch import Fetcher
+
     async with Fetcher(settings) as fetcher:
         return await discover(url, fetcher, datetime.now(timezone.utc))
 
@@ -306,6 +314,8 @@ def feeds_import(app: App, file: str, dry_run: bool, as_json: bool) -> None:
 
 def _read_input(file: str) -> bytes:
     if file == "-":
+        if sys.stdin.isatty():  # say what we wait for, so the command does not look frozen
+            emit("reading OPML from standard input: paste it, then press Ctrl-D", err=True)
         return sys.stdin.buffer.read()
     try:
         return Path(file).read_bytes()

@@ -98,6 +98,8 @@ def match_command(app: App, path, fmt: str, as_json: bool) -> None:
 
     _, matcher = _watch_and_matcher(app)
     name = getattr(path, "name", "-")
+    if name in ("-", "<stdin>") and sys.stdin.isatty():  # not frozen: waiting for input
+        emit("reading a feed or JSON Lines from standard input: paste it, then press Ctrl-D", err=True)
     read = matched = 0
     for index, (item_id, item) in enumerate(_read_items(path, fmt, name)):
         read += 1
