@@ -117,7 +117,7 @@ def test_text_body_shows_every_part_of_the_alert() -> None:
         "Kyiv Independent, 2026-11-29 12:05 UTC",
         "https://news.example/a/1",
         "",
-        "…drones hit a «power plant» near «Kyiv» overnight…",
+        "…drones hit a [[power plant]] near [[Kyiv]] overnight…",
         "",
         "Matched: power plant, Kyiv",
         "Rule: energy (warning, score 4.5)",
@@ -157,7 +157,7 @@ def test_also_reported_by_appears_in_every_format() -> None:
 
 def test_hits_are_highlighted_in_each_format() -> None:
     message = render_alert(story(), "UTC")
-    assert "«power plant»" in message.text
+    assert "[[power plant]]" in message.text  # no quotation mark: « » stay the text's
     assert '<b style="background-color:#fff2a8">power plant</b>' in message.html
     assert "**power plant**" in message.markdown
     assert "<strong>power plant</strong>" in markdown_to_html(message.markdown)
@@ -249,7 +249,7 @@ def test_text_body_keeps_markup_but_drops_invisible_characters() -> None:
                  snippet="x\u200d[[y]]\x1bz")
     message = render_alert(view, "UTC")
     assert message.text.startswith("<b>Fish & chips</b> **now**\nOutlet, ")
-    assert "x«y»z" in message.text
+    assert "x[[y]]z" in message.text
     for body in (message.subject, message.text, message.html, message.markdown):
         assert not any(char in body for char in "\u202e\u200b\u2066\u00ad\x07\x1b\u200d")
 
@@ -441,3 +441,9 @@ def test_test_message_names_the_destination_and_the_time() -> None:
     assert "Sent: 2026-11-29 14:05 EET" in message.text
     assert "Sent: 2026\\-11\\-29 14:05 EET" in message.markdown
     assert "team-chat" in ParsedHtml(message.html).text
+
+
+def test_a_text_highlight_never_doubles_the_texts_own_quotation_marks() -> None:
+    """Ukrainian and Russian headlines quote with « »: a hit inside them stays readable."""
+    message = render_alert(story(snippet="Росія запускає «[[Шахедів]]» з Китаю"), "UTC")
+    assert "«[[Шахедів]]»" in message.text and "««" not in message.text

@@ -82,8 +82,12 @@ def summary_lines(status: dict[str, Any]) -> list[str]:
         first, *rest = status["config_error"].splitlines()
         lines.append(f"config:  {_coloured('error: ' + first, 'red')}")
         lines.extend(f"         {line}" for line in rest)
-    missing = "" if Path(status["config_folder"]).is_dir() else " (does not exist)"
-    lines.append(f"read:    config folder {status['config_folder']}{missing}, database {status['database']}")
+    folder = status.get("config_folder")
+    if folder:
+        missing = "" if Path(folder).is_dir() else " (does not exist)"
+        lines.append(f"read:    config folder {folder}{missing}, database {status['database']}")
+    else:
+        lines.append(f"read:    database {status['database']}")
     return lines
 
 
