@@ -307,6 +307,8 @@ def _poll_and_read_back(world: World) -> None:
     world.cli("feeds", "resume", "broken")
     world.cli("feeds", "reset", "broken")
     world.cli("mute", str(story), "--reason", "checked by hand")
+    world.cli("unmute", str(story))
+    world.cli("mute", str(story), "--reason", "checked by hand")
 
 
 def _daemon_cycle(world: World) -> None:
