@@ -63,6 +63,9 @@ class MonitorGroup(click.Group):
             _fail(ctx, str(exc), exc.exit_code)
         except sqlite3.Error as exc:  # a corrupt, locked or unwritable database: a situation
             _fail(ctx, f"database {_db_path(ctx)}: {_sqlite_message(exc)}", 1)
+        except BrokenPipeError:  # `monitor stories | head`: the reader has all it wanted
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error at exit
+            ctx.exit(0)
         except OSError as exc:  # a read-only folder, a full disk, a port in use
             _fail(ctx, os_error_message(exc), 1)
         except KeyboardInterrupt:
