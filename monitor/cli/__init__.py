@@ -31,7 +31,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "init": ("config_cmd",),
     "match": ("rules",),
     "matches": ("reading",),
-    "mute": ("reading",),
+    "mute": ("mute",),
     "report": ("reading",),
     "rules": ("terms", "rules"),
     "run": ("run",),
@@ -41,7 +41,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "stories": ("stories",),
     "systemd-unit": ("systemd_cmd",),
     "terms": ("terms",),
-    "unmute": ("reading",),
+    "unmute": ("mute",),
 }
 
 

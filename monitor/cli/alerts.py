@@ -134,7 +134,7 @@ def alerts_destinations(app: App, as_json: bool) -> None:
         return
     if not rows:
         emit("no destinations: alerts are printed to the console and kept in the database; "
-                   "add one with `monitor alerts add URL`", err=True)
+             "add one with `monitor alerts add URL`", err=True)
         return
     echo_table(
         ["NAME", "MODE", "DIGEST", "TAGS", "QUIET HOURS", "RATE LIMIT", "URL"],

@@ -63,7 +63,7 @@ def config_check(app: App) -> None:
     emit(f"database:      {app.db_path}")
     emit(f"feeds:         {len(config.feeds)}")
     emit(f"rules:         {len([r for r in watch.rules if r.enabled])} enabled, "
-               f"{len(watch.rules)} in all")
+         f"{len(watch.rules)} in all")
     emit(f"destinations:  {len(destinations) or 'none (alerts print to the console)'}")
     for warning in (*watch_warnings(watch), *prepared.alerting.warnings):
         emit(f"warning: {warning}", err=True)

@@ -211,7 +211,7 @@ def _discover_or_as_given(url: str, settings: FetchSettings, *, force: bool) -> 
             raise MonitorError(f"cannot add {strip_userinfo(url)}: {error}; check the address, "
                                "or pass --force to add it anyway") from None
         emit(f"monitor: warning: could not fetch {strip_userinfo(url)} to check it ({error}); "
-                   "adding it as given", err=True)
+             "adding it as given", err=True)
         return [Candidate(url=url, title=None, type="")]
     if not candidates:
         tried = ", ".join(strip_userinfo(probe) for probe in probe_urls(url))
@@ -347,7 +347,7 @@ def _echo_import(report: AddFeedsReport, invalid_outlines: Sequence[str], *, dry
         emit(f"invalid {problem}")
     invalid = len(report.invalid) + len(invalid_outlines)
     emit(f"{verb} {len(report.added)}, skipped {len(report.skipped)} (already present: same URL "
-               f"or name), invalid {invalid}")
+         f"or name), invalid {invalid}")
 
 
 @feeds_group.command("export")
@@ -373,7 +373,7 @@ def feeds_export(app: App, output: str | None, title: str, keep_credentials: boo
         feeds = [replace(feed, url=strip_userinfo(feed.url)) for feed in feeds]
         if with_credentials:
             emit(f"monitor: note: removed credentials from the URLs of {', '.join(with_credentials)} "
-                       "(pass --keep-credentials to keep them)", err=True)
+                 "(pass --keep-credentials to keep them)", err=True)
     data = export_opml(feeds, title)
     if output is None:
         click.get_binary_stream("stdout").write(data)
@@ -406,7 +406,7 @@ def feeds_pause(app: App, name: str) -> None:
             return
         if state.status == "gone":
             emit(f"feed {state.name} is gone (HTTP 410) and is not polled anyway; "
-                       f"`monitor feeds reset {state.name}` tries it again")
+                 f"`monitor feeds reset {state.name}` tries it again")
             return
         store.set_feed_status(state.name, "paused")
     emit(f"paused feed {state.name}: it is not polled until `monitor feeds resume {state.name}`")
@@ -456,7 +456,7 @@ def feeds_reset(app: App, name: str) -> None:
         cleared.append("the 410 gone mark")
     paused = f"; still paused (`monitor feeds resume {state.name}` to poll it)" if state.status == "paused" else ""
     emit(f"reset feed {state.name}: cleared {', '.join(cleared)} and the backoff; stories already "
-               f"seen stay seen{paused}")
+         f"seen stay seen{paused}")
     _tell_daemon(app)
 
 

@@ -178,15 +178,15 @@ def search_command(app: App, query: str, since: str | None, feed: str | None, li
             pending = pending_count(store)
             if pending >= _ANNOUNCE_INDEXING:
                 emit(f"monitor: indexing {pending} stories for search (once; later searches "
-                           "only index what is new)", err=True)
+                     "only index what is new)", err=True)
             try:
                 index_pending(store)
             except sqlite3.OperationalError as exc:
                 emit(f"monitor: warning: could not update the search index ({exc}); "
-                           "recent stories may be missing", err=True)
+                     "recent stories may be missing", err=True)
         elif pending_count(store):
             emit(f"monitor: warning: {app.db_path} is read-only to you and the search index "
-                       "is behind: recent or changed stories may be missing", err=True)
+                 "is behind: recent or changed stories may be missing", err=True)
         results = search(store, query, since=since_at, feed=feed, limit=limit, watch=watch)
     finally:
         store.close()
@@ -266,7 +266,7 @@ def matches_command(app: App, since: str, rule: str | None, feed: str | None, li
         for row in rows:
             muted = f"  muted{': ' + row['mute_reason'] if row['mute_reason'] else ''}" if row["muted"] else ""
             emit(_bold(f"{row['id']}  {row['created']}  {row['rule']}  {row['severity']}  "
-                             f"score {row['score']:g}  {row['feed']}") + muted)
+                       f"score {row['score']:g}  {row['feed']}") + muted)
             _echo_title_and_snippet(row["title"], row["snippet"])
             if row["url"]:
                 emit(f"    {row['url']}")
@@ -356,7 +356,7 @@ def _print_story(story: dict[str, Any]) -> None:
 def _print_match(story: dict[str, Any], match: dict[str, Any]) -> None:
     tags = f" · tags: {', '.join(match['tags'])}" if match["tags"] else ""
     emit(f"  {match['rule']} · {match['severity']} · score {match['score']:g}{tags} · "
-               f"recorded {match['created']}")
+         f"recorded {match['created']}")
     if match["muted"]:
         reason = f": {match['mute_reason']}" if match["mute_reason"] else ""
         emit(f"    muted {match['muted_at']}{reason}")
@@ -385,67 +385,6 @@ def _alert_line(alert: dict[str, Any]) -> str:
     if alert["last_error"] and alert["status"] != "sent":
         line += f"\n    last error: {alert['last_error']}"
     return line
-
-
-# --------------------------------------------------------------------------
-# monitor mute
-# --------------------------------------------------------------------------
-
-
-@click.command("mute")
-@click.argument("story_id", metavar="ID", type=int)
-@click.option("--rule", help="Only this rule's match (default: every match of the story).")
-@click.option("--reason", help="Why it is a false positive (shown by `rules backtest`).")
-@click.pass_obj
-def mute_command(app: App, story_id: int, rule: str | None, reason: str | None) -> None:
-    """Mark a story's match as a false positive: its unsent alerts are muted
-    and it sends nothing more; `monitor rules backtest` lists it so the rule
-    can be fixed.
-
-    \b
-    Examples:
-      monitor mute 42
-      monitor mute 42 --rule china_sanctions --reason "about Chinese New Year"
-    """
-    from monitor.search import mute
-
-    store = _open_for_writing(app.db_path)
-    try:
-        done = mute(store, story_id, rule=rule, reason=reason, now=datetime.now(timezone.utc))
-    finally:
-        store.close()
-    if done["muted"]:
-        emit(f"muted story {story_id}: {', '.join(done['muted'])}")
-    if done["already_muted"]:
-        emit(f"already muted: {', '.join(done['already_muted'])}")
-    count = done["alerts_muted"]
-    emit(f"{count} unsent alert{'s' if count != 1 else ''} muted")
-
-
-@click.command("unmute")
-@click.argument("story_id", metavar="ID", type=int)
-@click.option("--rule", help="Only this rule's match (default: every match of the story).")
-@click.pass_obj
-def unmute_command(app: App, story_id: int, rule: str | None) -> None:
-    """Undo `monitor mute`: the story's matches count again (in `matches`, `report`
-    and backtests). Alerts muted then stay unsent.
-
-    \b
-    Examples:
-      monitor unmute 42
-      monitor unmute 42 --rule china_sanctions
-    """
-    from monitor.search import unmute
-
-    store = _open_for_writing(app.db_path)
-    try:
-        done = unmute(store, story_id, rule=rule)
-    finally:
-        store.close()
-    if done["unmuted"]:
-        emit(f"unmuted story {story_id}: {', '.join(done['unmuted'])}")
-    if done["not_muted"] or not done["unmuted"]:
-        emit(f"not muted: {', '.join(done['not_muted']) or 'no match of this story'}")
 
 
 # --------------------------------------------------------------------------
@@ -502,5 +441,4 @@ def report_command(app: App, since: str, top: int, as_json: bool, html_file: Pat
             emit(f"\nwrote {html_file}")
 
 
-COMMANDS: Sequence[click.Command] = [search_command, matches_command, show_command, mute_command,
-                                     unmute_command, report_command]
+COMMANDS: Sequence[click.Command] = [search_command, matches_command, show_command, report_command]
