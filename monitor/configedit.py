@@ -246,7 +246,13 @@ def name_from_title(title: str | None, url: str, taken: set[str]) -> str:
     """A short command-line-friendly name from a feed's title ("Kyiv Independent" -> kyiv-independent),
     else from its URL; unique among TAKEN (casefolded names)."""
     slug = re.sub(r"[\W_]+", "-", (title or "").casefold()).strip("-")[:MAX_NAME_LENGTH - 4].strip("-")
-    return unique_name(slug or url_slug(url), taken)
+    return unique_name(slug or host_slug(url) or url_slug(url), taken)
+
+
+def host_slug(url: str) -> str:
+    """The URL's host as a name ("www.example.org" -> example-org); "" without one."""
+    host = (urlsplit(url).hostname or "").removeprefix("www.")
+    return re.sub(r"[\W_]+", "-", host.casefold()).strip("-")[:MAX_NAME_LENGTH - 4].strip("-")
 
 
 def unique_name(base: str, taken: set[str]) -> str:

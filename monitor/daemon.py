@@ -169,20 +169,23 @@ class Daemon:
         self.scheduler.add_job(self._dispatch, IntervalTrigger(seconds=self.DISPATCH_EVERY),
                                id="dispatch", coalesce=True, max_instances=1,
                                next_run_time=self.clock())
-        self.scheduler.start()
-        if self._http_socket is not None:
+        if self._http_socket is not None:  # before the scheduler: no job runs if serving fails
             await self._start_http(self._http_socket)
+        self.scheduler.start()
         self._spawn(self._heartbeat(), keep=True)
         if self.watch_config and self.loader is not None:
             self._spawn(self._watch_config(), keep=True)
         settle_for_latency()
+        self._started = True
         log.info("daemon started feeds=%d db=%s", len(self.config.feeds), self.db_path)
         if self.notifier is not None:
             self.notifier.ready(self.status_line())
 
     async def stop(self) -> None:
         """Stop taking new work, let in-flight work unwind briefly, then close everything."""
-        log.info("daemon stopping")
+        started = getattr(self, "_started", False)  # a failed start (a port in use) stops quietly
+        if started:
+            log.info("daemon stopping")
         if self.notifier is not None:
             self.notifier.stopping()
         if self.scheduler.running:
@@ -199,7 +202,8 @@ class Daemon:
             await self._pipeline.fetcher.aclose()
         if self._store is not None:
             self._store.close()
-        self._log_summary(force=True)
+        if started:
+            self._log_summary(force=True)
 
     def _spawn(self, coro, *, keep: bool = False) -> asyncio.Task:
         task = asyncio.get_running_loop().create_task(coro)

@@ -44,6 +44,17 @@ class Candidate:
 class DiscoveryError(MonitorError):
     """The page itself could not be fetched, so nothing can be said about its feeds."""
 
+    def __init__(self, message: str, *, status: int | None = None, kind: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.kind = kind  # the fetch's error kind: dns, connect, timeout, http...
+
+    @property
+    def nothing_there(self) -> bool:
+        """404 or 410, no such host, or a refused connection: the address is wrong, not
+        just down for a moment."""
+        return self.status in (404, 410) or self.kind in ("dns", "connect")
+
 
 async def discover(url: str, fetcher: Fetcher, now: datetime) -> list[Candidate]:
     """The feeds URL leads to, best evidence first, without repeats; [] when there are none.
@@ -52,7 +63,8 @@ async def discover(url: str, fetcher: Fetcher, now: datetime) -> list[Candidate]
     """
     result = await fetcher.fetch(FetchRequest(feed="discovery", url=url), now)
     if result.outcome is not FetchOutcome.OK or result.body is None:
-        raise DiscoveryError(result.error or f"HTTP {result.status} for {redact_url(url)}")
+        raise DiscoveryError(result.error or f"HTTP {result.status} for {redact_url(url)}",
+                             status=result.status, kind=result.error_kind)
     itself = _as_feed(url, result.body, result.headers)
     if itself is not None:
         return [itself]

@@ -284,7 +284,7 @@ def render_html(report: Report) -> str:
         "</section>", "<section><h2>Per day</h2>", _table(
             ["Day", "Matches", "Rules"],
             [[day, sum(report.by_day[day].values()), _counts(report.by_day[day])]
-             for day in reversed(report.days)]), "</section>",
+             for day in report.days]), "</section>",  # days oldest first, as in the text report
         "</main></body></html>",
     ]
     return "\n".join(parts) + "\n"

@@ -351,6 +351,11 @@ def latest_matches(store: Store, limit: int) -> list[dict[str, Any]]:
         "ORDER BY MAX(m.created) DESC, m.entry_id DESC LIMIT ?", [limit]))
 
 
+def stored_rule_names(store: Store) -> list[str]:
+    """Every rule that has a stored match, for telling a typo from a quiet rule."""
+    return [row[0] for row in store.db.execute("SELECT DISTINCT rule FROM matches ORDER BY rule")]
+
+
 def muted_matches(store: Store, since: datetime | None = None) -> list[dict[str, Any]]:
     """Matches a person marked false positives, for stories first seen since SINCE,
     most recently muted first: what `rules backtest` shows so the rule can be fixed."""
@@ -432,3 +437,23 @@ def mark_relevant(store: Store, entry_id: int, *, now: datetime) -> dict[str, An
     if not changed:
         raise MonitorError(f"story {entry_id} has no matches to mark")
     return {"id": entry_id, "relevant": changed}
+
+
+def unmute(store: Store, entry_id: int, *, rule: str | None) -> dict[str, Any]:
+    """Undo `mute`: the story's matches (all, or RULE's) count again. Alerts muted then
+    stay unsent (they are old news); a later change of the story alerts as usual."""
+    if store.db.execute("SELECT 1 FROM entries WHERE id = ?", [entry_id]).fetchone() is None:
+        raise MonitorError(f"no story with ID {entry_id} (see `monitor stories` or `monitor matches`)")
+    with store.transaction():
+        rows = store.db.execute("SELECT id, rule, muted_at FROM matches WHERE entry_id = ? ORDER BY id",
+                                [entry_id]).fetchall()
+        chosen = [row for row in rows if rule is None or row[1] == rule]
+        if rule is not None and not chosen:
+            raise MonitorError(f"story {entry_id} has no match of rule {rule!r} "
+                               f"(its rules: {', '.join(row[1] for row in rows) or 'none'})")
+        for match_id, _, muted_at in chosen:
+            if muted_at is not None:
+                store.db.execute("UPDATE matches SET muted_at = NULL, mute_reason = NULL WHERE id = ?",
+                                 [match_id])
+    return {"id": entry_id, "unmuted": [row[1] for row in chosen if row[2] is not None],
+            "not_muted": [row[1] for row in chosen if row[2] is None]}

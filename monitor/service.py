@@ -563,8 +563,12 @@ class Prepared:
     alerting: Alerting
 
 
-def prepare(config: Config, env: dict[str, str] | None = None) -> Prepared:
-    """Validate and compile watch.toml, alerts.toml and the templates (ConfigError on mistakes)."""
+def prepare(config: Config, env: dict[str, str] | None = None, *, log_warnings: bool = True) -> Prepared:
+    """Validate and compile watch.toml, alerts.toml and the templates (ConfigError on mistakes).
+
+    Warnings (a lower-case `or` in a query, a secrets file others can read) are
+    logged, so the daemon reports them at start and on every reload; a command
+    that prints them itself passes log_warnings=False."""
     from monitor.alert.destinations import load_alerts
     from monitor.alert.outbox import Planner
     from monitor.alert.render import load_templates
@@ -587,6 +591,9 @@ def prepare(config: Config, env: dict[str, str] | None = None) -> Prepared:
                         settings=alerts.settings, tz=config.timezone,
                         templates=load_templates(config.dir), planner=planner,
                         warnings=tuple(alerts.warnings))
-    for warning in alerting.warnings:
-        log.warning("config %s", warning)
+    if log_warnings:
+        from monitor.match.watch import watch_warnings
+
+        for warning in (*watch_warnings(watch), *alerting.warnings):
+            log.warning("config %s", warning)
     return Prepared(config, match, alerting)

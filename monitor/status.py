@@ -22,6 +22,7 @@ from monitor.lock import DaemonLock
 from monitor.schedule import is_due
 from monitor.store import Store, to_text
 
+FIRST_CYCLE = timedelta(minutes=1)  # a first cycle not done within it is worth a look
 HEARTBEAT_FRESH = timedelta(minutes=2)  # the daemon beats every ~10 s; 2 min is clearly stuck
 FEED_STATUSES = ("ok", "error", "gone", "paused", "new")
 ALERT_STATUSES = ("pending", "failed", "dead", "cancelled")  # one alert = one story to one destination
@@ -38,7 +39,7 @@ def gather_status(db_path: Path, config: Config | None, now: datetime) -> dict[s
         try:
             meta = {key: store.get_meta(key) for key in
                     ("daemon_started", "heartbeat", "last_cycle", "config_error")}
-            feeds = _feed_counts(store, now)
+            feeds = _feed_counts(store.feed_states(), config, now)
             today = _today_counts(store, midnight)
             alerts = _alert_counts(store, midnight)
             copies = _also_reported(store, midnight)
@@ -46,7 +47,7 @@ def gather_status(db_path: Path, config: Config | None, now: datetime) -> dict[s
             store.close()
     else:
         meta = {}
-        feeds = dict.fromkeys(("total", *FEED_STATUSES, "backing_off"), 0)
+        feeds = _feed_counts([], config, now)
         today = {"stories_today": 0, "matched_stories_today": 0, "matches_today": 0}
         alerts = dict.fromkeys((*ALERT_STATUSES, "sent_today", "stories_sent_today"), 0)
         copies = []
@@ -59,6 +60,9 @@ def gather_status(db_path: Path, config: Config | None, now: datetime) -> dict[s
         "heartbeat_age": None if heartbeat is None else round((now - heartbeat).total_seconds(), 1),
         "last_cycle": _iso(_moment(meta.get("last_cycle"))),
     }
+    started = _moment(meta.get("daemon_started"))
+    daemon["first_cycle_under_way"] = bool(pid is not None and daemon["last_cycle"] is None
+                                           and started is not None and now - started < FIRST_CYCLE)
     config_error = meta.get("config_error") or None
     problems = _problems(daemon, heartbeat, config_error, now)
     if storage_problem:
@@ -71,6 +75,7 @@ def gather_status(db_path: Path, config: Config | None, now: datetime) -> dict[s
         "problems": problems,
         "checked_at": _iso(now),
         "database": str(db_path),
+        "config_folder": str(config.dir) if config is not None else None,
         "daemon": daemon,
         "feeds": feeds,
         **today,
@@ -111,11 +116,20 @@ def _problems(daemon: dict[str, Any], heartbeat: datetime | None, config_error: 
     return problems
 
 
-def _feed_counts(store: Store, now: datetime) -> dict[str, int]:
-    """Feeds by status (removed ones left out); backing_off overlaps: erroring feeds that
+def _feed_counts(states: list, config: Config | None, now: datetime) -> dict[str, int]:
+    """Feeds by status, counted as `feeds list` shows them: the configured feeds, each
+    with its stored state or "new" when the daemon has not seen it yet (without a
+    readable config, the stored feeds). backing_off overlaps: erroring feeds that
     wait out a backoff or a Retry-After before their next poll."""
-    states = store.feed_states()
-    counts = {"total": len(states), **dict.fromkeys(FEED_STATUSES, 0), "backing_off": 0}
+    if config is not None:
+        by_name = {state.name: state for state in states}
+        configured = [by_name.get(feed.name) for feed in config.feeds]
+        states = [state for state in configured if state is not None]
+        unseen = len(configured) - len(states)
+    else:
+        unseen = 0
+    counts = {"total": len(states) + unseen, **dict.fromkeys(FEED_STATUSES, 0), "backing_off": 0}
+    counts["new"] += unseen
     for state in states:
         if state.status in counts:
             counts[state.status] += 1

@@ -148,7 +148,8 @@ def test_an_apprise_yaml_file_apprise_cannot_read_is_an_error_without_its_text(t
     config_dir = folder(tmp_path, apprise_yaml="urls:\n  - tgram://not-a-valid-SECRETTOKEN/1\n  - json://ok\n")
     error = only_error(config_dir)
     assert error.path == config_dir / "apprise.yaml"
-    assert "apprise could not read" in str(error) and "SECRETTOKEN" not in str(error)
+    assert error.line == 2 and "apprise cannot use 'tgram://***'" in str(error)  # the line at fault
+    assert "SECRETTOKEN" not in str(error)
 
 
 def test_apprise_yml_and_yaml_together_are_refused(tmp_path: Path) -> None:

@@ -117,7 +117,7 @@ def test_text_body_shows_every_part_of_the_alert() -> None:
         "Kyiv Independent, 2026-11-29 12:05 UTC",
         "https://news.example/a/1",
         "",
-        "…drones hit a «power plant» near «Kyiv» overnight…",
+        "…drones hit a [[power plant]] near [[Kyiv]] overnight…",
         "",
         "Matched rules:",
         "- energy (warning, score 4.5): power plant, Kyiv — Attacks on the grid",
@@ -156,7 +156,7 @@ def test_also_reported_by_appears_in_every_format() -> None:
 
 def test_hits_are_highlighted_in_each_format() -> None:
     message = render_alert(story(), "UTC")
-    assert "«power plant»" in message.text
+    assert "[[power plant]]" in message.text  # no quotation mark: « » stay the text's
     assert '<b style="background-color:#fff2a8">power plant</b>' in message.html
     assert "**power plant**" in message.markdown
     assert "<strong>power plant</strong>" in markdown_to_html(message.markdown)
@@ -248,7 +248,7 @@ def test_text_body_keeps_markup_but_drops_invisible_characters() -> None:
                  snippet="x\u200d[[y]]\x1bz")
     message = render_alert(view, "UTC")
     assert message.text.startswith("<b>Fish & chips</b> **now**\nOutlet, ")
-    assert "x«y»z" in message.text
+    assert "x[[y]]z" in message.text
     for body in (message.subject, message.text, message.html, message.markdown):
         assert not any(char in body for char in "\u202e\u200b\u2066\u00ad\x07\x1b\u200d")
 
@@ -492,3 +492,9 @@ def test_a_digest_lists_a_story_of_several_rules_once() -> None:
     assert message.text.count("Drones hit a power plant near Kyiv") == 1
     assert "=== china_military — China arms Russia (1) ===" in message.text
     assert "- sanctions (info, score 2): sanctions" in message.text
+
+
+def test_a_text_highlight_never_doubles_the_texts_own_quotation_marks() -> None:
+    """Ukrainian and Russian headlines quote with « »: a hit inside them stays readable."""
+    message = render_alert(story(snippet="Росія запускає «[[Шахедів]]» з Китаю"), "UTC")
+    assert "«[[Шахедів]]»" in message.text and "««" not in message.text

@@ -91,7 +91,7 @@ def test_run_once_stores_each_story_once_and_lists_them(configured, feed_server)
 
 def test_feeds_list_shows_an_unreachable_feed_as_error_not_a_crash(configured, feed_server):
     env = configured
-    monitor("feeds", "add", "http://127.0.0.1:9/rss/index.rss", "--name", "dead", env=env, check=True)
+    monitor("feeds", "add", "http://127.0.0.1:9/rss/index.rss", "--name", "dead", "--force", env=env, check=True)
     result = monitor("run", "--once", env=env)
     assert result.returncode == 0, result.stderr
     assert "dead: error" in result.stdout
@@ -175,11 +175,12 @@ def test_daemon_polls_until_sigterm_then_exits_zero(env, feed_server, tmp_path):
 
 
 def test_log_format_json_gives_one_json_object_per_line(configured):
-    monitor("feeds", "add", "http://127.0.0.1:9/rss", "--name", "dead", env=configured, check=True)
+    monitor("feeds", "add", "http://127.0.0.1:9/rss", "--name", "dead", "--force", env=configured, check=True)
     result = monitor("--log-format", "json", "run", "--once", env=configured, check=True)
     lines = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
     assert lines and all({"ts", "level", "logger", "msg"} <= set(line) for line in lines)
-    assert any(line["level"] == "warning" and "feed=dead" in line["msg"] for line in lines)
+    assert any(line["level"] == "warning" and line.get("feed") == "dead" and line["msg"] == "poll"
+               for line in lines)
 
 
 def test_commands_that_send_nothing_stay_light(configured):

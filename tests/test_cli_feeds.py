@@ -20,7 +20,7 @@ from monitor.config import load_config
 from monitor.lock import DaemonLock
 from monitor.paths import init_config_dir
 from support.feeds import Item, rss
-from support.feedserver import static
+from support.feedserver import send, static
 from test_cli import env, monitor  # noqa: F401  (the env fixture)
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -133,15 +133,33 @@ def test_add_page_with_no_feed_exits_1_saying_what_was_tried(cfg, feed_server):
     assert feeds_text(cfg) == before
 
 
-def test_add_unreachable_url_is_added_as_given_with_a_warning(cfg):
-    result = monitor("feeds", "add", "http://127.0.0.1:9/rss/index.rss", env=cfg, check=True)
-    assert "could not fetch http://127.0.0.1:9/rss/index.rss to check it" in result.stderr
-    assert configured_feeds(cfg) == [("127-0-0-1-rss-index-rss", "http://127.0.0.1:9/rss/index.rss", ())]
+def test_add_of_a_url_down_for_now_is_added_as_given_with_a_warning(cfg, feed_server):
+    feed_server.routes["/rss/index.rss"] = lambda handler: send(handler, 503, b"busy")
+    url = feed_server.url("/rss/index.rss")
+    result = monitor("feeds", "add", url, env=cfg, check=True)
+    assert f"could not fetch {url} to check it" in result.stderr
+    assert configured_feeds(cfg) == [("127-0-0-1", url, ())]  # named after its host
+
+
+@pytest.mark.parametrize("where", ["refused", "404", "410"])
+def test_add_of_a_url_with_nothing_there_is_an_error_unless_forced(cfg, feed_server, where):
+    if where == "refused":
+        url = "http://127.0.0.1:9/rss/index.rss"
+    else:
+        feed_server.routes["/gone.xml"] = lambda handler: send(handler, int(where), b"no")
+        url = feed_server.url("/gone.xml")
+    result = monitor("feeds", "add", url, env=cfg)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"monitor: error: cannot add {url}" in result.stderr and "--force" in result.stderr
+    assert configured_feeds(cfg) == []
+    forced = monitor("feeds", "add", url, "--force", env=cfg, check=True)
+    assert "added feed 127-0-0-1 " in forced.stdout
+    assert configured_feeds(cfg) == [("127-0-0-1", url, ())]
 
 
 def test_add_with_no_discover_adds_the_url_without_fetching_it(cfg, feed_server):
     monitor("feeds", "add", serve_site(feed_server), "--no-discover", env=cfg, check=True)
-    assert configured_feeds(cfg) == [("127-0-0-1-news", feed_server.url("/news/"), ())]
+    assert configured_feeds(cfg) == [("127-0-0-1", feed_server.url("/news/"), ())]
     assert feed_server.requests == []
 
 

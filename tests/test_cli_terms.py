@@ -63,7 +63,7 @@ def test_add_remove_and_exclude_edit_the_file_and_say_no_daemon_runs(cfg):
     result = monitor("terms", "add", "China", "Dong Jun", "Дун Цзюнь", "=PRC", env=cfg, check=True)
     assert "added to China: Dong Jun, Дун Цзюнь" in result.stdout
     assert "already aliases of China: =PRC" in result.stdout
-    assert "no daemon running; changes apply at its next start" in result.stdout
+    assert "no daemon is running on this database; changes apply at its next reload or start" in result.stdout
     assert entities(cfg, "china")[0]["aliases"][-2:] == ["Dong Jun", "Дун Цзюнь"]
 
     result = monitor("terms", "remove", "china", "Peking", "Nowhere", env=cfg, check=True)
@@ -102,7 +102,7 @@ def test_rules_disable_and_enable(cfg):
         return next(rule["enabled"] for rule in rules if rule["name"] == "china_sanctions")
 
     result = monitor("rules", "disable", "China_Sanctions", env=cfg, check=True)
-    assert "rule China_Sanctions disabled" in result.stdout and "no daemon running" in result.stdout
+    assert "rule China_Sanctions disabled" in result.stdout and "no daemon is running" in result.stdout
     assert enabled() is False
     assert "already disabled" in monitor("rules", "disable", "china_sanctions", env=cfg, check=True).stdout
     monitor("rules", "enable", "china_sanctions", env=cfg, check=True)
@@ -132,7 +132,7 @@ def test_an_edit_makes_the_running_daemon_reload_the_new_watch(cfg):
     try:
         assert daemon.stdout.readline() == "ready\n"
         result = monitor("terms", "add", "china", "Dong Jun", env=cfg, check=True)
-        assert f"reloaded the running daemon (pid {daemon.pid})" in result.stdout
+        assert f"told the running daemon (pid {daemon.pid}) to reload" in result.stdout
         out, err = daemon.communicate(timeout=20)
     finally:
         daemon.kill()

@@ -231,7 +231,7 @@ def _configure(world: World) -> None:
     world.cli("feeds", "add", _with_userinfo(server.url("/broken.xml"), f"reader:{secrets.new('brokenfeedpass')}"),
               "--name", "broken", "--no-discover")
     dead = f"http://reader:{secrets.new('deadfeedpass')}@127.0.0.1:{free_port()}/feed.xml"
-    world.cli("feeds", "add", dead, "--name", "dead")  # cannot be fetched: added with a warning
+    world.cli("feeds", "add", dead, "--name", "dead", "--force")  # refuses connections: added only forced
     world.cli("feeds", "add", _with_userinfo(server.url("/site/"), f"reader:{secrets.new('sitepass')}"),
               codes=(2,))  # the page lists two feeds: neither --first nor --all
     basic = base64.b64encode(f"reader:{secrets.new('headerpass')}".encode()).decode()
@@ -310,6 +310,8 @@ def _poll_and_read_back(world: World) -> None:
     world.cli("feeds", "pause", "broken")
     world.cli("feeds", "resume", "broken")
     world.cli("feeds", "reset", "broken")
+    world.cli("mute", str(story), "--reason", "checked by hand")
+    world.cli("unmute", str(story))
     world.cli("mute", str(story), "--reason", "checked by hand")
 
 

@@ -107,7 +107,7 @@ def test_running_daemon_with_fresh_heartbeat_is_healthy_and_counted(db: Path) ->
     assert status["daemon"] == {
         "running": True, "pid": os.getpid(), "since": "2026-01-13T23:30:00Z",
         "last_heartbeat": "2026-01-15T23:29:50Z", "heartbeat_age": 10.0,
-        "last_cycle": "2026-01-15T23:29:00Z"}
+        "last_cycle": "2026-01-15T23:29:00Z", "first_cycle_under_way": False}
     assert status["feeds"] == {"total": 7, "ok": 1, "error": 3, "gone": 1, "paused": 1, "new": 1,
                                "backing_off": 2}
     assert status["stories_today"] == 2 and status["matches_today"] == 2  # UTC day

@@ -196,6 +196,11 @@ def url_problem(url: str) -> str | None:
         return (f"{shown!r} is not a notification URL: expected SCHEME://..., such as "
                 f"'mailtos://user:password@mail.example.org' (see {APPRISE_WIKI})")
     name = scheme.group(1).lower()
+    if name in ("http", "https"):  # a web address, not a destination: say which ones post to one
+        host = urlsplit(url).hostname or "host"
+        return (f"{shown!r} is a plain web address, not an apprise destination: to post alerts to "
+                f"a web hook use json://{host}/PATH (JSON) or form://{host}/PATH (form fields), "
+                f"json{name[4:]}:// and form{name[4:]}:// over HTTPS; see {APPRISE_WIKI}")
     known = apprise.NotificationManager()
     if name not in known:
         close = difflib.get_close_matches(name, list(known.schemas()), n=1)
@@ -585,10 +590,7 @@ def _read_apprise_file(config_dir: Path, taken: list[str], errors: list[ConfigEr
         services = loader.services()
     failures = sum(1 for record in held if record.levelno >= logging.ERROR)
     if failures or not services:
-        errors.append(ConfigError(
-            f"apprise could not read {'all of ' if failures else 'any URL from '}this file "
-            "(invalid YAML, an unknown scheme or a malformed URL); the details may hold secrets, so "
-            f"see them with: apprise --dry-run -vv --config {path}", path=path))
+        errors.append(_apprise_file_error(path, bool(failures)))
         return []
     destinations = []
     for service in services:
@@ -598,6 +600,36 @@ def _read_apprise_file(config_dir: Path, taken: list[str], errors: list[ConfigEr
         destinations.append(Destination(name=name, url=url, safe_url=_privacy_form(service),
                                         tags=tuple(sorted(str(tag) for tag in service.tags))))
     return destinations
+
+
+def _apprise_file_error(path: Path, failures: bool) -> ConfigError:
+    """What is wrong with apprise.yml, at its line when it can be found: the YAML syntax
+    error, else the first URL apprise cannot use (masked, with the reason)."""
+    import yaml  # apprise's own dependency, for the position of a syntax error
+
+    text = path.read_text(encoding="utf-8", errors="replace")
+    lines = text.splitlines()
+    try:
+        yaml.safe_load(text)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        line = mark.line + 1 if mark is not None else None
+        column = mark.column + 1 if mark is not None else None
+        context = _context(lines[line - 1], column) if line and line <= len(lines) else None
+        return ConfigError(f"invalid YAML: {error.problem or error.context}", path=path, line=line,
+                           column=column, context=context)
+    except yaml.YAMLError as error:
+        return ConfigError(f"invalid YAML: {error}", path=path)
+    for number, source in enumerate(lines, start=1):
+        for found in _ANY_URL.finditer(source):
+            problem = url_problem(found.group().rstrip("'\","))
+            if problem is not None:
+                return ConfigError(problem, path=path, line=number, column=found.start() + 1,
+                                   context=_context(source, found.start() + 1))
+    return ConfigError(
+        f"apprise could not read {'all of ' if failures else 'any URL from '}this file "
+        "(an unknown key or a malformed URL); the details may hold secrets, so "
+        f"see them with: apprise --dry-run -vv --config {path}", path=path)
 
 
 # --------------------------------------------------------------------------

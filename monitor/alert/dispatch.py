@@ -24,6 +24,7 @@ import html
 import json
 import logging
 import re
+import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -78,8 +79,18 @@ def load_notifier(destination: Destination):
     return notifier if notifier.add(destination.url) else None
 
 
+_HIT_MARK = re.compile(r"\[\[(.+?)\]\]")
+
+
+def print_to_console(text: str) -> None:
+    """An alert on standard output: its [[hits]] in bold yellow when that is a terminal."""
+    if sys.stdout.isatty():
+        text = _HIT_MARK.sub("\x1b[1;33m\\1\x1b[0m", text)
+    print(text, flush=True)
+
+
 async def send(destination: Destination, message: Message, *, timeout: float,
-               console: Callable[[str], None] = print, notifier: Any = None) -> SendOutcome:
+               console: Callable[[str], None] = print_to_console, notifier: Any = None) -> SendOutcome:
     """Deliver one message to one destination; never raises, never leaks the URL's secrets."""
     if destination.url == CONSOLE.url:
         console(f"{message.subject}\n{message.text}\n")
@@ -192,7 +203,7 @@ class Dispatcher:
 
     def __init__(self, store: StoreThread, destinations: Sequence[Destination],
                  settings: AlertSettings, tz: str, templates: Templates = Templates(), *,
-                 clock: Clock, console: Callable[[str], None] = print) -> None:
+                 clock: Clock, console: Callable[[str], None] = print_to_console) -> None:
         self.store = store
         self.destinations = {d.name: d for d in (destinations or (CONSOLE,))}
         self.settings = settings

@@ -16,8 +16,10 @@ a header or a Markdown block. Then each value is escaped for its format:
   ``@`` so a headline cannot ping ``@everyone``; links are written ``<url>``
   with spaces, quotes, angle brackets and parentheses percent-encoded.
 
-The matcher marks hits in a snippet ``[[like this]]``; they are shown as
-``«like this»`` in text, bold on a yellow background in HTML and ``**like
+The matcher marks hits in a snippet ``[[like this]]``; they stay ``[[like
+this]]`` in text (a marker that is no quotation mark, so it never clashes with
+the « » and “ ” of Ukrainian, Russian or English text; the console shows them
+in colour on a terminal), bold on a yellow background in HTML and ``**like
 this**`` in Markdown.
 
 Users override the built-in templates (``monitor/alert/templates/``) with
@@ -72,7 +74,7 @@ TEMPLATE_VARIABLES: dict[str, str] = {
             "a link that is not http(s) is shown as inert text; empty when the story has none",
     "outlet": "the feed that carried the story",
     "published": "publication time in the configured timezone, e.g. '2026-11-29 14:05 EET', or 'unknown'",
-    "snippet": "text around the top rule's matched words, the hits highlighted («hit» in text, "
+    "snippet": "text around the top rule's matched words, the hits highlighted ([[hit]] in text, "
                "bold in HTML and Markdown)",
     "terms": "the top rule's matched terms, comma separated",
     "also_reported_by": "other outlets that carried the same story, comma separated (empty when none)",
@@ -286,7 +288,7 @@ def _html_anchor(url: str) -> str:
     return f'<a href="{escaped}" style="color:#1a0dab">{escaped}</a>'
 
 
-_TEXT = _Format(escape=_plain, highlight=lambda hit: f"«{hit}»", href=_plain, anchor=_plain,
+_TEXT = _Format(escape=_plain, highlight=lambda hit: f"[[{hit}]]", href=_plain, anchor=_plain,
                 inert_urls=False)
 _HTML = _Format(escape=_escape_html,
                 highlight=lambda hit: f'<b style="background-color:#fff2a8">{hit}</b>',

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import sqlite3
 import sys
 
 import click
@@ -30,7 +31,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "init": ("config_cmd",),
     "match": ("rules",),
     "matches": ("reading",),
-    "mute": ("reading",),
+    "mute": ("mute",),
     "report": ("reading",),
     "rules": ("terms", "rules"),
     "run": ("run",),
@@ -41,6 +42,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "systemd-unit": ("systemd_cmd",),
     "terms": ("terms",),
     "web": ("web",),
+    "unmute": ("mute",),
 }
 
 
@@ -59,8 +61,49 @@ class MonitorGroup(click.Group):
         try:
             return super().invoke(ctx)
         except MonitorError as exc:
-            click.echo(f"monitor: error: {exc}", err=True)
-            ctx.exit(exc.exit_code)
+            _fail(ctx, str(exc), exc.exit_code)
+        except sqlite3.Error as exc:  # a corrupt, locked or unwritable database: a situation
+            _fail(ctx, f"database {_db_path(ctx)}: {_sqlite_message(exc)}", 1)
+        except BrokenPipeError:  # `monitor stories | head`: the reader has all it wanted
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error at exit
+            ctx.exit(0)
+        except OSError as exc:  # a read-only folder, a full disk, a port in use
+            _fail(ctx, os_error_message(exc), 1)
+        except KeyboardInterrupt:
+            click.echo("", err=True)
+            ctx.exit(130)
+
+
+def _fail(ctx: click.Context, message: str, code: int) -> None:
+    """One line (plus any context lines the error carries), never a traceback."""
+    from monitor.cli.output import escape_controls
+
+    click.echo(f"monitor: error: {escape_controls(message)}", err=True)
+    ctx.exit(code)
+
+
+def _db_path(ctx: click.Context) -> str:
+    app = ctx.obj
+    return str(app.db_path) if isinstance(app, App) else "(unknown)"
+
+
+def _sqlite_message(exc: sqlite3.Error) -> str:
+    text = str(exc)
+    if "readonly" in text or "unable to open" in text:
+        return f"{text} (check the permissions of the file and its folder)"
+    if "malformed" in text or "not a database" in text:
+        return f"{text} (restore it from a backup, or move it aside and run `monitor run --once` to start afresh)"
+    if "disk" in text and "full" in text:
+        return f"{text} (free some space)"
+    return text
+
+
+def os_error_message(exc: OSError) -> str:
+    """`cannot ... FILE: reason`, in words, naming the file or address concerned."""
+    reason = (exc.strerror or str(exc)).lower()
+    if exc.filename is not None:
+        return f"{exc.filename}: {reason}"
+    return reason
 
 
 @click.group(cls=MonitorGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -93,7 +136,8 @@ def main(ctx: click.Context, config_dir: str | None, db_path: str | None,
     # Root acting on a service's files becomes their owner first, so it never
     # leaves root-owned database, -wal, -shm or lock files behind.
     drop_to_owner(resolve_db_path(db_path, os.environ), resolve_config_dir(config_dir, os.environ)[0])
-    ctx.obj = App(config_flag=config_dir, db_flag=db_path, log_level=log_level)
+    typed = ctx.get_parameter_source("config_dir") == click.core.ParameterSource.COMMANDLINE
+    ctx.obj = App(config_flag=config_dir, db_flag=db_path, log_level=log_level, config_typed=typed)
     setup_logging(log_level or "info", log_format)
 
 

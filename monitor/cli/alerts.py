@@ -8,7 +8,8 @@ import click
 
 from monitor.alert.destinations import AlertsConfig, load_alerts
 from monitor.alert.edit import add_destination, remove_destination
-from monitor.cli.context import App, echo_jsonl, echo_table
+from monitor.cli.context import App, tell_daemon
+from monitor.cli.output import echo_jsonl, echo_table, emit
 from monitor.durations import format_duration
 from monitor.errors import UsageError
 from monitor.models import Destination
@@ -16,14 +17,23 @@ from monitor.models import Destination
 
 @click.group("alerts")
 def alerts_group() -> None:
-    """Manage alert destinations (email, chat, webhooks through apprise)."""
+    """Manage alert destinations (email, chat, webhooks through apprise) and the outbox.
+
+    \b
+    Examples:
+      monitor alerts add - --name desk
+      monitor alerts destinations
+      monitor alerts test
+      monitor alerts list --failed
+      monitor alerts retry --all
+    """
 
 
 def load_destinations(app: App) -> AlertsConfig:
     """The folder's alert config, its warnings (never secrets) echoed to stderr."""
     alerts = load_alerts(app.config_dir, os.environ)
     for warning in alerts.warnings:
-        click.echo(f"warning: {warning}", err=True)
+        emit(f"warning: {warning}", err=True)
     return alerts
 
 
@@ -66,8 +76,9 @@ def alerts_add(app: App, url: str, name: str | None, tags: tuple[str, ...], mode
                digest_every: str | None, digest_at: str | None) -> None:
     """Add an apprise URL to alerts.toml, keeping its comments.
 
-    URL - reads the URL from the first line of standard input, so a password
-    or token stays out of your shell history. A ${NAME} in the URL is kept as
+    URL - asks for the URL with hidden input on a terminal ("Paste the apprise
+    URL"), or reads the first line of standard input when piped, so a password
+    or token stays out of your shell history and off the screen. A ${NAME} in the URL is kept as
     a reference to a secret (secrets.toml, a systemd credential or the
     environment). The URL is checked before anything is written, and never
     printed: output shows it with its secrets masked.
@@ -82,15 +93,13 @@ def alerts_add(app: App, url: str, name: str | None, tags: tuple[str, ...], mode
     if digest_every is not None and digest_at is not None:
         raise click.UsageError("use --digest-every or --digest-at, not both")
     if url == "-":
-        url = click.get_text_stream("stdin").readline().strip()
-        if not url:
-            raise UsageError("no URL on standard input: `monitor alerts add -` reads it from the first line")
+        url = _read_url()
     if mode is None:
         mode = "digest" if digest_every is not None or digest_at is not None else "immediate"
     destination = add_destination(app.config_dir, url, name=name, tags=tags, mode=mode,
                                   digest_every=digest_every, digest_at=digest_at, env=os.environ)
-    click.echo(f"added destination {destination.name} ({destination.safe_url})")
-    _reload_hint()
+    emit(f"added destination {destination.name} ({destination.safe_url})")
+    tell_daemon(app)
 
 
 @alerts_group.command("remove")
@@ -104,8 +113,8 @@ def alerts_remove(app: App, name: str) -> None:
       monitor alerts remove newsroom-mail
     """
     remove_destination(app.config_dir, name)
-    click.echo(f"removed destination {name}")
-    _reload_hint()
+    emit(f"removed destination {name}")
+    tell_daemon(app)
 
 
 @alerts_group.command("destinations")
@@ -124,8 +133,8 @@ def alerts_destinations(app: App, as_json: bool) -> None:
         echo_jsonl(rows)
         return
     if not rows:
-        click.echo("no destinations: alerts are printed to the console and kept in the database; "
-                   "add one with `monitor alerts add URL`", err=True)
+        emit("no destinations: alerts are printed to the console and kept in the database; "
+             "add one with `monitor alerts add URL`", err=True)
         return
     echo_table(
         ["NAME", "MODE", "DIGEST", "TAGS", "QUIET HOURS", "RATE LIMIT", "URL"],
@@ -136,8 +145,18 @@ def alerts_destinations(app: App, as_json: bool) -> None:
     )
 
 
-def _reload_hint() -> None:
-    click.echo("a running daemon picks this up on reload (systemctl reload monitor, or kill -HUP)")
+def _read_url() -> str:
+    """The URL for `alerts add -`: asked for with hidden input on a terminal (a pasted
+    password is never echoed), else the first line of standard input."""
+    stdin = click.get_text_stream("stdin")
+    if stdin.isatty():
+        url = click.prompt("Paste the apprise URL (input hidden)", hide_input=True,
+                           prompt_suffix=": ", default="", show_default=False, err=True).strip()
+    else:
+        url = stdin.readline().strip()
+    if not url:
+        raise UsageError("no URL on standard input: `monitor alerts add -` reads it from the first line")
+    return url
 
 
 COMMANDS = [alerts_group]

@@ -9,7 +9,8 @@ from datetime import datetime, timezone
 import click
 
 from monitor.cli.alerts import alerts_group
-from monitor.cli.context import App, echo_jsonl, echo_table
+from monitor.cli.context import App
+from monitor.cli.output import echo_jsonl, echo_table, emit
 from monitor.errors import UsageError
 from monitor.lock import DaemonLock
 
@@ -48,10 +49,10 @@ def alerts_test(app: App, tags: tuple[str, ...]) -> None:
     failed = 0
     for destination, outcome in zip(destinations, asyncio.run(run_all())):
         if outcome.ok:
-            click.echo(f"{destination.name}: ok ({destination.safe_url})")
+            emit(f"{destination.name}: ok ({destination.safe_url})")
         else:
             failed += 1
-            click.echo(f"{destination.name}: failed: {outcome.error}")
+            emit(f"{destination.name}: failed: {outcome.error}")
     sys.exit(1 if failed else 0)
 
 
@@ -124,11 +125,11 @@ def alerts_retry(app: App, ids: tuple[int, ...], retry_all: bool) -> None:
         count = retry(store, list(ids) if ids else None, utc_now())
     finally:
         store.close()
-    click.echo(f"{count} alert{'s' if count != 1 else ''} due now")
+    emit(f"{count} alert{'s' if count != 1 else ''} due now")
     lock = DaemonLock(app.db_path)
     if count == 0 or lock.held_by_other():
         if count:
-            click.echo("the running daemon sends them within seconds")
+            emit("the running daemon sends them within seconds")
         return
 
     async def deliver():
@@ -140,10 +141,10 @@ def alerts_retry(app: App, ids: tuple[int, ...], retry_all: bool) -> None:
 
     with lock:
         report = asyncio.run(deliver())
-    click.echo(f"sent {report.sent}, failed {report.failed}"
-               + (f", cancelled {report.cancelled}" if report.cancelled else ""))
+    emit(f"sent {report.sent}, failed {report.failed}"
+         + (f", cancelled {report.cancelled}" if report.cancelled else ""))
     for name, error in sorted(report.errors.items()):
-        click.echo(f"alerts to {name} failed: {error}", err=True)
+        emit(f"alerts to {name} failed: {error}", err=True)
     if report.failed:
         sys.exit(1)
 

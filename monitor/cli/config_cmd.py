@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from monitor.cli.context import App
+from monitor.cli.output import emit
 from monitor.paths import init_config_dir
 
 
@@ -26,13 +27,18 @@ def init_command(directory: Path, force: bool, no_feeds: bool) -> None:
     """
     written = init_config_dir(directory, force=force, no_feeds=no_feeds)
     for path in written:
-        click.echo(f"wrote {path}")
-    click.echo(f"next: monitor --config {directory} config check")
+        emit(f"wrote {path}")
+    emit(f"next: monitor --config {directory} config check")
 
 
 @click.group("config")
 def config_group() -> None:
-    """Inspect the configuration folder."""
+    """Inspect the configuration folder.
+
+    \b
+    Example:
+      monitor config check
+    """
 
 
 @config_group.command("check")
@@ -48,18 +54,20 @@ def config_check(app: App) -> None:
     config = app.config()
     from monitor.service import load_watch_for, prepare
 
-    prepared = prepare(config)
+    from monitor.match.watch import watch_warnings
+
+    prepared = prepare(config, log_warnings=False)
     watch = load_watch_for(config)
     destinations = prepared.alerting.destinations
-    click.echo(f"config folder: {config.dir}")
-    click.echo(f"database:      {app.db_path}")
-    click.echo(f"feeds:         {len(config.feeds)}")
-    click.echo(f"rules:         {len([r for r in watch.rules if r.enabled])} enabled, "
-               f"{len(watch.rules)} in all")
-    click.echo(f"destinations:  {len(destinations) or 'none (alerts print to the console)'}")
-    for warning in prepared.alerting.warnings:
-        click.echo(f"warning: {warning}", err=True)
-    click.echo("ok")
+    emit(f"config folder: {config.dir}")
+    emit(f"database:      {app.db_path}")
+    emit(f"feeds:         {len(config.feeds)}")
+    emit(f"rules:         {len([r for r in watch.rules if r.enabled])} enabled, "
+         f"{len(watch.rules)} in all")
+    emit(f"destinations:  {len(destinations) or 'none (alerts print to the console)'}")
+    for warning in (*watch_warnings(watch), *prepared.alerting.warnings):
+        emit(f"warning: {warning}", err=True)
+    emit("ok")
 
 
 COMMANDS = [init_command, config_group]

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import logging
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import click
 
+from monitor.cli.output import echo_jsonl, echo_table, escape_controls, is_tty  # noqa: F401 (re-exported)
 from monitor.config import Config, load_config
+from monitor.errors import UsageError
 from monitor.paths import ensure_config_dir, resolve_config_dir, resolve_db_path
 
 
@@ -24,11 +28,15 @@ class App:
     config_flag: str | None
     db_flag: str | None
     log_level: str | None = None
+    config_typed: bool = False  # --config given on the command line (not from $MONITOR_CONFIG)
     _config: Config | None = field(default=None, repr=False)
 
     @property
     def config_dir(self) -> Path:
         path, source = resolve_config_dir(self.config_flag, os.environ)
+        if self.config_typed and not path.is_dir():  # a typo must not silently show another setup
+            problem = "is not a folder" if path.exists() else "does not exist"
+            raise UsageError(f"--config {path} {problem} (create one with `monitor init {path}`)")
         if ensure_config_dir(path, source):
             click.echo(f"monitor: created the default config folder {path}", err=True)
         return path
@@ -51,22 +59,52 @@ class KeyValueFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         ts = datetime.fromtimestamp(record.created, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        line = f"ts={ts[:-4]}Z level={record.levelname.lower()} logger={record.name} {record.getMessage()}"
+        message = escape_controls(record.getMessage(), cell=True)  # one line, no terminal controls
+        line = f"ts={ts[:-4]}Z level={record.levelname.lower()} logger={record.name} {message}"
         if record.exc_info:
             line += " exc=" + json.dumps(self.formatException(record.exc_info))
         return line
 
 
+_C1 = re.compile(r"[\x7f-\x9f]")  # json escapes C0 itself
+_KEY = re.compile(r"(?<!\S)([a-z_][a-z0-9_]*)=")
+_NUMBER = re.compile(r"-?\d+(\.\d+)?")
+_RESERVED = ("ts", "level", "logger", "msg", "exc")
+
+
+def message_fields(message: str) -> dict[str, Any]:
+    """A `text key=value key=value` log message as {"msg": text, key: value, ...}.
+
+    A value runs to the next ` key=`; a quoted one (`error='...'`) is unquoted,
+    a number becomes a number. The same fields the kv format shows.
+    """
+    keys = list(_KEY.finditer(message))
+    fields: dict[str, Any] = {"msg": message[:keys[0].start()].strip() if keys else message}
+    for index, key in enumerate(keys):
+        end = keys[index + 1].start() if index + 1 < len(keys) else len(message)
+        value: Any = message[key.end():end].strip()
+        if value[:1] in ("'", '"') and value[-1:] == value[:1]:
+            try:
+                value = ast.literal_eval(value)
+            except (ValueError, SyntaxError):
+                pass
+        elif _NUMBER.fullmatch(value):
+            value = float(value) if "." in value else int(value)
+        name = key.group(1)
+        fields[f"field_{name}" if name in _RESERVED else name] = value
+    return fields
+
+
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line, for log shippers."""
+    """One JSON object per line, for log shippers: each key=value of the message its own key."""
 
     def format(self, record: logging.LogRecord) -> str:
         ts = datetime.fromtimestamp(record.created, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         data = {"ts": ts[:-4] + "Z", "level": record.levelname.lower(), "logger": record.name,
-                "msg": record.getMessage()}
+                **message_fields(record.getMessage())}
         if record.exc_info:
             data["exc"] = self.formatException(record.exc_info)
-        return json.dumps(data, ensure_ascii=False)
+        return _C1.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(data, ensure_ascii=False))
 
 
 def setup_logging(level: str, fmt: str = "kv") -> None:
@@ -88,27 +126,6 @@ def setup_logging(level: str, fmt: str = "kv") -> None:
     scheduler.setLevel(logging.WARNING)
 
 
-def is_tty() -> bool:
-    return sys.stdout.isatty()
-
-
-def echo_jsonl(rows: Iterable[dict[str, Any]]) -> None:
-    for row in rows:
-        click.echo(json.dumps(row, ensure_ascii=False, default=str))
-
-
-def echo_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    """A plain aligned table; bold headers only on a terminal."""
-    rows = [["" if v is None else str(v) for v in row] for row in rows]
-    widths = [len(h) for h in headers]
-    for row in rows:
-        widths = [max(w, len(v)) for w, v in zip(widths, row)]
-    header = "  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()
-    click.echo(click.style(header, bold=True) if is_tty() else header)
-    for row in rows:
-        click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
-
-
 def iso(value: datetime | str | None) -> str | None:
     """ISO 8601 UTC with a Z, the one time format every listing uses."""
     if value is None:
@@ -116,3 +133,23 @@ def iso(value: datetime | str | None) -> str | None:
     if isinstance(value, str):
         return value
     return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def tell_daemon(app: App, *, quiet: bool = False) -> None:
+    """After an edit: SIGHUP the daemon on this database, and say in one wording when the
+    change applies (every editing command uses this)."""
+    from monitor.cli.output import emit
+    from monitor.lock import signal_daemon
+
+    try:
+        pid = signal_daemon(app.db_path)
+    except OSError as error:  # e.g. the daemon runs as another user
+        emit(f"could not signal the daemon ({(error.strerror or str(error)).lower()}); changes apply "
+             "at its next reload (systemctl reload monitor, or kill -HUP PID) or start", err=quiet)
+        return
+    if quiet:
+        return
+    if pid is not None:
+        emit(f"told the running daemon (pid {pid}) to reload: changes apply now")
+    else:
+        emit("no daemon is running on this database; changes apply at its next reload or start")

@@ -13,11 +13,12 @@ from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 import click
 
-from monitor.cli.context import App, echo_jsonl, echo_table, iso
+from monitor.cli.context import App, iso, tell_daemon
+from monitor.cli.output import echo_jsonl, echo_table, emit
 from monitor.config import FEEDS_FILE, Config
 from monitor.configedit import (
     AddFeedsReport,
@@ -31,16 +32,17 @@ from monitor.configedit import (
     name_from_title,
     remove_feed,
 )
-from monitor.discover import Candidate, DiscoveryError, discover, probe_urls
 from monitor.durations import format_duration
 from monitor.errors import MonitorError, UsageError
-from monitor.fetch import Fetcher
-from monitor.lock import DaemonLock, signal_daemon
+from monitor.lock import DaemonLock
 from monitor.models import FeedConfig, FeedState, FetchSettings
 from monitor.opml import export_opml, parse_opml
 from monitor.masking import mask_query_values, mask_text, mask_url
 from monitor.store import Store
 from monitor.urls import strip_userinfo
+
+if TYPE_CHECKING:  # httpx (under discover and fetch) loads only for the commands that fetch
+    from monitor.discover import Candidate
 
 
 @click.group("feeds")
@@ -114,7 +116,7 @@ def feeds_list(app: App, as_json: bool) -> None:
     rows = feed_rows(app)
     problem = DaemonLock(app.db_path).problem()
     if problem:  # the states below are the last the database could record
-        click.echo(f"warning: the daemon {problem}; feed states are as of then", err=True)
+        emit(f"warning: the daemon {problem}; feed states are as of then", err=True)
     if as_json:
         echo_jsonl(rows)
         return
@@ -145,24 +147,32 @@ def _last_error(row: dict) -> str:
 @click.argument("url")
 @click.option("--name", help="Feed name (default: derived from the feed's title, else its URL).")
 @click.option("--interval", help="Poll interval, e.g. 10m, 1h (default: the config's).")
-@click.option("--language", help="Language of the feed's stories, e.g. en, uk, ru.")
+@click.option("--language", "--lang", "language", help="Language of the feed's stories, e.g. en, uk, ru.")
 @click.option("--tag", "tags", multiple=True, help="A tag for the feed (repeatable).")
 @click.option("--all", "add_all", is_flag=True, help="When the page lists several feeds, add every one.")
 @click.option("--first", is_flag=True, help="When the page lists several feeds, add the first.")
 @click.option("--no-discover", is_flag=True,
               help="Add URL exactly as given, without fetching it to check or discover feeds.")
+@click.option("--force", is_flag=True,
+              help="Add URL as given even when it answers 404/410, its host is unknown or it "
+                   "refuses the connection (a feed that is not up yet).")
 @click.pass_obj
 def feeds_add(app: App, url: str, name: str | None, interval: str | None, language: str | None,
-              tags: tuple[str, ...], add_all: bool, first: bool, no_discover: bool) -> None:
+              tags: tuple[str, ...], add_all: bool, first: bool, no_discover: bool,
+              force: bool) -> None:
     """Add a feed to feeds.toml (keeping its comments), given the feed's URL or a page of its site.
 
     A page is searched for its feeds: its <link rel="alternate"> feed links,
     else common places such as /feed and /rss/. When it lists several, you
     are asked which one on a terminal; elsewhere pass --first or --all. A URL
-    that cannot be fetched now is added as given, with a warning.
+    that answers 404 or 410, whose host is unknown, or that refuses the
+    connection is refused unless --force; one that fails otherwise now (a
+    timeout, a server error) is added as given, with a warning. Names come
+    from the feed's title, else its host.
 
-    Exit codes: 0 added, 1 no feed found at a reachable page, 2 a bad option,
-    a duplicate, or several feeds found and neither --first nor --all given.
+    Exit codes: 0 added, 1 no feed found at a reachable page, or nothing there
+    (404/410, unknown host, connection refused) without --force, 2 a bad
+    option, a duplicate, or several feeds found and neither --first nor --all given.
 
     \b
     Examples:
@@ -175,9 +185,11 @@ def feeds_add(app: App, url: str, name: str | None, interval: str | None, langua
         raise UsageError("--all and --first exclude each other: pick one")
     check_new_feed_options(url, name=name, interval=interval, language=language, tags=tags)
     config = app.config()
+    from monitor.discover import Candidate
+
     candidates = [Candidate(url=url, title=None, type="")]
     if not no_discover:
-        candidates = _discover_or_as_given(url, config.fetch)
+        candidates = _discover_or_as_given(url, config.fetch, force=force)
     chosen = _choose(url, candidates, add_all=add_all, first=first)
     if len(chosen) > 1 and name is not None:
         raise UsageError(f"--name names one feed, but {len(chosen)} were chosen: leave --name out "
@@ -199,18 +211,23 @@ def feeds_add(app: App, url: str, name: str | None, interval: str | None, langua
         for feed in report.added:
             _echo_added(feed)
         for left_out, reason in [*report.skipped, *report.invalid]:
-            click.echo(f"skipped {left_out.name} ({strip_userinfo(left_out.url)}): {reason}")
+            emit(f"skipped {left_out.name} ({strip_userinfo(left_out.url)}): {reason}")
         if not report.added:
             return
     _tell_daemon(app)
 
 
-def _discover_or_as_given(url: str, settings: FetchSettings) -> list[Candidate]:
+def _discover_or_as_given(url: str, settings: FetchSettings, *, force: bool) -> list[Candidate]:
+    from monitor.discover import Candidate, DiscoveryError, probe_urls
+
     try:
         candidates = asyncio.run(_discover(url, settings))
     except DiscoveryError as error:
-        click.echo(f"monitor: warning: could not fetch {strip_userinfo(url)} to check it ({error}); "
-                   "adding it as given", err=True)
+        if error.nothing_there and not force:
+            raise MonitorError(f"cannot add {strip_userinfo(url)}: {error}; check the address, "
+                               "or pass --force to add it anyway") from None
+        emit(f"monitor: warning: could not fetch {strip_userinfo(url)} to check it ({error}); "
+             "adding it as given", err=True)
         return [Candidate(url=url, title=None, type="")]
     if not candidates:
         tried = ", ".join(strip_userinfo(probe) for probe in probe_urls(url))
@@ -220,6 +237,9 @@ def _discover_or_as_given(url: str, settings: FetchSettings) -> list[Candidate]:
 
 
 async def _discover(url: str, settings: FetchSettings) -> list[Candidate]:
+    from monitor.discover import discover
+    from monitor.fetch import Fetcher
+
     async with Fetcher(settings) as fetcher:
         return await discover(url, fetcher, datetime.now(timezone.utc))
 
@@ -235,7 +255,7 @@ def _choose(url: str, candidates: list[Candidate], *, add_all: bool, first: bool
     if not sys.stdin.isatty():
         raise UsageError(f"{strip_userinfo(url)} lists {len(candidates)} feeds:\n{listing}\n"
                          "pass --first to add the first, --all to add every one, or add one by its URL")
-    click.echo(f"{strip_userinfo(url)} lists {len(candidates)} feeds:\n{listing}")
+    emit(f"{strip_userinfo(url)} lists {len(candidates)} feeds:\n{listing}")
     number = click.prompt("Which one? (number)", type=click.IntRange(1, len(candidates)))
     return [candidates[number - 1]]
 
@@ -247,7 +267,7 @@ def _describe(candidate: Candidate) -> str:
 
 
 def _echo_added(feed: FeedConfig) -> None:
-    click.echo(f"added feed {feed.name} ({strip_userinfo(feed.url)}), every {format_duration(feed.interval)}")
+    emit(f"added feed {feed.name} ({strip_userinfo(feed.url)}), every {format_duration(feed.interval)}")
 
 
 @feeds_group.command("remove")
@@ -261,7 +281,7 @@ def feeds_remove(app: App, name: str) -> None:
       monitor feeds remove scmp-china
     """
     remove_feed(app.config_dir, name)
-    click.echo(f"removed feed {name}")
+    emit(f"removed feed {name}")
     _tell_daemon(app)
 
 
@@ -310,6 +330,8 @@ def feeds_import(app: App, file: str, dry_run: bool, as_json: bool) -> None:
 
 def _read_input(file: str) -> bytes:
     if file == "-":
+        if sys.stdin.isatty():  # say what we wait for, so the command does not look frozen
+            emit("reading OPML from standard input: paste it, then press Ctrl-D", err=True)
         return sys.stdin.buffer.read()
     try:
         return Path(file).read_bytes()
@@ -332,16 +354,16 @@ def _echo_import(report: AddFeedsReport, invalid_outlines: Sequence[str], *, dry
     verb = "would add" if dry_run else "added"
     for feed in report.added:
         tags = f" [{', '.join(feed.tags)}]" if feed.tags else ""
-        click.echo(f"{verb} {feed.name} ({strip_userinfo(feed.url)}){tags}")
+        emit(f"{verb} {feed.name} ({strip_userinfo(feed.url)}){tags}")
     for feed, reason in report.skipped:
-        click.echo(f"skipped {feed.name or strip_userinfo(feed.url)}: {reason}")
+        emit(f"skipped {feed.name or strip_userinfo(feed.url)}: {reason}")
     for feed, reason in report.invalid:
-        click.echo(f"invalid {feed.name or strip_userinfo(feed.url)}: {reason}")
+        emit(f"invalid {feed.name or strip_userinfo(feed.url)}: {reason}")
     for problem in invalid_outlines:
-        click.echo(f"invalid {problem}")
+        emit(f"invalid {problem}")
     invalid = len(report.invalid) + len(invalid_outlines)
-    click.echo(f"{verb} {len(report.added)}, skipped {len(report.skipped)} (already present: same URL "
-               f"or name), invalid {invalid}")
+    emit(f"{verb} {len(report.added)}, skipped {len(report.skipped)} (already present: same URL "
+         f"or name), invalid {invalid}")
 
 
 @feeds_group.command("export")
@@ -376,8 +398,8 @@ def feeds_export(app: App, output: str | None, title: str, keep_credentials: boo
         with_credentials = [feed.name for feed in feeds if strip_userinfo(feed.url) != feed.url]
         feeds = [replace(feed, url=strip_userinfo(feed.url)) for feed in feeds]
         if with_credentials:
-            click.echo(f"monitor: note: removed credentials from the URLs of {', '.join(with_credentials)} "
-                       "(pass --keep-credentials to keep them)", err=True)
+            emit(f"monitor: note: removed credentials from the URLs of {', '.join(with_credentials)} "
+                 "(pass --keep-credentials to keep them)", err=True)
     data = export_opml(feeds, title)
     if output is None:
         click.get_binary_stream("stdout").write(data)
@@ -386,7 +408,7 @@ def feeds_export(app: App, output: str | None, title: str, keep_credentials: boo
         atomic_write_text(Path(output), data.decode("utf-8"))
     except OSError as error:
         raise UsageError(f"cannot write {output}: {error.strerror or error}") from None
-    click.echo(f"wrote {len(feeds)} feeds to {output}")
+    emit(f"wrote {len(feeds)} feeds to {output}")
 
 
 # --------------------------------------------------------------------------
@@ -406,14 +428,14 @@ def feeds_pause(app: App, name: str) -> None:
     """
     with _stored_feed(app, name) as (store, state):
         if state.status == "paused":
-            click.echo(f"feed {state.name} is already paused")
+            emit(f"feed {state.name} is already paused")
             return
         if state.status == "gone":
-            click.echo(f"feed {state.name} is gone (HTTP 410) and is not polled anyway; "
-                       f"`monitor feeds reset {state.name}` tries it again")
+            emit(f"feed {state.name} is gone (HTTP 410) and is not polled anyway; "
+                 f"`monitor feeds reset {state.name}` tries it again")
             return
         store.set_feed_status(state.name, "paused")
-    click.echo(f"paused feed {state.name}: it is not polled until `monitor feeds resume {state.name}`")
+    emit(f"paused feed {state.name}: it is not polled until `monitor feeds resume {state.name}`")
     _tell_daemon(app)
 
 
@@ -431,10 +453,10 @@ def feeds_resume(app: App, name: str) -> None:
         if state.status != "paused":
             hint = f"; `monitor feeds reset {state.name}` clears its errors" if state.status in (
                 "error", "gone") else ""
-            click.echo(f"feed {state.name} is not paused (status: {state.status}){hint}")
+            emit(f"feed {state.name} is not paused (status: {state.status}){hint}")
             return
         store.set_feed_status(state.name, "ok" if state.baselined else "new")
-    click.echo(f"resumed feed {state.name}: it is polled again")
+    emit(f"resumed feed {state.name}: it is polled again")
     _tell_daemon(app)
 
 
@@ -459,8 +481,8 @@ def feeds_reset(app: App, name: str) -> None:
     if state.status == "gone":
         cleared.append("the 410 gone mark")
     paused = f"; still paused (`monitor feeds resume {state.name}` to poll it)" if state.status == "paused" else ""
-    click.echo(f"reset feed {state.name}: cleared {', '.join(cleared)} and the backoff; stories already "
-               f"seen stay seen{paused}")
+    emit(f"reset feed {state.name}: cleared {', '.join(cleared)} and the backoff; stories already "
+         f"seen stay seen{paused}")
     _tell_daemon(app)
 
 
@@ -497,19 +519,7 @@ def _configured_name(app: App, config: Config, name: str) -> str:
 
 def _tell_daemon(app: App, *, quiet: bool = False) -> None:
     """SIGHUP the daemon on this database so it re-reads the config and feed states."""
-    try:
-        pid = signal_daemon(app.db_path)
-    except OSError as error:  # e.g. the daemon runs as another user
-        click.echo(f"could not signal the daemon ({error.strerror or error}): reload it with "
-                   "`systemctl reload monitor` or `kill -HUP PID`", err=quiet)
-        return
-    if quiet:
-        return
-    if pid is not None:
-        click.echo(f"told the running daemon (pid {pid}) to reload")
-    else:
-        click.echo("no daemon is running on this database; a daemon elsewhere picks this up on "
-                   "reload (systemctl reload monitor, or kill -HUP)")
+    tell_daemon(app, quiet=quiet)
 
 
 COMMANDS = [feeds_group]

@@ -19,13 +19,15 @@ from typing import Any, Iterable, Sequence
 
 import click
 
-from monitor.cli.context import App, echo_jsonl, is_tty
+from monitor.cli.context import App
+from monitor.cli.output import (HIT_CLOSE, HIT_OPEN, bold, echo_jsonl, emit, feed_text, is_tty,
+                                terminal_width)
 from monitor.cli.stories import parse_since_option
-from monitor.errors import MonitorError
+from monitor.errors import MonitorError, UsageError
 from monitor.store import Store
 
 _MARKED = re.compile(r"\[\[(.+?)\]\]", re.S)
-_OPEN, _CLOSE = "\ue000", "\ue001"  # hit markers that survive wrapping, styled at the end
+_OPEN, _CLOSE = HIT_OPEN, HIT_CLOSE  # hit markers that survive wrapping, styled as they are printed
 _ANNOUNCE_INDEXING = 2000  # stories to index before a search that deserve a word of warning
 
 
@@ -64,23 +66,27 @@ def _open_for_writing(path: Path) -> Store:
 # --------------------------------------------------------------------------
 
 
-def _style_marks(text: str) -> str:
-    """Hit markers as colour on a terminal, as [[...]] elsewhere."""
-    if is_tty():
-        return text.replace(_OPEN, "\x1b[1;33m").replace(_CLOSE, "\x1b[0m")
-    return text.replace(_OPEN, "[[").replace(_CLOSE, "]]")
-
-
 def marked(snippet: str) -> str:
-    """A stored snippet ([[hits]] marked) for the output at hand."""
-    return _style_marks(_MARKED.sub(lambda m: _OPEN + m.group(1) + _CLOSE, snippet))
+    """A stored snippet ([[hits]] marked) with its hits as markers."""
+    return _MARKED.sub(lambda m: _OPEN + m.group(1) + _CLOSE, feed_text(snippet))
+
+
+def _echo_indented(text: str) -> None:
+    """TEXT indented by four; on a terminal wrapped to its width so no word is split."""
+    if not is_tty():
+        emit(f"    {text}")
+        return
+    emit(textwrap.fill(" ".join(text.split()), width=max(terminal_width() - 1, 40),
+                       initial_indent="    ", subsequent_indent="    ",
+                       break_long_words=True, break_on_hyphens=False))
 
 
 def _echo_title_and_snippet(title: str, snippet: str) -> None:
     """The snippet, after the title unless the snippet already starts with it."""
+    title = feed_text(title)
     if not _MARKED.sub(r"\1", snippet).startswith(title.strip()):
-        click.echo(f"    {title}")
-    click.echo(f"    {marked(snippet)}")
+        _echo_indented(title)
+    _echo_indented(marked(snippet))
 
 
 def _with_marks(text: str, spans: Iterable[tuple[int, int]]) -> str:
@@ -115,7 +121,7 @@ def _wrapped(text: str, indent: str = "") -> str:
 
 
 def _bold(text: str) -> str:
-    return click.style(text, bold=True) if is_tty() else text
+    return bold(text)
 
 
 def _since(value: str | None) -> datetime | None:
@@ -171,28 +177,40 @@ def search_command(app: App, query: str, since: str | None, feed: str | None, li
         if writable:
             pending = pending_count(store)
             if pending >= _ANNOUNCE_INDEXING:
-                click.echo(f"monitor: indexing {pending} stories for search (once; later searches "
-                           "only index what is new)", err=True)
+                emit(f"monitor: indexing {pending} stories for search (once; later searches "
+                     "only index what is new)", err=True)
             try:
                 index_pending(store)
             except sqlite3.OperationalError as exc:
-                click.echo(f"monitor: warning: could not update the search index ({exc}); "
-                           "recent stories may be missing", err=True)
+                emit(f"monitor: warning: could not update the search index ({exc}); "
+                     "recent stories may be missing", err=True)
         elif pending_count(store):
-            click.echo(f"monitor: warning: {app.db_path} is read-only to you and the search index "
-                       "is behind: recent or changed stories may be missing", err=True)
+            emit(f"monitor: warning: {app.db_path} is read-only to you and the search index "
+                 "is behind: recent or changed stories may be missing", err=True)
         results = search(store, query, since=since_at, feed=feed, limit=limit, watch=watch)
     finally:
         store.close()
     if as_json:
         echo_jsonl(results)
+    elif not results:
+        count = _stored_count(app.db_path, feed)
+        emit(f"no matches ({count} {'story' if count == 1 else 'stories'} searched)", err=True)
     else:
         for result in results:
-            click.echo(_bold(f"{result['id']}  {result['first_seen']}  {result['feed']}"))
+            emit(_bold(f"{result['id']}  {result['first_seen']}  {result['feed']}"))
             _echo_title_and_snippet(result["title"], result["snippet"])
             if result["url"]:
-                click.echo(f"    {result['url']}")
+                emit(f"    {result['url']}")
     sys.exit(0 if results else 1)
+
+
+def _stored_count(path: Path, feed: str | None) -> int:
+    store = Store.open(path, readonly=True)
+    try:
+        counts = store.entry_counts()
+    finally:
+        store.close()
+    return counts.get(feed, 0) if feed else sum(counts.values())
 
 
 # --------------------------------------------------------------------------
@@ -229,25 +247,44 @@ def matches_command(app: App, since: str, rule: str | None, feed: str | None, li
       monitor matches --since 7d --rule china_sanctions
       monitor matches --feed kyiv-independent --json
     """
-    from monitor.search import list_matches
+    from monitor.search import list_matches, stored_rule_names
 
     since_at = _since(since)
     store = _open_for_reading(app.db_path)
     try:
+        if rule is not None:
+            _check_rule_name(app, rule, stored_rule_names(store))
         rows = list_matches(store, since=since_at, rule=rule, feed=feed, limit=limit)
     finally:
         store.close()
     if as_json:
         echo_jsonl(_match_json(row) for row in rows)
+    elif not rows:
+        emit(f"no matches since {since_at:%Y-%m-%d %H:%M}Z"
+             f"{f' of rule {rule}' if rule else ''}{f' in feed {feed}' if feed else ''}", err=True)
     else:
         for row in rows:
             muted = f"  muted{': ' + row['mute_reason'] if row['mute_reason'] else ''}" if row["muted"] else ""
-            click.echo(_bold(f"{row['id']}  {row['created']}  {row['rule']}  {row['severity']}  "
-                             f"score {row['score']:g}  {row['feed']}") + muted)
+            emit(_bold(f"{row['id']}  {row['created']}  {row['rule']}  {row['severity']}  "
+                       f"score {row['score']:g}  {row['feed']}") + muted)
             _echo_title_and_snippet(row["title"], row["snippet"])
             if row["url"]:
-                click.echo(f"    {row['url']}")
+                emit(f"    {row['url']}")
     sys.exit(0 if rows else 1)
+
+
+def _check_rule_name(app: App, rule: str, stored: list[str]) -> None:
+    """A rule neither in watch.toml nor in the database is a typo: say which rules exist."""
+    from monitor.errors import ConfigError
+    from monitor.service import load_watch_for
+
+    try:
+        configured = [r.name for r in load_watch_for(app.config()).rules]
+    except ConfigError:
+        configured = []
+    known = sorted(set(configured) | set(stored))
+    if rule not in known:
+        raise UsageError(f"--rule: no rule named {rule!r}; the rules are: {', '.join(known) or 'none'}")
 
 
 # --------------------------------------------------------------------------
@@ -290,46 +327,46 @@ def _spans(story: dict[str, Any], field: str) -> list[tuple[int, int]]:
 
 
 def _print_story(story: dict[str, Any]) -> None:
-    click.echo(_bold(f"Story {story['id']} · {story['feed']}"))
-    click.echo(_style_marks(_with_marks(story["title"], _spans(story, "title"))))
+    emit(_bold(f"Story {story['id']} · {story['feed']}"))
+    emit(_with_marks(story["title"], _spans(story, "title")))
     if story["url"]:
-        click.echo(story["url"])
+        emit(story["url"])
     times = [f"published {story['published']}" if story["published"] else "no publication date",
              f"first seen {story['first_seen']}"]
     if story["version"] > 1:
         times.append(f"changed {story['version'] - 1} time(s), last {story['updated_at']}")
     if story["language"]:
         times.append(f"language {story['language']}")
-    click.echo(" · ".join(times))
+    emit(" · ".join(times))
     for field in ("summary", "content"):
         text = story[field] or ""
         if text.strip() and not (field == "content" and text.strip() == (story["summary"] or "").strip()):
-            click.echo("")
-            click.echo(_style_marks(_wrapped(_with_marks(text, _spans(story, field)))))
-    click.echo("")
-    click.echo(_bold(f"Matches ({len(story['matches'])})"))
+            emit("")
+            emit(_wrapped(_with_marks(text, _spans(story, field))))
+    emit("")
+    emit(_bold(f"Matches ({len(story['matches'])})"))
     for match in story["matches"]:
         _print_match(story, match)
-    click.echo("")
-    click.echo(_bold(f"Alerts ({len(story['alerts'])})"))
+    emit("")
+    emit(_bold(f"Alerts ({len(story['alerts'])})"))
     for alert in story["alerts"]:
-        click.echo("  " + _alert_line(alert))
+        emit("  " + _alert_line(alert))
 
 
 def _print_match(story: dict[str, Any], match: dict[str, Any]) -> None:
     tags = f" · tags: {', '.join(match['tags'])}" if match["tags"] else ""
-    click.echo(f"  {match['rule']} · {match['severity']} · score {match['score']:g}{tags} · "
-               f"recorded {match['created']}")
+    emit(f"  {match['rule']} · {match['severity']} · score {match['score']:g}{tags} · "
+         f"recorded {match['created']}")
     if match["muted"]:
         reason = f": {match['mute_reason']}" if match["mute_reason"] else ""
-        click.echo(f"    muted {match['muted_at']}{reason}")
-    click.echo(f"    {marked(match['snippet'])}")
+        emit(f"    muted {match['muted_at']}{reason}")
+    emit(f"    {marked(match['snippet'])}")
     if not match["current"]:
-        click.echo(f"    (matched version {match['entry_version']}; the story has changed since)")
+        emit(f"    (matched version {match['entry_version']}; the story has changed since)")
     for hit in match["hits"]:
         text = story.get(hit["field"]) or ""
         quoted = f" {text[hit['start']:hit['end']]!r}" if match["current"] else ""
-        click.echo(f"    {hit['field']} {hit['start']}-{hit['end']}{quoted} <- {hit['term']}")
+        emit(f"    {hit['field']} {hit['start']}-{hit['end']}{quoted} <- {hit['term']}")
 
 
 def _alert_line(alert: dict[str, Any]) -> str:
@@ -348,41 +385,6 @@ def _alert_line(alert: dict[str, Any]) -> str:
     if alert["last_error"] and alert["status"] != "sent":
         line += f"\n    last error: {alert['last_error']}"
     return line
-
-
-# --------------------------------------------------------------------------
-# monitor mute
-# --------------------------------------------------------------------------
-
-
-@click.command("mute")
-@click.argument("story_id", metavar="ID", type=int)
-@click.option("--rule", help="Only this rule's match (default: every match of the story).")
-@click.option("--reason", help="Why it is a false positive (shown by `rules backtest`).")
-@click.pass_obj
-def mute_command(app: App, story_id: int, rule: str | None, reason: str | None) -> None:
-    """Mark a story's match as a false positive: its unsent alerts are muted
-    and it sends nothing more; `monitor rules backtest` lists it so the rule
-    can be fixed.
-
-    \b
-    Examples:
-      monitor mute 42
-      monitor mute 42 --rule china_sanctions --reason "about Chinese New Year"
-    """
-    from monitor.search import mute
-
-    store = _open_for_writing(app.db_path)
-    try:
-        done = mute(store, story_id, rule=rule, reason=reason, now=datetime.now(timezone.utc))
-    finally:
-        store.close()
-    if done["muted"]:
-        click.echo(f"muted story {story_id}: {', '.join(done['muted'])}")
-    if done["already_muted"]:
-        click.echo(f"already muted: {', '.join(done['already_muted'])}")
-    count = done["alerts_muted"]
-    click.echo(f"{count} unsent alert{'s' if count != 1 else ''} muted")
 
 
 # --------------------------------------------------------------------------
@@ -417,6 +419,8 @@ def report_command(app: App, since: str, top: int, as_json: bool, html_file: Pat
     from monitor.report import build_report, render_html, render_text, report_rows
 
     since_at = parse_since_option(since)
+    if since_at > datetime.now(timezone.utc):
+        raise UsageError(f"--since {since} is in the future: a report covers a period up to now")
     tz = app.config().timezone
     store = _open_for_reading(app.db_path)
     try:
@@ -425,16 +429,16 @@ def report_command(app: App, since: str, top: int, as_json: bool, html_file: Pat
         store.close()
     if html_file is not None:
         try:
-            atomic_write_text(html_file, render_html(report))
+            # 0644: a report holds no secret, and the user's group may read it like any page
+            atomic_write_text(html_file, render_html(report), mode=0o644)
         except OSError as exc:
             raise MonitorError(f"cannot write {html_file}: {exc.strerror or exc}") from None
     if as_json:
         echo_jsonl(report_rows(report))
     else:
-        click.echo(render_text(report), nl=False)
+        emit(render_text(report), nl=False)
         if html_file is not None:
-            click.echo(f"\nwrote {html_file}")
+            emit(f"\nwrote {html_file}")
 
 
-COMMANDS: Sequence[click.Command] = [search_command, matches_command, show_command, mute_command,
-                                     report_command]
+COMMANDS: Sequence[click.Command] = [search_command, matches_command, show_command, report_command]

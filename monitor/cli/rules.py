@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import IO, Iterator
 
 import click
 
-from monitor.cli.context import App, echo_jsonl, echo_table
+from monitor.cli.context import App
+from monitor.cli.output import HIT_CLOSE, HIT_OPEN, echo_jsonl, echo_table, emit, feed_text
 from monitor.cli.stories import parse_since_option
 from monitor.errors import UsageError
 from monitor.models import ParseError
+
+
+_MARKED = re.compile(r"\[\[(.+?)\]\]", re.S)
+
+
+def _explained(text: str) -> str:
+    """`describe` output with its [[hits]] as hit markers: colour on a terminal, [[...]] piped."""
+    return _MARKED.sub(lambda m: HIT_OPEN + m.group(1) + HIT_CLOSE, feed_text(text))
 
 
 def _watch_and_matcher(app: App):
@@ -89,7 +99,11 @@ def match_command(app: App, path, fmt: str, as_json: bool) -> None:
 
     _, matcher = _watch_and_matcher(app)
     name = getattr(path, "name", "-")
+    if name in ("-", "<stdin>") and sys.stdin.isatty():  # not frozen: waiting for input
+        emit("reading a feed or JSON Lines from standard input: paste it, then press Ctrl-D", err=True)
+    read = matched = 0
     for index, (item_id, item) in enumerate(_read_items(path, fmt, name)):
+        read += 1
         texts = {"title": item.get("title") or "", "summary": item.get("summary") or "",
                  "content": item.get("content") or ""}
         found = matcher.match(**texts, language=item.get("lang"))
@@ -97,9 +111,12 @@ def match_command(app: App, path, fmt: str, as_json: bool) -> None:
             echo_jsonl([{"id": item_id if item_id is not None else index, "matched": bool(found),
                          "matches": [as_dict(m) for m in found]}])
         elif found:
-            click.echo(f"{item_id}: {texts['title']}")
+            emit(f"{item_id}: {feed_text(texts['title'])}")
             for match in found:
-                click.echo("  " + describe(match, texts).replace("\n", "\n  "))
+                emit("  " + _explained(describe(match, texts)).replace("\n", "\n  "))
+        matched += bool(found)
+    if not as_json and not matched:
+        emit(f"no matches ({read} item{'s' if read != 1 else ''} read)", err=True)
 
 
 # --------------------------------------------------------------------------
@@ -109,7 +126,17 @@ def match_command(app: App, path, fmt: str, as_json: bool) -> None:
 
 @click.group("rules")
 def rules_group() -> None:
-    """Check, list, try, score (eval), backtest, enable and disable the watch rules (watch.toml)."""
+    """Check, list, try, score (eval), backtest, enable and disable the watch rules (watch.toml).
+
+    \b
+    Examples:
+      monitor rules check
+      monitor rules list
+      monitor rules test "Chinese drone parts keep flowing to Russia"
+      monitor rules eval my-labelled.jsonl
+      monitor rules backtest --since 7d
+      monitor rules disable china_ukraine_energy
+    """
 
 
 @rules_group.command("check")
@@ -121,10 +148,16 @@ def rules_check(app: App) -> None:
     Example:
       monitor rules check
     """
+    from monitor.match.watch import watch_warnings
+
     watch, matcher = _watch_and_matcher(app)
+    warnings = watch_warnings(watch)
+    for warning in warnings:
+        emit(f"warning: {warning}", err=True)
     enabled = [r for r in watch.rules if r.enabled]
     click.echo(f"{len(watch.entities)} entities, {len(watch.groups)} groups, "
-               f"{len(enabled)} of {len(watch.rules)} rules enabled: ok")
+               f"{len(enabled)} of {len(watch.rules)} rules enabled: "
+               + (f"ok, with {len(warnings)} warning{'s' if len(warnings) != 1 else ''}" if warnings else "ok"))
 
 
 @rules_group.command("list")
@@ -155,7 +188,7 @@ def rules_list(app: App, as_json: bool) -> None:
 @rules_group.command("test")
 @click.argument("text")
 @click.option("--summary", default="", help="Summary text to match along with TEXT as the title.")
-@click.option("--lang", help="Language of the text (en, uk, ru ...).")
+@click.option("--language", "--lang", "lang", help="Language of the text (en, uk, ru ...).")
 @click.option("--feed", help="Pretend the text came from this feed (for scoped rules).")
 @click.option("--json", "as_json", is_flag=True, help="The matches as one JSON line.")
 @click.pass_obj
@@ -168,7 +201,7 @@ def rules_test(app: App, text: str, summary: str, lang: str | None, feed: str | 
     \b
     Examples:
       monitor rules test "Chinese drone parts keep flowing to Russia"
-      monitor rules test "Китай постачає Росії компоненти для дронів" --lang uk
+      monitor rules test "Китай постачає Росії компоненти для дронів" --language uk
     """
     from monitor.match import as_dict, describe
 
@@ -182,7 +215,7 @@ def rules_test(app: App, text: str, summary: str, lang: str | None, feed: str | 
     elif not found:
         click.echo("no rule matched")
     for match in found if not as_json else ():
-        click.echo(describe(match, {"title": text, "summary": summary}))
+        emit(_explained(describe(match, {"title": text, "summary": summary})))
     sys.exit(0 if found else 1)
 
 

@@ -8,13 +8,17 @@ import os
 import signal
 import sqlite3
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
+if TYPE_CHECKING:  # the service (and httpx under it) loads when the command runs, not for --help
+    from monitor.service import CycleSummary, PollReport
+
 from monitor.cli.context import App
+from monitor.cli.output import emit
 from monitor.errors import MonitorError
 from monitor.lock import DaemonLock
-from monitor.service import CycleSummary, PollReport, prepare, run_once
 
 
 @click.command("run")
@@ -46,6 +50,7 @@ def run_command(app: App, once: bool, watch_config: bool, http: str | None) -> N
       monitor run --watch-config --http 127.0.0.1:8080
       monitor --config ~/watch --db ~/watch/monitor.db run --once
     """
+    from monitor.service import prepare, run_once
     from monitor.web.listen import parse_listen
 
     listen = parse_listen(http) if http else None
@@ -84,6 +89,8 @@ async def _daemon(app: App, prepared, watch_config: bool, sock, lock: DaemonLock
     from monitor.sdnotify import Notifier
 
     config_dir = prepared.config.dir
+
+    from monitor.service import prepare
 
     def loader():
         return prepare(load_config(config_dir))
@@ -125,7 +132,7 @@ def _progress_line(total: int):
         return None
     done = 0
 
-    def show(report: PollReport) -> None:
+    def show(report: "PollReport") -> None:
         nonlocal done
         done += 1
         click.echo(f"\rpolled {done}/{total} feeds ({report.feed}: {report.outcome})\x1b[K",
@@ -134,15 +141,15 @@ def _progress_line(total: int):
     return show
 
 
-def _print_summary(summary: CycleSummary) -> None:
+def _print_summary(summary: "CycleSummary") -> None:
     for report in sorted(summary.reports, key=lambda r: r.feed):
         if report.outcome == "error":
-            click.echo(f"{report.feed}: error: {report.error}")
-    click.echo(summary.line())
+            emit(f"{report.feed}: error: {report.error}")
+    emit(summary.line())
     if summary.sends_failed:
         for name, error in sorted(summary.alerts.errors.items()):
-            click.echo(f"alerts to {name} failed: {error}", err=True)
-        click.echo("they are retried with backoff; see `monitor alerts list --failed`", err=True)
+            emit(f"alerts to {name} failed: {error}", err=True)
+        emit("they are retried with backoff; see `monitor alerts list --failed`", err=True)
 
 
 COMMANDS = [run_command]

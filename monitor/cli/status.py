@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from datetime import datetime, timezone
 from typing import Any
 
 import click
 
-from monitor.cli.context import App, is_tty
+from monitor.cli.context import App
+from monitor.cli.output import coloured, emit
 from monitor.config import Config
 from monitor.errors import ConfigError
 from monitor.status import gather_status
@@ -36,12 +38,14 @@ def status_command(ctx: click.Context, as_json: bool) -> None:
       monitor status || systemctl status monitor
     """
     app: App = ctx.obj
+    config_dir = app.config_dir  # a --config that does not exist is an error (exit 2), not another setup
     status = gather_status(app.db_path, _config_or_none(app), datetime.now(timezone.utc))
+    status["config_folder"] = str(config_dir)
     if as_json:
-        click.echo(json.dumps(status, ensure_ascii=False))
+        emit(json.dumps(status, ensure_ascii=False))
     else:
         for line in summary_lines(status):
-            click.echo(line)
+            emit(line)
     ctx.exit(0 if status["healthy"] else 1)
 
 
@@ -80,11 +84,20 @@ def summary_lines(status: dict[str, Any]) -> list[str]:
         first, *rest = status["config_error"].splitlines()
         lines.append(f"config:  {_coloured('error: ' + first, 'red')}")
         lines.extend(f"         {line}" for line in rest)
+    folder = status.get("config_folder")
+    if folder:
+        missing = "" if Path(folder).is_dir() else " (does not exist)"
+        lines.append(f"read:    config folder {folder}{missing}, database {status['database']}")
+    else:
+        lines.append(f"read:    database {status['database']}")
     return lines
 
 
 def _daemon_line(daemon: dict[str, Any]) -> str:
-    last_cycle = f"last cycle {daemon['last_cycle'] or 'never'}"
+    if daemon.get("first_cycle_under_way"):
+        last_cycle = "first cycle under way"
+    else:
+        last_cycle = f"last cycle {daemon['last_cycle'] or 'never'}"
     if not daemon["running"]:
         started = f", last started {daemon['since']}" if daemon["since"] else ""
         return f"down{started}, {last_cycle}"
@@ -94,7 +107,7 @@ def _daemon_line(daemon: dict[str, Any]) -> str:
 
 
 def _coloured(text: str, colour: str) -> str:
-    return click.style(text, fg=colour, bold=True) if is_tty() else text
+    return coloured(text, colour)
 
 
 COMMANDS = [status_command]

@@ -8,7 +8,7 @@ import click
 
 from monitor.cli.context import App, echo_jsonl, echo_table
 from monitor.durations import parse_since
-from monitor.errors import UsageError
+from monitor.errors import MonitorError, UsageError
 from monitor.store import Store
 
 
@@ -30,7 +30,7 @@ def stories_command(app: App, since: str | None, feed: str | None, limit: int | 
     """
     since_at = parse_since_option(since) if since else None
     if not app.db_path.exists():
-        raise UsageError(f"no database at {app.db_path} yet: run `monitor run --once` first")
+        raise MonitorError(f"no database at {app.db_path} yet: run `monitor run --once` first")
     store = Store.open(app.db_path, readonly=True)
     try:
         rows = store.list_stories(since=since_at, feed=feed, limit=limit)

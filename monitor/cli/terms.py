@@ -14,9 +14,9 @@ from typing import Any, Sequence
 
 import click
 
-from monitor.cli.context import App, echo_jsonl, is_tty
+from monitor.cli.context import App, tell_daemon
+from monitor.cli.output import bold, echo_jsonl, emit
 from monitor.cli.rules import rules_group
-from monitor.lock import signal_daemon
 from monitor.match.edit import add_aliases, add_exclude, list_terms, remove_aliases, set_rule_enabled
 
 WATCH_FILE = "watch.toml"
@@ -30,16 +30,7 @@ def _watch_path(app: App) -> Path:
 
 def _reload_daemon(app: App) -> None:
     """Tell the daemon using this database to reload, or say when the change applies."""
-    try:
-        pid = signal_daemon(app.db_path)
-    except OSError as error:  # e.g. the daemon runs as another user
-        click.echo(f"could not signal the daemon ({error.strerror or error}): reload it with "
-                   "`systemctl reload monitor` or `kill -HUP PID`")
-        return
-    if pid is None:
-        click.echo("no daemon running; changes apply at its next start")
-    else:
-        click.echo(f"reloaded the running daemon (pid {pid})")
+    tell_daemon(app)
 
 
 @click.group("terms")
@@ -80,7 +71,7 @@ def terms_list(app: App, entity: str | None, as_json: bool) -> None:
     elif rows:
         _echo_terms_table(rows)
     else:
-        click.echo(f"no entities in {path}", err=True)
+        emit(f"no entities in {path}", err=True)
 
 
 @terms_group.command("add")
@@ -102,10 +93,10 @@ def terms_add(app: App, entity: str, aliases: tuple[str, ...]) -> None:
     added = add_aliases(_watch_path(app), entity, aliases)
     skipped = [alias for alias in dict.fromkeys(aliases) if alias not in added]
     if skipped:
-        click.echo(f"already aliases of {entity}: {_listed(skipped)}")
+        emit(f"already aliases of {entity}: {_listed(skipped)}")
     if not added:
         return
-    click.echo(f"added to {entity}: {_listed(added)}")
+    emit(f"added to {entity}: {_listed(added)}")
     _reload_daemon(app)
 
 
@@ -127,8 +118,8 @@ def terms_remove(app: App, entity: str, aliases: tuple[str, ...]) -> None:
     removed = remove_aliases(_watch_path(app), entity, aliases)
     missing = [alias for alias in dict.fromkeys(aliases) if alias not in removed]
     if missing:
-        click.echo(f"not aliases of {entity}: {_listed(missing)}")
-    click.echo(f"removed from {entity}: {_listed(removed)}")
+        emit(f"not aliases of {entity}: {_listed(missing)}")
+    emit(f"removed from {entity}: {_listed(removed)}")
     _reload_daemon(app)
 
 
@@ -149,9 +140,9 @@ def terms_exclude(app: App, entity: str, phrase: str) -> None:
       monitor terms exclude ukraine "Kyiv cake"
     """
     if not add_exclude(_watch_path(app), entity, phrase):
-        click.echo(f"{entity} already excludes {phrase!r}")
+        emit(f"{entity} already excludes {phrase!r}")
         return
-    click.echo(f"{entity}: hits inside {phrase!r} no longer count")
+    emit(f"{entity}: hits inside {phrase!r} no longer count")
     _reload_daemon(app)
 
 
@@ -185,9 +176,9 @@ def rules_disable(app: App, name: str) -> None:
 def _switch_rule(app: App, name: str, enabled: bool) -> None:
     state = "enabled" if enabled else "disabled"
     if not set_rule_enabled(_watch_path(app), name, enabled):
-        click.echo(f"rule {name} is already {state}")
+        emit(f"rule {name} is already {state}")
         return
-    click.echo(f"rule {name} {state}")
+    emit(f"rule {name} {state}")
     _reload_daemon(app)
 
 
@@ -201,13 +192,13 @@ def _echo_terms_table(rows: Sequence[dict[str, Any]]) -> None:
     name_width = max(_NAME_COLUMN_MIN, *(len(row["entity"]) for row in rows))
     text_width = max(shutil.get_terminal_size((100, 24)).columns - name_width - 2, 30)
     header = f"{'ENTITY'.ljust(name_width)}  ALIASES"
-    click.echo(click.style(header, bold=True) if is_tty() else header)
+    emit(bold(header))
     for row in rows:
         lines = _wrap(row["aliases"], text_width)
         if row["exclude"]:
             lines += _wrap(row["exclude"], text_width, first="exclude: ")
         for number, line in enumerate(lines):
-            click.echo(f"{(row['entity'] if number == 0 else '').ljust(name_width)}  {line}".rstrip())
+            emit(f"{(row['entity'] if number == 0 else '').ljust(name_width)}  {line}".rstrip())
 
 
 def _wrap(items: Sequence[str], width: int, *, first: str = "") -> list[str]:

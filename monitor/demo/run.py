@@ -47,6 +47,18 @@ DATABASE_FILE = "monitor.db"
 Say = Callable[[str], None]
 
 
+# What to do after the demo, runnable as printed (tests/test_cli_newcomer.py runs it): a
+# password goes in secrets.toml (mode 0600), and the alert URL names it as ${SMTP_PASSWORD}.
+NEXT_STEPS = (
+    "monitor init ~/watch      # this watch, alerts.toml, and a few real feeds to start with",
+    "monitor --config ~/watch feeds add https://example.org/rss/      # your feed, or a page of its site",
+    "(umask 077; echo 'SMTP_PASSWORD = \"your-password\"' >> ~/watch/secrets.toml)      # secrets go here",
+    "monitor --config ~/watch alerts add "
+    "'mailtos://me:${SMTP_PASSWORD}@mail.example.org?to=desk@example.org'",
+    "monitor --config ~/watch alerts test      # did the test message arrive?",
+    "monitor --config ~/watch run      # or as a service: see the README",
+)
+
 @dataclass(frozen=True)
 class DemoResult:
     """What the demo's daemon did, as recorded in its database."""
@@ -234,12 +246,9 @@ class _Demo:
         if not result.added_story_alerted and not result.interrupted:
             say("The added story had not alerted yet when the time ran out: try a longer --duration.")
         say("")
-        say("To watch real feeds:")
-        say("  monitor init ~/watch      # this watch, alerts.toml, and a few real feeds to start with")
-        say("  monitor --config ~/watch feeds add https://example.org/rss/")
-        say("  monitor --config ~/watch alerts add "
-            "'mailtos://me:${SMTP_PASSWORD}@mail.example.org?to=desk@example.org'")
-        say("  monitor --config ~/watch run      # or as a service: see the README")
+        say("To watch real feeds (put your own feed, mail server and password in):")
+        for line in NEXT_STEPS:
+            say(f"  {line}")
         if self.kept:
             say("")
             say(f"The demo's config and database are kept in {self.workdir}; look around with")

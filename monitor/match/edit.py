@@ -47,8 +47,9 @@ def list_terms(watch_path: Path, entity: str | None = None) -> list[dict[str, An
         if not watch_path.exists():
             raise UsageError(f"no entity {entity!r}: {watch_path} does not exist")
         names = [_resolve(names, entity, "entity", watch_path, others=list(watch.groups))]
-    return [{"entity": name, "aliases": list(watch.entities[name].aliases),
-             "exclude": list(watch.entities[name].exclude),
+    # Each alias once, as first written: a name listed twice in watch.toml matches the same.
+    return [{"entity": name, "aliases": list(dict.fromkeys(watch.entities[name].aliases)),
+             "exclude": list(dict.fromkeys(watch.entities[name].exclude)),
              "description": watch.entities[name].description} for name in names]
 
 

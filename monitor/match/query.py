@@ -362,3 +362,35 @@ def true_without_hits(node: Node) -> bool:
     if isinstance(node, Not):
         return not true_without_hits(node.operand)
     return true_without_hits(node.operand)
+
+
+# -- warnings ------------------------------------------------------------------
+
+_LOWER_OPERATOR = re.compile(r"(?:and|or|not|o?near/\d+)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class QueryWarning:
+    """A query that parses but probably does not say what was meant; OFFSET as in QueryError."""
+
+    message: str
+    offset: int
+
+
+def query_warnings(query: str) -> list[QueryWarning]:
+    """Operators written in lower or mixed case (`or`, `Not`, `near/5`): the language reads
+    them as plain words, so the rule quietly looks for the word "or". Quoted words are
+    meant as words and are not reported. An unparsable query has no warnings (its
+    error says more)."""
+    try:
+        tokens = _lex(query)
+    except QueryError:
+        return []
+    warnings = []
+    for token in tokens:
+        if token.kind == "WORD" and _LOWER_OPERATOR.fullmatch(token.text):
+            operator = token.text.upper()
+            warnings.append(QueryWarning(
+                f"'{token.text}' is read as a word, not the operator {operator}: "
+                f"write {operator} for the operator, or quote the word (\"{token.text}\")", token.start))
+    return warnings

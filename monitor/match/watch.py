@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from monitor.errors import ConfigError
-from monitor.match.query import Node, QueryError, Ref, parse_query, true_without_hits, walk
+from monitor.match.query import (Node, QueryError, Ref, parse_query, query_warnings, true_without_hits,
+                                 walk)
 from monitor.match.text import TermError, check_term, language_code
 from monitor.tomlpos import key_line, value_column
 
@@ -288,6 +289,29 @@ class _Loader:
             raise self.fail_inside(f"rule '{rule}': the query holds for texts that contain none of its"
                                    " terms (only NOT); add a term to look for", key, query, 0)
         return tree
+
+
+# -- warnings ------------------------------------------------------------------
+
+
+def watch_warnings(watch: Watch) -> list[str]:
+    """`file:line:col: rule 'x': ...` for each query that parses but likely says something
+    else than meant (a lower-case `or` read as a word); shown by `rules check`,
+    `config check` and on reload."""
+    text = ""
+    if watch.path is not None:
+        try:
+            text = watch.path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            text = ""
+    lines = []
+    for rule in watch.rules:
+        for warning in query_warnings(rule.query):
+            place = (_string_char_position(text, rule.line, rule.query, warning.offset)
+                     if text and rule.line else None)
+            where = f"{watch.path}:{place[0]}:{place[1]}" if place else f"{watch.path}"
+            lines.append(f"{where}: rule '{rule.name}': {warning.message}")
+    return lines
 
 
 # -- positions inside the source ------------------------------------------------
