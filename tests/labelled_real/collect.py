@@ -6,12 +6,16 @@ Two sources, both real published news:
   * raw/*.txt: items copied from pages of English, Ukrainian and Russian
     outlets found with the session's search tool. Each record is
 
-        @|LANG|LABEL|URL|DATE|OUTLET|SEARCH QUERY
+        @|LANG|LABEL|URL|DATE|OUTLET|SEARCH QUERY[|DATE SOURCE]
         T|title as published ("" when the page showed no headline)
         S|lead as published ("" when there is none)
 
     LABEL is 1 (China's role in the war), 0 (not), or b (borderline: left
-    out of the scores). See README.md for the policy.
+    out of the scores). See README.md for the policy. DATE is YYYY-MM-DD or
+    empty. The optional DATE SOURCE says where a date was found when the
+    item's own stored page did not show it: the URL of the page where the
+    date was seen, "url path: ..." or "article text: ..."; it becomes the
+    item's "date_source".
 
 Label corrections found after the split (CORRECTIONS below) are applied by
 id and recorded in the item ("relabelled": the label at collection and why it
@@ -54,6 +58,7 @@ CORRECTIONS: dict[str, tuple[bool | None, str]] = {
     "uk-r080": (None, _TOO_SHORT),
     "ru-r068": (None, _TRADE), "ru-r069": (None, _TRADE), "ru-r070": (None, _TRADE), "ru-r071": (None, _TRADE),
 }
+DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 HARD = re.compile(r"chin|beijing|hong kong|taiwan|xi jinping|\bpla\b|russia|ukrain|kyiv|kiev|putin|donbas|luhansk|lugansk|"
                   r"war\b|китай|китаї|пекін|пекин|тайван|кнр|ноак|росі|росс|рф\b|україн|украин|війн|войн|путін|путин|"
                   r"обстріл|обстрел|санкці|санкци|лавров|зеленськ|зеленск", re.IGNORECASE)
@@ -85,16 +90,21 @@ def raw_records() -> list[dict]:
             head, title, summary = lines[number:number + 3]
             where = f"{path.name}:{number + 1}"
             fields = head.split("|")
-            if fields[0] != "@" or len(fields) != 7 or not title.startswith("T|") or not summary.startswith("S|"):
+            if fields[0] != "@" or len(fields) not in {7, 8} or not title.startswith("T|") or not summary.startswith("S|"):
                 raise SystemExit(f"{where}: malformed record")
-            _, lang, label, url, date, outlet, query = fields
+            _, lang, label, url, date, outlet, query, *date_source = fields
             if lang not in {"en", "uk", "ru"} or label not in {"0", "1", "b"} or not url.startswith("http"):
                 raise SystemExit(f"{where}: bad lang, label or url")
+            if date and not DATE.fullmatch(date):
+                raise SystemExit(f"{where}: date {date!r} is not YYYY-MM-DD")
+            if date_source and not (date and date_source[0]):
+                raise SystemExit(f"{where}: a date source needs a date and must not be empty")
             if not (title[2:] or summary[2:]):
                 raise SystemExit(f"{where}: neither title nor summary")
             records.append({"lang": lang, "label": None if label == "b" else label == "1", "url": url,
                             "date": date or None, "source": outlet, "origin": f"search:{query}",
-                            "title": title[2:], "summary": summary[2:]})
+                            "title": title[2:], "summary": summary[2:],
+                            **({"date_source": date_source[0]} if date_source else {})})
     return records
 
 
@@ -121,8 +131,10 @@ def build() -> list[dict]:
             item["borderline"] = True
         if relabelled:
             item["relabelled"] = relabelled
-        item.update({"url": record["url"], "date": record["date"], "source": record["source"],
-                     "origin": record["origin"]})
+        item.update({"url": record["url"], "date": record["date"]})
+        if "date_source" in record:
+            item["date_source"] = record["date_source"]
+        item.update({"source": record["source"], "origin": record["origin"]})
         items.append(item)
     return items
 

@@ -37,7 +37,7 @@ def load_items(path: Path) -> list[dict]:
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         item = json.loads(line)
         where = f"{path.name}:{number}"
-        if set(item) - REQUIRED - {"borderline", "relabelled"} or not REQUIRED <= set(item):
+        if set(item) - REQUIRED - {"borderline", "relabelled", "date_source"} or not REQUIRED <= set(item):
             raise SystemExit(f"{where}: unexpected or missing fields {sorted(item)}")
         if item["lang"] not in {"en", "uk", "ru"} or item["kind"] not in KINDS or not item["url"]:
             raise SystemExit(f"{where}: bad lang, kind or url")
