@@ -4,8 +4,8 @@
 Examples are run as written, with three changes that keep them local and finite:
 internet hosts become a closed port on 127.0.0.1 (nothing leaves the machine),
 /etc/monitor becomes a folder under the test's tmp_path, and the parts after a
-pipe or redirection are dropped. `monitor run` without --once and `monitor demo`
-run until stopped or for a minute: their own tests cover them.
+pipe or redirection are dropped. `monitor run` without --once, `monitor web` and
+`monitor demo` run until stopped or for a minute: their own tests cover them.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from test_cli import env, monitor  # noqa: F401  (env is a fixture)
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 _HOST = re.compile(r"(?<=://)(?:[^/\s'\"@]*@)?[A-Za-z0-9.-]+\.(?:org|com|ua|net|example)(?::\d+)?")
-_LONG_RUNNING = re.compile(r"^monitor(?: --\S+ \S+)* (?:run(?!.*--once)|demo)\b")
+_LONG_RUNNING = re.compile(r"^monitor(?: --\S+ \S+)* (?:run(?!.*--once)|demo|web(?! passwd))\b")
 
 
 def _all_commands() -> list[list[str]]:
