@@ -8,6 +8,7 @@ and then feedparser's own parse-only rate on the same bytes with its defaults.
 
     python bench/ingest.py                 # 500 feeds x 50 items
     python bench/ingest.py --feeds 50      # a quick run
+    python bench/ingest.py --compare       # whole processes beside rss2email (bench/compare.py)
 
 All traffic stays on 127.0.0.1. The per-host limit is raised (default 16),
 since every feed here lives on one host:port.
@@ -128,7 +129,15 @@ def main() -> None:
     parser.add_argument("--per-host-limit", type=int, default=16)
     parser.add_argument("--global-limit", type=int, default=32)
     parser.add_argument("--no-watch", action="store_true", help="skip matching (ingest only)")
+    parser.add_argument("--compare", action="store_true",
+                        help="feedparser, rss2email and `monitor run --once` as whole processes "
+                             "on copies of the fixture feeds (default 200 feeds)")
     args = parser.parse_args()
+    if args.compare:
+        from bench.compare import compare
+
+        compare(args.feeds if "--feeds" in sys.argv else 200)
+        return
 
     from monitor.config import Config
     from monitor.models import FeedConfig, FetchSettings, PollSettings
