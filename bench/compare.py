@@ -14,7 +14,6 @@ say so and the rest still runs.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import multiprocessing
 import os
@@ -44,24 +43,9 @@ def bodies(feeds: int) -> dict[str, bytes]:
 
 def serve(feeds: int, port_queue: multiprocessing.Queue) -> None:
     sys.path.insert(0, str(ROOT))
-    from bench.localserver import QuietHandler, serve_forever
+    from bench.localserver import serve_static
 
-    served = bodies(feeds)
-    tags = {path: '"' + hashlib.sha1(b).hexdigest()[:16] + '"' for path, b in served.items()}
-
-    class Handler(QuietHandler):
-        def do_GET(self) -> None:
-            body = served.get(self.path)
-            if body is None:
-                self.reply(404)
-                return
-            headers = {"Content-Type": "application/rss+xml", "ETag": tags[self.path]}
-            if self.headers.get("If-None-Match") == tags[self.path]:
-                self.reply(304, b"", headers)
-            else:
-                self.reply(200, body, headers)
-
-    serve_forever(Handler, port_queue)
+    serve_static(bodies(feeds), port_queue)
 
 
 def timed(command: list[str], env: dict[str, str] | None = None) -> tuple[float, str]:
