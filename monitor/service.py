@@ -529,6 +529,13 @@ def load_watch_for(config: Config):
     return load_watch(config.dir / "watch.toml")
 
 
+def _read_or_empty(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b""
+
+
 @dataclass(frozen=True)
 class Alerting:
     """Destinations, delivery policy and templates, plus the planner that fills the outbox."""
@@ -557,18 +564,24 @@ class Prepared:
     alerting: Alerting
 
 
-def prepare(config: Config, env: dict[str, str] | None = None) -> Prepared:
-    """Validate and compile watch.toml, alerts.toml and the templates (ConfigError on mistakes)."""
+def prepare(config: Config, env: dict[str, str] | None = None, *,
+            cache_dir: Path | None = None) -> Prepared:
+    """Validate and compile watch.toml, alerts.toml and the templates (ConfigError on mistakes).
+
+    CACHE_DIR (the database's folder) keeps the watch's word analyses between runs
+    (monitor.match.cache), so an unchanged watch compiles without loading pymorphy3.
+    """
     from monitor.alert.destinations import load_alerts
     from monitor.alert.outbox import Planner
     from monitor.alert.render import load_templates
     from monitor.alert.route import admin_recipients
-    from monitor.match import Matcher, match_entry
+    from monitor.match import match_entry
+    from monitor.match.cache import compile_watch
 
     watch = load_watch_for(config)
     match: MatchFn | None = None
     if any(rule.enabled for rule in watch.rules):
-        matcher = Matcher.compile(watch)
+        matcher = compile_watch(watch, _read_or_empty(config.dir / "watch.toml"), cache_dir)
 
         def match(entry: Entry, feed_tags: Sequence[str]) -> list[Match]:
             return match_entry(matcher, entry, feed_tags)

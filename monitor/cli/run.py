@@ -48,7 +48,7 @@ def run_command(app: App, once: bool, watch_config: bool, http: str | None) -> N
 
     listen = parse_listen(http) if http else None
     config = app.config()
-    prepared = prepare(config)
+    prepared = prepare(config, cache_dir=app.db_path.parent)
     lock = DaemonLock(app.db_path)
     lock.acquire()
     try:
@@ -73,7 +73,7 @@ async def _daemon(app: App, prepared, watch_config: bool, listen, lock: DaemonLo
     config_dir = prepared.config.dir
 
     def loader():
-        return prepare(load_config(config_dir))
+        return prepare(load_config(config_dir), cache_dir=app.db_path.parent)
 
     notifier = Notifier.from_env()
     try:

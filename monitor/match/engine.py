@@ -268,8 +268,10 @@ class Matcher:
         self.evaluations = 0  # rules evaluated so far: shows the index skips rules without hits
 
     @classmethod
-    def compile(cls, watch: Watch) -> "Matcher":
-        builder = _Builder(watch, Analyser(fold_diacritics=watch.fold_diacritics))
+    def compile(cls, watch: Watch, analyser: Analyser | None = None) -> "Matcher":
+        """ANALYSER reads the watch's terms (monitor.match.cache passes one holding the
+        analyses of an earlier run); it must use the watch's fold_diacritics."""
+        builder = _Builder(watch, analyser or Analyser(fold_diacritics=watch.fold_diacritics))
         rules = [builder.compile_rule(rule) for rule in watch.rules if rule.enabled]
         patterns = list(builder.patterns.values())
         analyser = Analyser(fold_diacritics=watch.fold_diacritics, lemma_prefixes=_lemma_prefixes(patterns))
