@@ -37,9 +37,9 @@ from monitor.config import Config
 from monitor.fetch import Fetcher
 from monitor.models import (Entry, FeedConfig, FeedState, FetchOutcome, FetchRequest,
                             FetchResult, Match, ParsedFeed, ParseError, StoreResult)
-from monitor.parse import parse_feed_within
 from monitor.schedule import after_poll, counts_as_new, is_due
 from monitor.store import AlertPlanner, Store, StoreThread
+from monitor.storebatch import PollRecorder
 from monitor.masking import mask_url
 from monitor.origins import credentials_allowed, hold_credentialed_move
 from monitor.urls import strip_userinfo
@@ -128,6 +128,7 @@ class Pipeline:
         self._parse_slots = asyncio.Semaphore(2 * max(1, self._parse_workers))
         self._under_way = asyncio.Semaphore(config.fetch.global_limit)
         self._matcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="monitor-match")
+        self._recorder = PollRecorder(store)
 
     def reconfigure(self, config: Config, match: MatchFn | None,
                     alerting: "Alerting | None") -> None:
@@ -147,19 +148,23 @@ class Pipeline:
             self._parser.shutdown(wait=wait, cancel_futures=True)
         self._matcher.shutdown(wait=wait, cancel_futures=True)
 
-    async def poll(self, feed: FeedConfig) -> PollReport:
+    async def poll(self, feed: FeedConfig, state: FeedState | None = None) -> PollReport:
         """Fetch, parse, match and store one feed; never raises for a bad feed.
+
+        STATE: the feed's state if the caller has just read it (run_once reads every
+        feed's in one query), else it is read here.
 
         At most `global_limit` polls are under way at once, from fetch to store:
         when parsing or matching falls behind, fetching waits, instead of every
         due feed's body (and then its parsed stories) piling up in memory.
         """
         async with self._under_way:
-            return await self._poll(feed)
+            return await self._poll(feed, state)
 
-    async def _poll(self, feed: FeedConfig) -> PollReport:
+    async def _poll(self, feed: FeedConfig, state: FeedState | None) -> PollReport:
         started = time.monotonic()
-        state = await self.store.call(Store.feed_state, feed.name)
+        if state is None:
+            state = await self.store.call(Store.feed_state, feed.name)
         if state is None or state.status in ("gone", "paused", "removed"):
             return PollReport(feed.name, "skipped")
         credentials = {**_credentials_header(feed.url), **feed.headers}
@@ -192,7 +197,7 @@ class Pipeline:
         keep = self.config.poll.fetch_log_keep
         elapsed = time.monotonic() - started
         if parsed is None:
-            await self.store.call(Store.record_poll, feed.name, columns, fetch_log, keep=keep)
+            await self._recorder.record_poll(feed.name, columns, fetch_log, keep=keep)
             await self._health(feed, state, columns, now)
             outcome = "error" if parse_error else result.outcome.value
             error = parse_error or result.error
@@ -292,6 +297,8 @@ class Pipeline:
         worker that no longer answers even its own timer, can be measured from
         submission.
         """
+        from monitor.parse import parse_feed_within  # not imported by a run that parses nothing
+
         limit = self.config.fetch.parse_timeout
         job = functools.partial(parse_feed_within, limit, result.body, dict(result.headers),
                                 feed=feed.name, url=result.final_url, language=feed.language)
@@ -457,12 +464,14 @@ def _log_poll(name: str, outcome: str, result: FetchResult, error: str | None,
 
 
 async def poll_all(pipeline: Pipeline, feeds: Sequence[FeedConfig], *,
-                   progress: Callable[[PollReport], None] | None = None) -> CycleSummary:
-    """Poll the given feeds concurrently (the fetcher enforces the limits)."""
+                   progress: Callable[[PollReport], None] | None = None,
+                   states: dict[str, FeedState] | None = None) -> CycleSummary:
+    """Poll the given feeds concurrently (the fetcher enforces the limits); STATES, if
+    given, are the feeds' states just read."""
     summary = CycleSummary()
 
     async def one(feed: FeedConfig) -> None:
-        report = await pipeline.poll(feed)
+        report = await pipeline.poll(feed, (states or {}).get(feed.name))
         summary.add(report)
         if progress is not None:
             progress(report)
@@ -488,7 +497,7 @@ async def run_once(config: Config, db_path: Path, match: MatchFn | None = None, 
         async with Fetcher(config.fetch) as fetcher:
             pipeline = Pipeline(config, store, fetcher, match, clock=clock, alerting=alerting)
             try:
-                summary = await poll_all(pipeline, due, progress=progress)
+                summary = await poll_all(pipeline, due, progress=progress, states=states)
             finally:
                 pipeline.close()
         for feed in skipped:

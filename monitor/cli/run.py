@@ -44,9 +44,11 @@ def run_command(app: App, once: bool, watch_config: bool, http: str | None) -> N
       monitor run --watch-config --http 127.0.0.1:9108
       monitor --config ~/watch --db ~/watch/monitor.db run --once
     """
-    from monitor.http import parse_listen
+    listen = None
+    if http:
+        from monitor.http import parse_listen
 
-    listen = parse_listen(http) if http else None
+        listen = parse_listen(http)
     config = app.config()
     prepared = prepare(config, cache_dir=app.db_path.parent)
     lock = DaemonLock(app.db_path)
