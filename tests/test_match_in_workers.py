@@ -1,0 +1,81 @@
+"""A compiled watch is matched in the parser processes, with the same results as on the thread."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sqlite3
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+
+from monitor.config import Config
+from monitor.fetch import Fetcher
+from monitor.match.worker import CompiledWatch
+from monitor.models import FeedConfig, FetchSettings, PollSettings
+from monitor.service import Pipeline, prepare
+from monitor.store import Store, StoreThread
+from support.feedserver import fixture_bytes, static
+
+T0 = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ["other_feeder_rss_ukrnet.xml", "other_feeder_rss_theguardian.xml", "scmp_hknews-backend_rss2-feed.xml"]
+
+
+class MainThreadNeverMatches(CompiledWatch):
+    """The daemon's own process must not match when parser processes do."""
+
+    calls: list[str] = []
+
+    def __call__(self, entry, feed_tags):
+        self.calls.append(threading.current_thread().name)
+        return super().__call__(entry, feed_tags)
+
+
+def poll_all(tmp_path: Path, feed_server, workers: int, wrap: bool) -> list[tuple]:
+    feeds = []
+    for name in FIXTURES:
+        feed_server.routes[f"/{name}"] = static(fixture_bytes(name))
+        feeds.append(FeedConfig(name, feed_server.url(f"/{name}"), 600.0))
+    config_dir = tmp_path / f"cfg{workers}"
+    config_dir.mkdir()
+    (config_dir / "watch.toml").write_bytes((ROOT / "config" / "watch.toml").read_bytes())
+    config = Config(dir=config_dir, fetch=FetchSettings(deadline=10.0), poll=PollSettings(),
+                    feeds=tuple(feeds), timezone="UTC", log_level="info")
+    match = prepare(config, env={}, cache_dir=tmp_path / f"state{workers}").match
+    assert isinstance(match, CompiledWatch)
+    if wrap:
+        match = MainThreadNeverMatches(match.matcher, match.source)
+    db = tmp_path / f"m{workers}.db"
+
+    async def run() -> None:
+        store = StoreThread(db)
+        try:
+            await store.call(Store.sync_feeds, config.feeds, T0)
+            async with Fetcher(config.fetch) as fetcher:
+                pipeline = Pipeline(config, store, fetcher, match, clock=lambda: T0,
+                                    rng=random.Random(1), parse_workers=workers)
+                try:
+                    reports = await asyncio.gather(*(pipeline.poll(feed) for feed in feeds))
+                finally:
+                    pipeline.close()
+            assert [r.outcome for r in reports] == ["ok"] * len(feeds)
+        finally:
+            store.close()
+
+    asyncio.run(run())
+    with sqlite3.connect(db) as conn:
+        return conn.execute(
+            "SELECT e.guid, m.rule, m.score, m.hits FROM matches m JOIN entries e ON e.id = m.entry_id "
+            "ORDER BY e.guid, m.rule").fetchall()
+
+
+def test_workers_match_what_the_thread_matches_and_the_main_process_matches_nothing(tmp_path, feed_server):
+    MainThreadNeverMatches.calls.clear()
+    in_workers = poll_all(tmp_path, feed_server, workers=1, wrap=True)
+    assert MainThreadNeverMatches.calls == []
+    on_thread = poll_all(tmp_path, feed_server, workers=0, wrap=True)
+    assert MainThreadNeverMatches.calls and all(name.startswith("monitor-match")
+                                                for name in MainThreadNeverMatches.calls)
+    assert in_workers == on_thread
+    assert len(in_workers) > 0
