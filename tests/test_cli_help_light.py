@@ -40,3 +40,21 @@ def test_help_imports_no_command_module():
                           env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout + done.stderr
     assert "Commands:" in done.stdout
+
+
+def test_report_html_without_pygal_says_how_to_install_it(tmp_path):
+    """pygal is the optional `report` extra: without it the HTML report names the install."""
+    from monitor.store import Store
+
+    Store.open(tmp_path / "m.db").close()
+    (tmp_path / "cfg").mkdir()
+    code = ("import sys\nsys.modules['pygal'] = None  # as if not installed\n"
+            "from monitor.cli import main\nmain(sys.argv[1:])")
+    done = subprocess.run([sys.executable, "-c", code, "--config", str(tmp_path / "cfg"),
+                           "--db", str(tmp_path / "m.db"), "report", "--html", str(tmp_path / "r.html")],
+                          capture_output=True, text=True, timeout=60,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "pip install 'monitor[report]'" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "r.html").exists()

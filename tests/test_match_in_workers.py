@@ -79,3 +79,39 @@ def test_workers_match_what_the_thread_matches_and_the_main_process_matches_noth
                                                 for name in MainThreadNeverMatches.calls)
     assert in_workers == on_thread
     assert len(in_workers) > 0
+
+
+def test_the_parser_processes_share_the_dictionaries_loaded_by_their_forkserver(tmp_path, feed_server):
+    """With Cyrillic terms in the watch, the forkserver loads the language data before it
+    forks the parser processes: they find it loaded instead of each loading a copy."""
+    import subprocess
+    import sys
+
+    code = f"""
+import asyncio, sys
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from pathlib import Path
+from monitor.config import Config
+from monitor.models import FetchSettings, PollSettings
+from monitor.service import Pipeline, prepare
+from monitor.match import morph
+
+config_dir = Path({str(tmp_path)!r})
+(config_dir / "watch.toml").write_text('[entity.c]\\naliases = ["Китай"]\\n[rule.c]\\nquery = "@c"\\n', encoding="utf-8")
+config = Config(dir=config_dir, fetch=FetchSettings(), poll=PollSettings(), feeds=(), timezone="UTC", log_level="info")
+match = prepare(config, env={{}}).match
+assert match.matcher.needs_dictionaries
+
+async def main():
+    pipeline = Pipeline(config, None, None, match, parse_workers=1)
+    try:
+        pool = pipeline._parser_pool()
+        return sorted(await asyncio.get_running_loop().run_in_executor(pool, morph.loaded))
+    finally:
+        pipeline.close()
+
+print(asyncio.run(main()))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    assert done.stdout.strip().splitlines()[-1:] == ["['ru', 'uk']"], done.stdout + done.stderr

@@ -79,11 +79,11 @@ class MonitorGroup(click.Group):
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """The command list of --help from COMMAND_SUMMARIES, as click would write it."""
-        from click.utils import make_default_short_help
-
         names = self.list_commands(ctx)
         limit = formatter.width - 6 - max(len(name) for name in names)
-        rows = [(name, make_default_short_help(COMMAND_SUMMARIES.get(name, ""), limit)) for name in names]
+        # a stand-in command per name shortens its summary exactly as the real one would
+        rows = [(name, click.Command(name, help=COMMAND_SUMMARIES.get(name, "")).get_short_help_str(limit))
+                for name in names]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
