@@ -45,7 +45,7 @@ def counted(monkeypatch):
 
     def lemmas(word: str, lang: str):
         calls.append(word)
-        return original.__wrapped__(word, lang)
+        return original(word, lang)
 
     monkeypatch.setattr(morph, "lemmas", lemmas)
     return calls
@@ -146,3 +146,14 @@ def test_repoll_with_nothing_new_imports_neither_apprise_nor_pymorphy3(tmp_path,
     assert "new=0" not in first[-2] and first[-1] == "['pymorphy3']"  # new stories: matched
     assert run()[-1] == "[]"  # the cache was written beside the database; all 304 now
     assert (tmp_path / "state" / CACHE_FILE).is_file()
+
+
+def test_the_matchers_one_word_cache_is_bounded_and_matching_survives_its_clearing(tmp_path, monkeypatch):
+    from monitor.match import engine
+
+    monkeypatch.setattr(engine, "WORD_CACHE_SIZE", 10)
+    matcher = compiled(tmp_path)
+    for round_ in range(3):
+        text = " ".join(f"слово{round_}x{i}" for i in range(25)) + " Китаю"
+        assert titles(matcher, text) == ["china"]
+        assert sum(len(words) for words in matcher._words.values()) <= 10

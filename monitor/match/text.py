@@ -165,10 +165,11 @@ class Analyser:
         if info is None:
             if len(self._cache) >= self.CACHE_SIZE:
                 self._cache.clear()
-            info = self._cache[key] = self._analyse(raw, mode)
+            info = self._cache[key] = self.analyse(raw, mode)
         return info
 
-    def _analyse(self, raw: str, mode: str) -> WordInfo:
+    def analyse(self, raw: str, mode: str = UK_RU) -> WordInfo:
+        """`word` without the cache, for a caller that keeps its own (the matcher)."""
         cased = unicodedata.normalize("NFKC", raw).translate(_APOSTROPHE_MAP)
         form = cased.casefold()
         if _CYRILLIC.search(form):
