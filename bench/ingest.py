@@ -23,6 +23,7 @@ import hashlib
 import multiprocessing
 import os
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -156,12 +157,18 @@ def main() -> None:
                         poll=PollSettings(), feeds=feeds, timezone="UTC", log_level="warning")
         match = None
         watch_note = "none"
+        db = Path(tmp) / "bench.db"
         if not args.no_watch:
             from monitor.service import prepare
 
-            match = prepare(config).match
+            # As a restarted daemon: the watch's word cache exists (written by an earlier
+            # process), so this process compiles the watch without loading pymorphy3.
+            subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; "
+                            "from monitor.config import load_config; from monitor.service import prepare; "
+                            "prepare(load_config(Path(sys.argv[1])), env={}, cache_dir=Path(sys.argv[2]))",
+                            str(ROOT / "config"), tmp], check=True)
+            match = prepare(config, cache_dir=Path(tmp)).match
             watch_note = "shipped config/watch.toml" if match else "none (no rules)"
-        db = Path(tmp) / "bench.db"
         rss_before = peak_rss_mb()
         with TreeMemory(exclude={server.pid}) as tree:
             first, s1 = asyncio.run(timed_cycle(config, db, match))
