@@ -8,9 +8,12 @@ a schedule. `prepare` compiles the config folder (watch rules, destinations,
 templates) into what the pipeline runs with.
 
 Parsing is CPU-bound and runs in worker processes (both cores, and a hostile
-feed cannot hold the event loop's GIL); matching runs on a worker thread,
-where the compiled rules and language data live once. Every database call
-goes through the store's owner thread.
+feed cannot hold the event loop's GIL); so does matching of a compiled watch
+(monitor.match.worker: each worker compiles it once from the word cache, and
+the language data is loaded once by their forkserver), and any other match
+function runs on a worker thread. Every database call goes through the
+store's owner thread; polls that store no stories share transactions
+(monitor.storebatch).
 """
 
 from __future__ import annotations
