@@ -115,3 +115,36 @@ print(asyncio.run(main()))
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                           env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
     assert done.stdout.strip().splitlines()[-1:] == ["['ru', 'uk']"], done.stdout + done.stderr
+
+
+def test_a_reloaded_watch_is_compiled_again_in_the_running_parser_processes(tmp_path, feed_server):
+    from support.feeds import Item, rss
+
+    feed_server.routes["/a"] = static(rss([Item("a1", "Drones over Kyiv")]))
+    feed_server.routes["/b"] = static(rss([Item("b1", "Drones over Kyiv again")]))
+    feeds = [FeedConfig("a", feed_server.url("/a"), 600.0), FeedConfig("b", feed_server.url("/b"), 600.0)]
+    config = Config(dir=tmp_path, fetch=FetchSettings(deadline=10.0), poll=PollSettings(),
+                    feeds=tuple(feeds), timezone="UTC", log_level="info")
+
+    def compiled(rule: str, word: str):
+        (tmp_path / "watch.toml").write_text(f'[rule.{rule}]\nquery = "{word}"\n', encoding="utf-8")
+        return prepare(config, env={}, cache_dir=tmp_path / "state").match
+
+    async def run() -> list:
+        store = StoreThread(tmp_path / "m.db")
+        try:
+            await store.call(Store.sync_feeds, config.feeds, T0)
+            async with Fetcher(config.fetch) as fetcher:
+                pipeline = Pipeline(config, store, fetcher, compiled("drones", "drones"), clock=lambda: T0,
+                                    parse_workers=1)
+                try:
+                    first = await pipeline.poll(feeds[0])
+                    pipeline.reconfigure(config, compiled("kyiv", "kyiv"), None)
+                    second = await pipeline.poll(feeds[1])
+                finally:
+                    pipeline.close()
+            return [first.rules, second.rules]
+        finally:
+            store.close()
+
+    assert asyncio.run(run()) == [("drones",), ("kyiv",)]
