@@ -49,7 +49,7 @@ def serve_static(bodies: Mapping[str, bytes], port_queue, content_type: str = "a
         try:
             while True:
                 head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
-                path = head[0].split(" ")[1]
+                method, path = head[0].split(" ")[:2]
                 headers = {name.strip().lower(): value.strip()
                            for name, _, value in (line.partition(":") for line in head[1:]) if value}
                 body = bodies.get(path)
@@ -60,7 +60,8 @@ def serve_static(bodies: Mapping[str, bytes], port_queue, content_type: str = "a
                                  "Content-Length: 0\r\n\r\n".encode())
                 else:
                     writer.write(f"HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\n"
-                                 f"ETag: {tags[path]}\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+                                 f"ETag: {tags[path]}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+                                 + (b"" if method == "HEAD" else body))
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
