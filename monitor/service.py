@@ -345,9 +345,7 @@ class Pipeline:
 
     def _parser_pool(self) -> Executor:
         if self._parser is None:
-            matcher = getattr(self.match, "matcher", None)
-            self._parser = _parse_executor(self._parse_workers,
-                                           preload_dictionaries=bool(matcher and matcher.needs_dictionaries))
+            self._parser = _parse_executor(self._parse_workers)
         return self._parser
 
     def _replace_parser(self, parser: Executor, *, kill: bool = False) -> None:
@@ -400,21 +398,15 @@ def default_parse_workers() -> int:
     return max(1, min(2, os.cpu_count() or 1))
 
 
-def _parse_executor(workers: int, preload_dictionaries: bool = False) -> Executor:
-    """Worker processes for parsing (and matching); 0 parses on a thread (small runs, tests
-    of the stage). PRELOAD_DICTIONARIES: the forkserver loads the language data before it
-    starts the first worker, so the workers share one copy (only when the forkserver is
-    not running yet; a later one loads them in each worker on first use).
+def _parse_executor(workers: int) -> Executor:
+    """Worker processes for parsing; 0 parses on a thread (small runs, tests of the stage).
 
     forkserver, not fork: the daemon has threads (store, matcher) that a fork would copy
     mid-lock.
     """
     if workers <= 0:
         return ThreadPoolExecutor(max_workers=1, thread_name_prefix="monitor-parse")
-    context = multiprocessing.get_context("forkserver")
-    if preload_dictionaries:
-        context.set_forkserver_preload(["monitor.match.dictionaries"])
-    return ProcessPoolExecutor(max_workers=workers, mp_context=context,
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("forkserver"),
                                initializer=_init_parser_worker, initargs=(os.getpid(),))
 
 

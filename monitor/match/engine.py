@@ -281,12 +281,6 @@ class Matcher:
         return cls(rules, patterns, analyser)
 
     @property
-    def needs_dictionaries(self) -> bool:
-        """Whether matching may lemmatise text words: the watch has Cyrillic terms."""
-        return any("\u0400" <= char <= "\u04ff" for prefix in self._analyser.lemma_prefixes or ()
-                   for char in prefix)
-
-    @property
     def rules(self) -> list[str]:
         """Names of the compiled (enabled) rules, in watch.toml order."""
         return [compiled.rule.name for compiled in self._rules]
