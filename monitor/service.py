@@ -220,7 +220,9 @@ class Pipeline:
                              fetch_log: dict) -> tuple[StoreResult, tuple[str, ...]]:
         classified = await self.store.call(Store.classify, feed.name, parsed.entries)
         fresh = [(entry, kind) for entry, kind in classified if kind in ("new", "updated")]
-        matches, unmatched = await self._match([entry for entry, _ in fresh], feed.tags)
+        loop = asyncio.get_running_loop()
+        matches, unmatched = await loop.run_in_executor(self._matcher, self._match_all,
+                                                        [entry for entry, _ in fresh], feed.tags)
         columns["match_warning"] = _match_warning(unmatched, len(fresh))
         if unmatched:
             log.warning("match feed=%s skipped=%d reason=%r", feed.name, len(unmatched),
@@ -262,49 +264,33 @@ class Pipeline:
                               url=mask_url(strip_userinfo(columns.get("url", before.url))), event=event,
                               detail=detail, now=now)
 
-    async def _match(self, entries: list[Entry],
-                     feed_tags: Sequence[str]) -> tuple[list[list[Match]], dict[str, str]]:
-        """Each entry's matches, and the guids of those given up with why; never on the
-        event loop's thread.
+    def _match_all(self, entries: list[Entry],
+                   feed_tags: Sequence[str]) -> tuple[list[list[Match]], dict[str, str]]:
+        """Each entry's matches, and the guids of those given up (over a budget) with why.
 
-        A compiled watch (a CompiledWatch from `prepare`) is matched in the parser
-        processes, beside the parsing: the daemon's own process then only fetches and
-        stores, and both cores share parsing and matching. Any other match function
-        (and a pipeline without parser processes) runs on the matching thread.
+        One story may take STORY_BUDGET seconds (match_entry's default), one poll
+        FEED_MATCH_BUDGET in all: the single matching thread is shared by every
+        feed, so a hostile one must not hold it for minutes.
         """
-        from monitor.match.worker import match_entries
+        from monitor.match.engine import MatchBudgetExceeded
 
-        if self.match is None or not entries:
+        if self.match is None:
             return [[] for _ in entries], {}
-        source = getattr(self.match, "source", None)
-        if source is not None and self._parse_workers > 0:
-            return await self._match_in_workers(source, entries, feed_tags)
-        return await asyncio.get_running_loop().run_in_executor(
-            self._matcher, match_entries, self.match, entries, feed_tags, FEED_MATCH_BUDGET)
-
-    async def _match_in_workers(self, source, entries: list[Entry],
-                                feed_tags: Sequence[str]) -> tuple[list[list[Match]], dict[str, str]]:
-        """match_in_worker in a parser process; a crashed or stuck one costs this poll's
-        matching (the stories are stored unmatched, with why), never the poll."""
-        from monitor.match.worker import match_in_worker
-
-        job = functools.partial(match_in_worker, source, entries, tuple(feed_tags), FEED_MATCH_BUDGET)
-        backstop = FEED_MATCH_BUDGET + 30.0
-        async with self._parse_slots:
-            parser = self._parser_pool()
+        results: list[list[Match]] = []
+        unmatched: dict[str, str] = {}
+        deadline = time.monotonic() + FEED_MATCH_BUDGET
+        for entry in entries:
+            if time.monotonic() > deadline:
+                unmatched[entry.guid] = (f"not matched: this poll's stories took over "
+                                         f"{FEED_MATCH_BUDGET:g} s to match")
+                results.append([])
+                continue
             try:
-                return await asyncio.wait_for(
-                    asyncio.get_running_loop().run_in_executor(parser, job), backstop)
-            except TimeoutError:
-                self._replace_parser(parser, kill=True)
-                reason = f"the matching process gave no answer within {backstop:g} s"
-            except BrokenProcessPool:
-                self._replace_parser(parser)
-                reason = "the matching process crashed"
-            except Exception as exc:  # a matcher bug must cost this poll's matching, not the poll
-                log.exception("matching failed")
-                reason = f"matching failed ({type(exc).__name__})"
-        return [[] for _ in entries], {entry.guid: f"not matched: {reason}" for entry in entries}
+                results.append(self.match(entry, feed_tags))
+            except MatchBudgetExceeded:
+                unmatched[entry.guid] = "not matched: the story took too long to match"
+                results.append([])
+        return results, unmatched
 
     async def _parse(self, result: FetchResult, feed: FeedConfig) -> ParsedFeed:
         """Parse in a worker, within the time limit; a crashed or stuck worker is replaced.
@@ -555,6 +541,13 @@ def load_watch_for(config: Config):
     return load_watch(config.dir / "watch.toml")
 
 
+def _read_or_empty(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b""
+
+
 @dataclass(frozen=True)
 class Alerting:
     """Destinations, delivery policy and templates, plus the planner that fills the outbox."""
@@ -594,16 +587,16 @@ def prepare(config: Config, env: dict[str, str] | None = None, *,
     from monitor.alert.outbox import Planner
     from monitor.alert.render import load_templates
     from monitor.alert.route import admin_recipients
+    from monitor.match import match_entry
     from monitor.match.cache import compile_watch
-    from monitor.match.watch import read_watch
-    from monitor.match.worker import CompiledWatch, WatchSource
 
-    watch, text = read_watch(config.dir / "watch.toml")
+    watch = load_watch_for(config)
     match: MatchFn | None = None
     if any(rule.enabled for rule in watch.rules):
-        # A CompiledWatch also tells the pipeline how its parser processes compile the same watch.
-        match = CompiledWatch(compile_watch(watch, text.encode("utf-8"), cache_dir),
-                              WatchSource(text, watch.path, cache_dir))
+        matcher = compile_watch(watch, _read_or_empty(config.dir / "watch.toml"), cache_dir)
+
+        def match(entry: Entry, feed_tags: Sequence[str]) -> list[Match]:
+            return match_entry(matcher, entry, feed_tags)
 
     alerts = load_alerts(config.dir, dict(os.environ) if env is None else env)
     planner = Planner(alerts.destinations, alerts.settings, config.timezone,

@@ -86,21 +86,16 @@ _RULE_KEYS = ("query", "description", "min_score", "severity", "tags", "enabled"
 
 def load_watch(path: Path) -> Watch:
     """Read and validate watch.toml; a missing file is an empty watch (nothing flagged)."""
-    return read_watch(path)[0]
-
-
-def read_watch(path: Path) -> tuple[Watch, str]:
-    """load_watch, and the text it was read from ("" for a missing file)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        return Watch(path=path), ""
+        return Watch(path=path)
     except UnicodeDecodeError as error:
         raise ConfigError(f"not UTF-8 text (byte {error.start})", path=path) from None
     except OSError as error:
         raise ConfigError(f"cannot read the watch file: {error.strerror}", path=path) from None
-    return parse_watch_text(text, path), text
+    return parse_watch_text(text, path)
 
 
 def parse_watch_text(text: str, path: Path) -> Watch:
