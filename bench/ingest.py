@@ -8,6 +8,7 @@ and then feedparser's own parse-only rate on the same bytes with its defaults.
 
     python bench/ingest.py                 # 500 feeds x 50 items
     python bench/ingest.py --feeds 50      # a quick run
+    python bench/ingest.py --compare       # whole processes beside rss2email (bench/compare.py)
 
 All traffic stays on 127.0.0.1. The per-host limit is raised (default 16),
 since every feed here lives on one host:port.
@@ -22,6 +23,7 @@ import hashlib
 import multiprocessing
 import os
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -128,7 +130,15 @@ def main() -> None:
     parser.add_argument("--per-host-limit", type=int, default=16)
     parser.add_argument("--global-limit", type=int, default=32)
     parser.add_argument("--no-watch", action="store_true", help="skip matching (ingest only)")
+    parser.add_argument("--compare", action="store_true",
+                        help="feedparser, rss2email and `monitor run --once` as whole processes "
+                             "on copies of the fixture feeds (default 200 feeds)")
     args = parser.parse_args()
+    if args.compare:
+        from bench.compare import compare
+
+        compare(args.feeds if "--feeds" in sys.argv else 200)
+        return
 
     from monitor.config import Config
     from monitor.models import FeedConfig, FetchSettings, PollSettings
@@ -147,12 +157,18 @@ def main() -> None:
                         poll=PollSettings(), feeds=feeds, timezone="UTC", log_level="warning")
         match = None
         watch_note = "none"
+        db = Path(tmp) / "bench.db"
         if not args.no_watch:
             from monitor.service import prepare
 
-            match = prepare(config).match
+            # As a restarted daemon: the watch's word cache exists (written by an earlier
+            # process), so this process compiles the watch without loading pymorphy3.
+            subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; "
+                            "from monitor.config import load_config; from monitor.service import prepare; "
+                            "prepare(load_config(Path(sys.argv[1])), env={}, cache_dir=Path(sys.argv[2]))",
+                            str(ROOT / "config"), tmp], check=True)
+            match = prepare(config, cache_dir=Path(tmp)).match
             watch_note = "shipped config/watch.toml" if match else "none (no rules)"
-        db = Path(tmp) / "bench.db"
         rss_before = peak_rss_mb()
         with TreeMemory(exclude={server.pid}) as tree:
             first, s1 = asyncio.run(timed_cycle(config, db, match))

@@ -27,7 +27,6 @@ from monitor.configcheck import (
     duration,
     entry_key_problems,
     integer,
-    key_name,
     number_text,
     redact,
     string,

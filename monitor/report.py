@@ -298,7 +298,7 @@ def chart_svg(report: Report) -> str:
         from pygal.style import Style
     except ImportError:
         raise MonitorError("the HTML report draws its chart with pygal, which is not installed: "
-                           "pip install pygal") from None
+                           "pip install 'monitor[report]' (or pip install pygal)") from None
 
     style = Style(background="transparent", plot_background="#ffffff", foreground="#1d2430",
                   foreground_strong="#1d2430", foreground_subtle="#c9ced6",

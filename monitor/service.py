@@ -8,9 +8,12 @@ a schedule. `prepare` compiles the config folder (watch rules, destinations,
 templates) into what the pipeline runs with.
 
 Parsing is CPU-bound and runs in worker processes (both cores, and a hostile
-feed cannot hold the event loop's GIL); matching runs on a worker thread,
-where the compiled rules and language data live once. Every database call
-goes through the store's owner thread.
+feed cannot hold the event loop's GIL); matching runs on one worker thread of
+this process, off the event loop's thread (matching inside the parser
+processes was measured: no faster on 2 cores and +90 MB resident at 500
+feeds, since each process maps the language data). Every database call goes through the
+store's owner thread; polls that store no stories share transactions
+(monitor.storebatch).
 """
 
 from __future__ import annotations
@@ -37,9 +40,9 @@ from monitor.config import Config
 from monitor.fetch import Fetcher
 from monitor.models import (Entry, FeedConfig, FeedState, FetchOutcome, FetchRequest,
                             FetchResult, Match, ParsedFeed, ParseError, StoreResult)
-from monitor.parse import parse_feed_within
 from monitor.schedule import after_poll, counts_as_new, is_due
 from monitor.store import AlertPlanner, Store, StoreThread
+from monitor.storebatch import PollRecorder
 from monitor.masking import mask_url
 from monitor.origins import credentials_allowed, hold_credentialed_move
 from monitor.urls import strip_userinfo
@@ -134,6 +137,7 @@ class Pipeline:
         self._parse_slots = asyncio.Semaphore(2 * max(1, self._parse_workers))
         self._under_way = asyncio.Semaphore(config.fetch.global_limit)
         self._matcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="monitor-match")
+        self._recorder = PollRecorder(store)
 
     def reconfigure(self, config: Config, match: MatchFn | None,
                     alerting: "Alerting | None") -> None:
@@ -153,19 +157,23 @@ class Pipeline:
             self._parser.shutdown(wait=wait, cancel_futures=True)
         self._matcher.shutdown(wait=wait, cancel_futures=True)
 
-    async def poll(self, feed: FeedConfig) -> PollReport:
+    async def poll(self, feed: FeedConfig, state: FeedState | None = None) -> PollReport:
         """Fetch, parse, match and store one feed; never raises for a bad feed.
+
+        STATE: the feed's state if the caller has just read it (run_once reads every
+        feed's in one query), else it is read here.
 
         At most `global_limit` polls are under way at once, from fetch to store:
         when parsing or matching falls behind, fetching waits, instead of every
         due feed's body (and then its parsed stories) piling up in memory.
         """
         async with self._under_way:
-            return await self._poll(feed)
+            return await self._poll(feed, state)
 
-    async def _poll(self, feed: FeedConfig) -> PollReport:
+    async def _poll(self, feed: FeedConfig, state: FeedState | None) -> PollReport:
         started = time.monotonic()
-        state = await self.store.call(Store.feed_state, feed.name)
+        if state is None:
+            state = await self.store.call(Store.feed_state, feed.name)
         if state is None or state.status in ("gone", "paused", "removed"):
             return PollReport(feed.name, "skipped")
         credentials = {**_credentials_header(feed.url), **feed.headers}
@@ -198,7 +206,7 @@ class Pipeline:
         keep = self.config.poll.fetch_log_keep
         elapsed = time.monotonic() - started
         if parsed is None:
-            await self.store.call(Store.record_poll, feed.name, columns, fetch_log, keep=keep)
+            await self._recorder.record_poll(feed.name, columns, fetch_log, keep=keep)
             await self._health(feed, state, columns, now)
             outcome = "error" if parse_error else result.outcome.value
             error = parse_error or result.error
@@ -298,6 +306,8 @@ class Pipeline:
         worker that no longer answers even its own timer, can be measured from
         submission.
         """
+        from monitor.parse import parse_feed_within  # not imported by a run that parses nothing
+
         limit = self.config.fetch.parse_timeout
         job = functools.partial(parse_feed_within, limit, result.body, dict(result.headers),
                                 feed=feed.name, url=result.final_url, language=feed.language)
@@ -463,12 +473,14 @@ def _log_poll(name: str, outcome: str, result: FetchResult, error: str | None,
 
 
 async def poll_all(pipeline: Pipeline, feeds: Sequence[FeedConfig], *,
-                   progress: Callable[[PollReport], None] | None = None) -> CycleSummary:
-    """Poll the given feeds concurrently (the fetcher enforces the limits)."""
+                   progress: Callable[[PollReport], None] | None = None,
+                   states: dict[str, FeedState] | None = None) -> CycleSummary:
+    """Poll the given feeds concurrently (the fetcher enforces the limits); STATES, if
+    given, are the feeds' states just read."""
     summary = CycleSummary()
 
     async def one(feed: FeedConfig) -> None:
-        report = await pipeline.poll(feed)
+        report = await pipeline.poll(feed, (states or {}).get(feed.name))
         summary.add(report)
         if progress is not None:
             progress(report)
@@ -494,7 +506,7 @@ async def run_once(config: Config, db_path: Path, match: MatchFn | None = None, 
         async with Fetcher(config.fetch) as fetcher:
             pipeline = Pipeline(config, store, fetcher, match, clock=clock, alerting=alerting)
             try:
-                summary = await poll_all(pipeline, due, progress=progress)
+                summary = await poll_all(pipeline, due, progress=progress, states=states)
             finally:
                 pipeline.close()
         for feed in skipped:
@@ -535,6 +547,13 @@ def load_watch_for(config: Config):
     return load_watch(config.dir / "watch.toml")
 
 
+def _read_or_empty(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b""
+
+
 @dataclass(frozen=True)
 class Alerting:
     """Destinations, delivery policy and templates, plus the planner that fills the outbox."""
@@ -563,22 +582,26 @@ class Prepared:
     alerting: Alerting
 
 
-def prepare(config: Config, env: dict[str, str] | None = None, *, log_warnings: bool = True) -> Prepared:
+def prepare(config: Config, env: dict[str, str] | None = None, *, log_warnings: bool = True,
+            cache_dir: Path | None = None) -> Prepared:
     """Validate and compile watch.toml, alerts.toml and the templates (ConfigError on mistakes).
 
     Warnings (a lower-case `or` in a query, a secrets file others can read) are
     logged, so the daemon reports them at start and on every reload; a command
-    that prints them itself passes log_warnings=False."""
+    that prints them itself passes log_warnings=False. CACHE_DIR (the database's
+    folder) keeps the watch's word analyses between runs (monitor.match.cache), so
+    an unchanged watch compiles without loading pymorphy3."""
     from monitor.alert.destinations import load_alerts
     from monitor.alert.outbox import Planner
     from monitor.alert.render import load_templates
     from monitor.alert.route import admin_recipients
-    from monitor.match import Matcher, match_entry
+    from monitor.match import match_entry
+    from monitor.match.cache import compile_watch
 
     watch = load_watch_for(config)
     match: MatchFn | None = None
     if any(rule.enabled for rule in watch.rules):
-        matcher = Matcher.compile(watch)
+        matcher = compile_watch(watch, _read_or_empty(config.dir / "watch.toml"), cache_dir)
 
         def match(entry: Entry, feed_tags: Sequence[str]) -> list[Match]:
             return match_entry(matcher, entry, feed_tags)

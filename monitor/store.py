@@ -642,10 +642,16 @@ class Store:
 
         `log` must hold `at`; datetimes in both dicts are aware UTC.
         """
+        self.record_polls([(name, state, log, keep)])
+
+    def record_polls(self, polls: Sequence[tuple[str, dict, dict, int]]) -> None:
+        """record_poll for each (name, state, log, keep) of POLLS, in one transaction
+        (monitor.storebatch groups the polls that finish together)."""
         with self.transaction():
-            feed_id = self._feed_id(name)
-            self._save_state(feed_id, state)
-            self._append_log(feed_id, log, keep)
+            for name, state, log, keep in polls:
+                feed_id = self._feed_id(name)
+                self._save_state(feed_id, state)
+                self._append_log(feed_id, log, keep)
 
     def _save_state(self, feed_id: int, state: dict) -> None:
         columns = _checked(state, POLL_STATE_COLUMNS, "feed state")

@@ -10,7 +10,6 @@ import sqlite3
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import pytest
 
 from monitor.match import Matcher, load_watch
 from support.feeds import Item, rss

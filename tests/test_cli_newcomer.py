@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import signal
 import socket
-import sqlite3
 import stat
 import subprocess
 import sys

@@ -9,7 +9,6 @@ import sqlite3
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import pytest
 
 from monitor.alert.dispatch import Dispatcher
 from monitor.alert.outbox import Planner, list_alerts, retry

@@ -3,14 +3,12 @@ config, SIGTERM, SIGKILL and restart, sd_notify and the watchdog."""
 
 from __future__ import annotations
 
-import json
 import random
 import signal
 import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import pytest
 
 from support.daemon import DaemonProcess, NotifySocket, db_rows, wait_until
 from support.feeds import Item, rss

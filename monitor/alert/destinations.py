@@ -570,11 +570,11 @@ def _quiet_hours(value: object) -> tuple[str, str]:
 def _read_apprise_file(config_dir: Path, taken: list[str], errors: list[ConfigError],
                        warnings: list[str]) -> list[Destination]:
     """One immediate destination per URL of apprise.yml, named uniquely after TAKEN."""
-    import apprise
-
     present = [config_dir / name for name in APPRISE_FILES if (config_dir / name).is_file()]
     if not present:
-        return []
+        return []  # without importing apprise: a run that sends nothing never loads it
+    import apprise
+
     if len(present) > 1:
         errors.append(ConfigError(f"both {APPRISE_FILES[0]} and {APPRISE_FILES[1]} exist: keep one",
                                   path=present[1]))

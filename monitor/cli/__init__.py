@@ -46,6 +46,29 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
 }
 
 
+# Each command's one-line summary for `monitor --help`, so listing the commands imports
+# none of their modules (tests/test_cli_help_light.py checks these against the commands).
+COMMAND_SUMMARIES: dict[str, str] = {
+    'alerts': 'Manage alert destinations (email, chat, webhooks through apprise).',
+    'config': 'Inspect the configuration folder.',
+    'demo': 'See the whole system work on sample feeds: no network, no setup, nothing left behind.',
+    'feeds': 'List feed health; add, import, export, remove, pause, resume or reset feeds.',
+    'init': 'Write a complete, commented default config folder to DIRECTORY.',
+    'match': 'Match a feed file or JSON Lines items against the watch rules.',
+    'matches': 'List stored matches, newest first, with the snippet that explains each.',
+    'mute': "Mark a story's match as a false positive: its unsent alerts are muted and it sends nothing more; `monitor rules backtest` lists it so the rule can be fixed.",
+    'report': 'What was caught: matches per day, per rule and per outlet, and the top stories (copies from several outlets counted as one, ranked by outlets, then score).',
+    'rules': 'Check, list, try, backtest, enable and disable the watch rules (watch.toml).',
+    'run': 'Poll the configured feeds on their schedule until stopped (SIGTERM or Ctrl-C).',
+    'search': 'Search stored stories, newest first; exit 1 when nothing is found.',
+    'show': 'Show one story: its text with the hits marked, its matches and its alerts.',
+    'status': "Show whether the daemon runs and is healthy, its feeds, today's stories and matches, the alert queue, today's alerted stories that other outlets also reported (sent once), and any config error the daemon refused.",
+    'stories': 'List stored stories, newest first.',
+    'systemd-unit': 'Print the systemd unit for this installation (sandboxed, Type=notify, reload on SIGHUP).',
+    'terms': 'List and edit the names (aliases) of the watched entities in watch.toml.',
+}
+
+
 class MonitorGroup(click.Group):
     """Loads commands lazily, and turns the library's user-facing errors into one
     message and an exit code."""
@@ -56,6 +79,16 @@ class MonitorGroup(click.Group):
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         modules = [importlib.import_module(f"monitor.cli.{m}") for m in COMMAND_MODULES.get(name, ())]
         return next((c for m in modules for c in m.COMMANDS if c.name == name), None)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list of --help from COMMAND_SUMMARIES, as click would write it."""
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        # a stand-in command per name shortens its summary exactly as the real one would
+        rows = [(name, click.Command(name, help=COMMAND_SUMMARIES.get(name, "")).get_short_help_str(limit))
+                for name in names]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context):
         try:

@@ -11,14 +11,17 @@ import sys
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from monitor.cli.output import echo_jsonl, echo_table, escape_controls, is_tty  # noqa: F401 (re-exported)
-from monitor.config import Config, load_config
 from monitor.errors import UsageError
 from monitor.paths import ensure_config_dir, resolve_config_dir, resolve_db_path
+
+
+if TYPE_CHECKING:
+    from monitor.config import Config
 
 
 @dataclass
@@ -48,6 +51,8 @@ class App:
     def config(self) -> Config:
         """The validated config; a ConfigError reaches the user as file:line: message."""
         if self._config is None:
+            from monitor.config import load_config  # not for --help: a light start
+
             self._config = load_config(self.config_dir)
             if self.log_level is None:
                 logging.getLogger("monitor").setLevel(self._config.log_level.upper())

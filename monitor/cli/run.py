@@ -51,13 +51,16 @@ def run_command(app: App, once: bool, watch_config: bool, http: str | None) -> N
       monitor --config ~/watch --db ~/watch/monitor.db run --once
     """
     from monitor.service import prepare, run_once
-    from monitor.web.listen import parse_listen
 
-    listen = parse_listen(http) if http else None
+    listen = None
+    if http:
+        from monitor.web.listen import parse_listen
+
+        listen = parse_listen(http)
     config = app.config()
     if listen is None and not once:
         listen = config.http
-    prepared = prepare(config)
+    prepared = prepare(config, cache_dir=app.db_path.parent)
     if listen is not None and not once:
         from monitor.web.auth import guard_for
 
@@ -93,7 +96,7 @@ async def _daemon(app: App, prepared, watch_config: bool, sock, lock: DaemonLock
     from monitor.service import prepare
 
     def loader():
-        return prepare(load_config(config_dir))
+        return prepare(load_config(config_dir), cache_dir=app.db_path.parent)
 
     notifier = Notifier.from_env()
     try:

@@ -30,7 +30,9 @@ from monitor.models import Entry, Match
 Hits = dict[int, list[Occurrence]]  # term set id -> its occurrences
 Evaluate = Callable[[Hits], "list[Occurrence] | None"]  # None: false; a list: true, with its support
 _ALL_FIELDS = frozenset(FIELDS)
-_CACHE_SIZE = 200_000
+# Distinct words whose analysis the matcher keeps, over all language modes: the one word
+# cache of matching (about 600 bytes a word; news repeats a few tens of thousands of words).
+WORD_CACHE_SIZE = 50_000
 # Bounds that keep one story's cost linear and small whatever its text (a hostile feed
 # repeating two aliases 16,000 times once cost 10 s and 200 MB of stored hits).
 MAX_OCCURRENCES = 200  # per term set and story: further occurrences are not looked at
@@ -265,11 +267,14 @@ class Matcher:
         # per language mode: raw word -> its analysis and the patterns it can begin
         self._words: dict[str, dict[str, tuple[WordInfo, tuple[_Pattern, ...]]]] = {
             mode: {} for mode in (UK, RU, UK_RU)}
+        self._cached_words = 0  # over the three modes, bounded by WORD_CACHE_SIZE
         self.evaluations = 0  # rules evaluated so far: shows the index skips rules without hits
 
     @classmethod
-    def compile(cls, watch: Watch) -> "Matcher":
-        builder = _Builder(watch, Analyser(fold_diacritics=watch.fold_diacritics))
+    def compile(cls, watch: Watch, analyser: Analyser | None = None) -> "Matcher":
+        """ANALYSER reads the watch's terms (monitor.match.cache passes one holding the
+        analyses of an earlier run); it must use the watch's fold_diacritics."""
+        builder = _Builder(watch, analyser or Analyser(fold_diacritics=watch.fold_diacritics))
         rules = [builder.compile_rule(rule) for rule in watch.rules if rule.enabled]
         patterns = list(builder.patterns.values())
         analyser = Analyser(fold_diacritics=watch.fold_diacritics, lemma_prefixes=_lemma_prefixes(patterns))
@@ -344,10 +349,13 @@ class Matcher:
             raw = found.group()
             known = cache.get(raw)
             if known is None:
-                if len(cache) >= _CACHE_SIZE:
-                    cache.clear()
-                info = self._analyser.word(raw, mode)
+                if self._cached_words >= WORD_CACHE_SIZE:
+                    for words in self._words.values():
+                        words.clear()
+                    self._cached_words = 0
+                info = self._analyser.analyse(raw, mode)
                 known = cache[raw] = (info, self._first_word_patterns(info))
+                self._cached_words += 1
             if known[1]:
                 starts.append((len(infos), known[1]))
             infos.append(known[0])

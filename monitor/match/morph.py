@@ -2,14 +2,13 @@
 
 Each analyser costs tens of MB and a noticeable fraction of a second to load,
 so it is created only when the first word of its language needs a lemma, and
-never for a watch or a text without Cyrillic words. Lemmas of words are
-cached: news text repeats the same few thousand words, and one analysis costs
-about 25 microseconds.
+never for a watch or a text without Cyrillic words. Lemmas are not cached
+here: the matcher keeps the one word cache (monitor.match.engine), of whole
+analyses, so a word seen before never reaches this module again.
 """
 
 from __future__ import annotations
 
-import functools
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -18,7 +17,6 @@ if TYPE_CHECKING:
     from pymorphy3 import MorphAnalyzer
 
 LANGUAGES = ("uk", "ru")
-_CACHE_SIZE = 200_000
 
 _analysers: dict[str, "MorphAnalyzer"] = {}
 _load_seconds: dict[str, float] = {}
@@ -41,7 +39,6 @@ def _analyser(lang: str) -> "MorphAnalyzer":
     return analyser
 
 
-@functools.lru_cache(maxsize=_CACHE_SIZE)
 def lemmas(word: str, lang: str) -> tuple[str, ...]:
     """Every dictionary form pymorphy3 proposes for WORD (lower case) in LANG.
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from typing import Mapping
 
 from monitor.match import morph
 
@@ -144,12 +145,19 @@ class Analyser:
 
     CACHE_SIZE = 200_000
 
-    def __init__(self, *, fold_diacritics: bool = False, lemma_prefixes: frozenset[str] | None = None) -> None:
+    def __init__(self, *, fold_diacritics: bool = False, lemma_prefixes: frozenset[str] | None = None,
+                 known: Mapping[str, WordInfo] | None = None) -> None:
         """LEMMA_PREFIXES: if given, only Cyrillic words starting with one of these two-letter
-        prefixes are lemmatised (the matcher passes those of its aliases' lemmas)."""
+        prefixes are lemmatised (the matcher passes those of its aliases' lemmas). KNOWN:
+        analyses of raw words in the default mode from an earlier run (monitor.match.cache)."""
         self.fold_diacritics = fold_diacritics
         self.lemma_prefixes = lemma_prefixes
-        self._cache: dict[tuple[str, str], WordInfo] = {}
+        self._cache: dict[tuple[str, str], WordInfo] = {
+            (raw, UK_RU): info for raw, info in (known or {}).items()}
+
+    def analysed(self) -> dict[str, WordInfo]:
+        """The raw words analysed so far in the default mode (what `known` takes back)."""
+        return {raw: info for (raw, mode), info in self._cache.items() if mode == UK_RU}
 
     def word(self, raw: str, mode: str = UK_RU) -> WordInfo:
         key = (raw, mode)
@@ -157,10 +165,11 @@ class Analyser:
         if info is None:
             if len(self._cache) >= self.CACHE_SIZE:
                 self._cache.clear()
-            info = self._cache[key] = self._analyse(raw, mode)
+            info = self._cache[key] = self.analyse(raw, mode)
         return info
 
-    def _analyse(self, raw: str, mode: str) -> WordInfo:
+    def analyse(self, raw: str, mode: str = UK_RU) -> WordInfo:
+        """`word` without the cache, for a caller that keeps its own (the matcher)."""
         cased = unicodedata.normalize("NFKC", raw).translate(_APOSTROPHE_MAP)
         form = cased.casefold()
         if _CYRILLIC.search(form):
