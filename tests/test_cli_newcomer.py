@@ -309,3 +309,18 @@ def test_language_is_one_flag_name(local, feed_server):
     feed_server.routes["/uk.xml"] = static(rss([Item("u1", "Новини", published=NOW)], language="uk"))
     monitor("feeds", "add", feed_server.url("/uk.xml"), "--name", "uk", "--language", "uk", env=local, check=True)
     assert 'language = "uk"' in (Path(local["MONITOR_CONFIG"]) / "feeds.toml").read_text()
+
+
+def test_other_libraries_warnings_are_log_lines_in_our_format(capsys):
+    """apprise logs a failed send's cause as a warning of its own logger: it must read as one
+    of our log lines (ts=... level=warning logger=apprise ...), never a bare line."""
+    import logging
+
+    from monitor.cli.context import setup_logging
+
+    setup_logging("info", "kv")
+    setup_logging("info", "kv")  # a second call replaces our handler instead of adding one
+    logging.getLogger("apprise").warning("A connection error occurred sending JSON notification.")
+    lines = [line for line in capsys.readouterr().err.splitlines() if "connection error" in line]
+    assert len(lines) == 1 and lines[0].startswith("ts=")
+    assert "level=warning logger=apprise A connection error occurred" in lines[0]

@@ -49,7 +49,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
 # Each command's one-line summary for `monitor --help`, so listing the commands imports
 # none of their modules (tests/test_cli_help_light.py checks these against the commands).
 COMMAND_SUMMARIES: dict[str, str] = {
-    'alerts': 'Manage alert destinations (email, chat, webhooks through apprise).',
+    'alerts': 'Manage alert destinations (email, chat, webhooks through apprise) and the outbox.',
     'config': 'Inspect the configuration folder.',
     'demo': 'See the whole system work on sample feeds: no network, no setup, nothing left behind.',
     'feeds': 'List feed health; add, import, export, remove, pause, resume or reset feeds.',
@@ -58,7 +58,7 @@ COMMAND_SUMMARIES: dict[str, str] = {
     'matches': 'List stored matches, newest first, with the snippet that explains each.',
     'mute': "Mark a story's match as a false positive: its unsent alerts are muted and it sends nothing more; `monitor rules backtest` lists it so the rule can be fixed.",
     'report': 'What was caught: matches per day, per rule and per outlet, and the top stories (copies from several outlets counted as one, ranked by outlets, then score).',
-    'rules': 'Check, list, try, backtest, enable and disable the watch rules (watch.toml).',
+    'rules': 'Check, list, try, score (eval), backtest, enable and disable the watch rules (watch.toml).',
     'run': 'Poll the configured feeds on their schedule until stopped (SIGTERM or Ctrl-C).',
     'search': 'Search stored stories, newest first; exit 1 when nothing is found.',
     'show': 'Show one story: its text with the hits marked, its matches and its alerts.',
@@ -66,6 +66,8 @@ COMMAND_SUMMARIES: dict[str, str] = {
     'stories': 'List stored stories, newest first.',
     'systemd-unit': 'Print the systemd unit for this installation (sandboxed, Type=notify, reload on SIGHUP).',
     'terms': 'List and edit the names (aliases) of the watched entities in watch.toml.',
+    'unmute': "Undo `monitor mute`: the story's matches count again (in `matches`, `report` and backtests).",
+    'web': 'Serve the web interface without polling: for a machine where the daemon runs elsewhere on a shared database, or not at all.',
 }
 
 

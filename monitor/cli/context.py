@@ -129,6 +129,15 @@ def setup_logging(level: str, fmt: str = "kv") -> None:
     scheduler.addHandler(handler)
     scheduler.propagate = False
     scheduler.setLevel(logging.WARNING)
+    # Any other library's warnings (apprise's send failures, asyncio's) reach the root
+    # logger: the same format there too, never Python's bare last-resort line.
+    base = logging.getLogger()
+    for old in [h for h in base.handlers if getattr(h, "monitor_handler", False)]:
+        base.removeHandler(old)
+    handler.monitor_handler = True  # type: ignore[attr-defined]  # ours to replace on the next call
+    base.addHandler(handler)
+    if base.level > logging.WARNING or base.level == logging.NOTSET:
+        base.setLevel(logging.WARNING)
 
 
 def iso(value: datetime | str | None) -> str | None:
