@@ -29,13 +29,23 @@ async def _config(context):
     return await asyncio.to_thread(load_config, context.config_dir)
 
 
+async def _health(context, config) -> list[dict[str, Any]]:
+    """The feeds' health rows, with the running daemon's per-feed storage failures
+    (kept in its lock file, the one place it can say so when the database cannot)."""
+    from monitor.feedhealth import feed_health
+    from monitor.lock import DaemonLock
+
+    not_stored = await asyncio.to_thread(DaemonLock(context.db_path).feed_problems)
+    return await context.store.call(feed_health, config.feeds, context.clock(), not_stored)
+
+
 async def feeds_page(request: Request) -> Response:
     from monitor.durations import format_duration
-    from monitor.feedhealth import SORT_KEYS, feed_health, sort_rows
+    from monitor.feedhealth import SORT_KEYS, sort_rows
 
     context = context_of(request)
     config = await _config(context)
-    rows = await context.store.call(feed_health, config.feeds, context.clock())
+    rows = await _health(context, config)
     sort = request.query_params.get("sort", "name")
     descending = request.query_params.get("desc") == "1"
     rows = sort_rows(rows, sort, descending)
@@ -85,11 +95,11 @@ async def add(request: Request, form: FormData) -> Response:
 
 async def _choose(request: Request, form: FormData, found) -> Response:
     from monitor.durations import format_duration
-    from monitor.feedhealth import SORT_KEYS, feed_health
+    from monitor.feedhealth import SORT_KEYS
 
     context = context_of(request)
     config = await _config(context)
-    rows = await context.store.call(feed_health, config.feeds, context.clock())
+    rows = await _health(context, config)
     values = {key: str(form.get(key) or "") for key in ("name", "interval", "language", "tags")}
     return render(request, "feeds.html", title="Feeds", active="feeds", feeds=rows, sort="name",
                   descending=False, sort_keys=SORT_KEYS, duration=format_duration,
