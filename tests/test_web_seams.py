@@ -94,3 +94,19 @@ def test_feeds_page_shows_a_held_move_unmatched_stories_and_a_storage_failure(tm
         run(test, tmp_path)
     finally:
         daemon.release()
+
+
+def test_opml_export_masks_secrets_unless_asked_to_keep_them(tmp_path) -> None:
+    _feeds_site(tmp_path)
+
+    async def test(site: Site) -> None:
+        masked = (await site.client.get("/feeds.opml")).content
+        assert b"apikey=***&amp;lang=en" in masked and b"token=***" in masked
+        for secret in (b"FEEDKEY123", b"TOKEN456", b"secretpw"):
+            assert secret not in masked
+        kept = (await site.client.get("/feeds.opml?with_secrets=1")).content
+        assert b"apikey=FEEDKEY123" in kept and b"u:secretpw@" in kept and b"TOKEN456" in kept
+        page = (await site.client.get("/feeds")).text
+        assert 'href="/feeds.opml?with_secrets=1"' in page
+
+    run(test, tmp_path)

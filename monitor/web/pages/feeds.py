@@ -172,11 +172,16 @@ async def import_opml(request: Request, form: FormData) -> Response:
 
 
 async def export(request: Request) -> Response:
-    """OPML 2.0 of the configured feeds, credentials removed from their URLs."""
+    """OPML 2.0 of the configured feeds. As `monitor feeds export`: credentials are removed
+    and secret query values (`?apikey=`) masked, unless `with_secrets=1` asks to keep
+    them (an explicit choice, for moving the feeds to another reader)."""
+    from monitor.masking import mask_query_values
     from monitor.opml import export_opml
     from monitor.urls import strip_userinfo
 
     config = await _config(context_of(request))
-    feeds = [replace(feed, url=strip_userinfo(feed.url)) for feed in config.feeds]
+    keep = request.query_params.get("with_secrets") == "1"
+    feeds = config.feeds if keep else [
+        replace(feed, url=mask_query_values(strip_userinfo(feed.url))) for feed in config.feeds]
     return Response(export_opml(feeds, "monitor feeds"), media_type="text/x-opml; charset=utf-8",
                     headers={"content-disposition": 'attachment; filename="feeds.opml"'})
