@@ -110,3 +110,99 @@ def test_opml_export_masks_secrets_unless_asked_to_keep_them(tmp_path) -> None:
         assert 'href="/feeds.opml?with_secrets=1"' in page
 
     run(test, tmp_path)
+
+
+# --------------------------------------------------------------------------
+# Alerts: one alert per story and destination, every state
+# --------------------------------------------------------------------------
+
+
+def _story_alerts(db: Path) -> dict[str, int]:
+    """A story matching two rules, alerted to 'chat' (sent) and 'gone' (cancelled: its
+    destination was removed); an update adds a third rule, a new alert to 'chat'.
+    Returns the alert ids by name."""
+    from datetime import timedelta
+
+    from monitor.alert.outbox import Planner, cancel, list_alerts, mark_sent
+    from monitor.models import AlertSettings, Destination, Entry, FeedConfig, Hit, Match
+
+    def rule(name: str, severity: str) -> Match:
+        return Match(name, 4.0, severity, (), (Hit("title", 0, 5, "drone"),), "[[Drone]] factory")
+
+    destinations = [Destination(name=name, url="json://127.0.0.1:9/", safe_url="json://127.0.0.1:9/")
+                    for name in ("chat", "gone")]
+    planner = Planner(destinations, AlertSettings(), "UTC", {})
+    story = Entry(feed="alerts-news", guid="s1", url="https://news.example/s1", published=NOW,
+                  title="Drone factory found", content_hash="v1")
+    store = Store.open(db)
+    try:
+        store.sync_feeds([FeedConfig("alerts-news", "http://127.0.0.1/a.xml", 600.0)], NOW)
+        store.save_poll("alerts-news", [(story, "new", True, [rule("supplies", "critical"),
+                                                                rule("statements", "warning")])],
+                        NOW, {"status": "ok"}, {"outcome": "ok"}, keep=10, planner=planner)
+        first = {row["destination"]: row["id"] for row in list_alerts(store)}
+        mark_sent(store, [first["chat"]], NOW)
+        cancel(store, [first["gone"]], "cancelled: destination 'gone' was removed from alerts.toml", NOW)
+        later = NOW + timedelta(minutes=5)
+        changed = Entry(**{**story.__dict__, "content_hash": "v2"})
+        store.save_poll("alerts-news", [(changed, "updated", True, [
+            rule("supplies", "critical"), rule("statements", "warning"), rule("peace", "info")])],
+            later, {"status": "ok"}, {"outcome": "ok"}, keep=10, planner=planner)
+        update = next(row["id"] for row in list_alerts(store) if row["kind"] == "update")
+        return {"sent": first["chat"], "cancelled": first["gone"], "update": update}
+    finally:
+        store.close()
+
+
+def _row(page: str, alert_id: int) -> str:
+    row = page[page.index(f'id="alert-{alert_id}"'):]
+    return row[:row.index("</tr>")]
+
+
+def test_alerts_page_lists_every_rule_of_a_story_s_alert_and_the_cancelled_state(tmp_path) -> None:
+    make_context(tmp_path).store.close()
+    ids = _story_alerts(tmp_path / "monitor.db")
+
+    async def test(site: Site) -> None:
+        page = (await site.client.get("/alerts?state=all")).text
+        sent = _row(page, ids["sent"])
+        assert "supplies" in sent and "statements" in sent, "every rule the alert names"
+        update = _row(page, ids["update"])
+        assert "peace" in update and 'class="badge">new</span>' in update
+        assert "cancelled (1)" in page and 'href="/alerts?state=cancelled"' in page
+        cancelled = (await site.client.get("/alerts?state=cancelled")).text
+        row = _row(cancelled, ids["cancelled"])
+        assert "not sent" in row and "due" not in row, "a cancelled alert is never due"
+        assert "was removed from alerts.toml" in row
+        assert f'id="alert-{ids["sent"]}"' not in cancelled
+
+    run(test, tmp_path)
+
+
+def test_story_page_alerts_name_their_rules_and_never_a_cancelled_one_due(tmp_path) -> None:
+    make_context(tmp_path).store.close()
+    ids = _story_alerts(tmp_path / "monitor.db")
+
+    async def test(site: Site) -> None:
+        page = (await site.client.get("/alerts?state=all")).text
+        story_id = page[page.index('href="/story/', page.index(f'id="alert-{ids["sent"]}"')):].split('"')[1]
+        story = (await site.client.get(story_id)).text
+        alerts = story[story.index("<h2>Alerts</h2>"):]
+        assert "statements, supplies" in alerts or "supplies, statements" in alerts
+        cancelled = alerts[alerts.index(f"<tr><td>{ids['cancelled']}</td>"):]
+        cancelled = cancelled[:cancelled.index("</tr>")]
+        assert "cancelled" in cancelled and "not sent" in cancelled and "due" not in cancelled
+
+    run(test, tmp_path)
+
+
+def test_a_sent_alert_s_routing_reason_is_not_shown_as_its_error(tmp_path) -> None:
+    make_context(tmp_path).store.close()
+    ids = _story_alerts(tmp_path / "monitor.db")
+
+    async def test(site: Site) -> None:
+        page = (await site.client.get("/alerts?state=sent")).text
+        cells = _row(page, ids["sent"]).split("<td")
+        assert cells[-1].strip() == 'class="hide-narrow"></td>', cells[-1]
+
+    run(test, tmp_path)
