@@ -206,3 +206,25 @@ def test_a_sent_alert_s_routing_reason_is_not_shown_as_its_error(tmp_path) -> No
         assert cells[-1].strip() == 'class="hide-narrow"></td>', cells[-1]
 
     run(test, tmp_path)
+
+
+# --------------------------------------------------------------------------
+# the Atom feed after triage
+# --------------------------------------------------------------------------
+
+
+def test_a_story_marked_a_false_positive_leaves_the_atom_feed(tmp_path) -> None:
+    import xml.etree.ElementTree as ET
+
+    atom = "{http://www.w3.org/2005/Atom}"
+
+    async def test(site: Site) -> None:
+        before = ET.fromstring((await site.client.get("/matches.atom")).content)
+        assert len(before.findall(f"{atom}entry")) == 3
+        token = await site.csrf("/today?period=all")
+        await site.client.post("/story/2/false-positive", data={"csrf": token, "next": "/today"})
+        after = ET.fromstring((await site.client.get("/matches.atom")).content)
+        titles = [entry.find(f"{atom}title").text for entry in after.findall(f"{atom}entry")]
+        assert len(titles) == 2 and not any("Energy grid" in title for title in titles)
+
+    run(test, tmp_path)
