@@ -228,3 +228,27 @@ def test_a_story_marked_a_false_positive_leaves_the_atom_feed(tmp_path) -> None:
         assert len(titles) == 2 and not any("Energy grid" in title for title in titles)
 
     run(test, tmp_path)
+
+
+# --------------------------------------------------------------------------
+# Alerts: a broken alerts.toml says what is wrong, never a secret
+# --------------------------------------------------------------------------
+
+
+def test_a_broken_alerts_config_shows_each_problem_and_no_secret(tmp_path) -> None:
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "cfg" / "alerts.toml").write_text(
+        '[[destination]]\nname = "mail"\nurl = "mailto://user:PASSWORD9@127.0.0.1:9?to=a@b.example"\n\n'
+        '[[destination]]\nname = "odd"\nurl = "nosuchscheme://tok:SECRET8@127.0.0.1/p?token=SECRET7"\n')
+
+    async def test(site: Site) -> None:
+        page = (await site.client.get("/alerts")).text
+        for secret in ("PASSWORD9", "SECRET8", "SECRET7"):
+            assert secret not in page
+        problem = page[page.index('class="flash bad"'):]
+        problem = problem[:problem.index("</p>")]
+        assert "2 problems in the configuration" in problem
+        assert "alerts.toml:3:7" in problem and "alerts.toml:7:7" in problem
+        assert "nosuchscheme" in problem
+
+    run(test, tmp_path)
