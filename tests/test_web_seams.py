@@ -252,3 +252,33 @@ def test_a_broken_alerts_config_shows_each_problem_and_no_secret(tmp_path) -> No
         assert "nosuchscheme" in problem
 
     run(test, tmp_path)
+
+
+def test_a_cross_outlet_copy_s_alert_is_a_duplicate_never_due(tmp_path) -> None:
+    from monitor.alert.outbox import Planner, list_alerts
+    from monitor.models import AlertSettings, Destination, Entry, FeedConfig, Hit, Match
+
+    make_context(tmp_path).store.close()
+    planner = Planner([Destination(name="chat", url="json://127.0.0.1:9/", safe_url="json://127.0.0.1:9/")],
+                      AlertSettings(), "UTC", {})
+    found = Match("supplies", 4.0, "critical", (), (Hit("title", 0, 5, "drone"),), "[[Drone]] factory")
+    store = Store.open(tmp_path / "monitor.db")
+    try:
+        store.sync_feeds([FeedConfig(name, f"http://127.0.0.1/{name}.xml", 600.0) for name in ("one", "two")], NOW)
+        for feed in ("one", "two"):
+            story = Entry(feed=feed, guid=f"{feed}-1", url="https://news.example/same", published=NOW,
+                          title="Drone factory found", content_hash=feed)
+            store.save_poll(feed, [(story, "new", True, [found])], NOW, {"status": "ok"},
+                            {"outcome": "ok"}, keep=10, planner=planner)
+        first, copy = sorted(list_alerts(store), key=lambda row: row["id"])
+    finally:
+        store.close()
+    assert copy["status"] == "duplicate"
+
+    async def test(site: Site) -> None:
+        page = (await site.client.get("/alerts?state=duplicate")).text
+        assert "duplicate (1)" in page
+        row = _row(page, copy["id"])
+        assert "not sent: a copy of" in row and f"#{first['id']}" in row and "due" not in row
+
+    run(test, tmp_path)

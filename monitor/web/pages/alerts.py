@@ -14,7 +14,7 @@ from starlette.routing import Route
 from monitor.errors import MonitorError
 from monitor.web.forms import back, context_of, post, render
 
-STATES = ("failed", "dead", "pending", "sent", "muted", "cancelled", "all")
+STATES = ("failed", "dead", "pending", "sent", "muted", "cancelled", "duplicate", "all")
 
 
 MAX_PROBLEM_LINES = 6  # a message travels in the redirect's link: keep it short
