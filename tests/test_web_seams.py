@@ -282,3 +282,22 @@ def test_a_cross_outlet_copy_s_alert_is_a_duplicate_never_due(tmp_path) -> None:
         assert "not sent: a copy of" in row and f"#{first['id']}" in row and "due" not in row
 
     run(test, tmp_path)
+
+
+# --------------------------------------------------------------------------
+# Today: its count agrees with `monitor status` (which counts stored items)
+# --------------------------------------------------------------------------
+
+
+def test_today_says_how_many_copies_it_folded_so_its_count_adds_up_with_status(tmp_path) -> None:
+    import sqlite3
+
+    async def test(site: Site) -> None:
+        page = (await site.client.get("/today?period=all")).text
+        heading = page[page.index("<h1>"):page.index("</h1>")]
+        assert "2 stories to triage" in heading
+        assert "and 1 copy from other outlets, shown with its story" in heading
+
+    run(test, tmp_path)
+    with sqlite3.connect(tmp_path / "monitor.db") as conn:  # what status counts as matched
+        assert conn.execute("SELECT COUNT(DISTINCT entry_id) FROM matches").fetchone()[0] == 2 + 1
