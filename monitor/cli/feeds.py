@@ -247,7 +247,7 @@ def _describe(candidate: Candidate) -> str:
 
 
 def _echo_added(feed: FeedConfig) -> None:
-    click.echo(f"added feed {feed.name} ({strip_userinfo(feed.url)}), every {format_duration(feed.interval)}")
+    click.echo(f"added feed {feed.name} ({mask_url(strip_userinfo(feed.url))}), every {format_duration(feed.interval)}")
 
 
 @feeds_group.command("remove")
