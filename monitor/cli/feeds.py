@@ -199,7 +199,7 @@ def feeds_add(app: App, url: str, name: str | None, interval: str | None, langua
         for feed in report.added:
             _echo_added(feed)
         for left_out, reason in [*report.skipped, *report.invalid]:
-            click.echo(f"skipped {left_out.name} ({strip_userinfo(left_out.url)}): {reason}")
+            click.echo(f"skipped {left_out.name} ({mask_url(strip_userinfo(left_out.url))}): {reason}")
         if not report.added:
             return
     _tell_daemon(app)
@@ -209,7 +209,7 @@ def _discover_or_as_given(url: str, settings: FetchSettings) -> list[Candidate]:
     try:
         candidates = asyncio.run(_discover(url, settings))
     except DiscoveryError as error:
-        click.echo(f"monitor: warning: could not fetch {strip_userinfo(url)} to check it ({error}); "
+        click.echo(f"monitor: warning: could not fetch {mask_url(strip_userinfo(url))} to check it ({error}); "
                    "adding it as given", err=True)
         return [Candidate(url=url, title=None, type="")]
     if not candidates:
@@ -235,7 +235,7 @@ def _choose(url: str, candidates: list[Candidate], *, add_all: bool, first: bool
     if not sys.stdin.isatty():
         raise UsageError(f"{strip_userinfo(url)} lists {len(candidates)} feeds:\n{listing}\n"
                          "pass --first to add the first, --all to add every one, or add one by its URL")
-    click.echo(f"{strip_userinfo(url)} lists {len(candidates)} feeds:\n{listing}")
+    click.echo(f"{mask_url(strip_userinfo(url))} lists {len(candidates)} feeds:\n{listing}")
     number = click.prompt("Which one? (number)", type=click.IntRange(1, len(candidates)))
     return [candidates[number - 1]]
 
@@ -332,11 +332,11 @@ def _echo_import(report: AddFeedsReport, invalid_outlines: Sequence[str], *, dry
     verb = "would add" if dry_run else "added"
     for feed in report.added:
         tags = f" [{', '.join(feed.tags)}]" if feed.tags else ""
-        click.echo(f"{verb} {feed.name} ({strip_userinfo(feed.url)}){tags}")
+        click.echo(f"{verb} {feed.name} ({mask_url(strip_userinfo(feed.url))}){tags}")
     for feed, reason in report.skipped:
-        click.echo(f"skipped {feed.name or strip_userinfo(feed.url)}: {reason}")
+        click.echo(f"skipped {feed.name or mask_url(strip_userinfo(feed.url))}: {reason}")
     for feed, reason in report.invalid:
-        click.echo(f"invalid {feed.name or strip_userinfo(feed.url)}: {reason}")
+        click.echo(f"invalid {feed.name or mask_url(strip_userinfo(feed.url))}: {reason}")
     for problem in invalid_outlines:
         click.echo(f"invalid {problem}")
     invalid = len(report.invalid) + len(invalid_outlines)
