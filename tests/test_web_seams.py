@@ -301,3 +301,22 @@ def test_today_says_how_many_copies_it_folded_so_its_count_adds_up_with_status(t
     run(test, tmp_path)
     with sqlite3.connect(tmp_path / "monitor.db") as conn:  # what status counts as matched
         assert conn.execute("SELECT COUNT(DISTINCT entry_id) FROM matches").fetchone()[0] == 2 + 1
+
+
+def test_adding_a_feed_that_fails_never_puts_its_secret_in_the_message(tmp_path, feed_server) -> None:
+    """The message travels in the redirect's link (browser history): the URL is masked."""
+    from support.feedserver import static
+
+    _feeds_site(tmp_path)
+    feed_server.routes["/page"] = static(b"<html><head></head><body>no feeds</body></html>",
+                                         "text/html; charset=utf-8")
+
+    async def test(site: Site) -> None:
+        token = await site.csrf("/feeds")
+        for url in ("http://127.0.0.1:9/f.xml?apikey=SEKRET123", feed_server.url("/page?apikey=SEKRET123")):
+            answer = await site.client.post("/feeds/add", data={"csrf": token, "url": url})
+            location = answer.headers["location"]
+            assert "problem=" in location and "SEKRET123" not in location, location
+            assert "apikey%3D%2A%2A%2A" in location, location
+
+    run(test, tmp_path)

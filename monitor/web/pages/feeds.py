@@ -60,6 +60,7 @@ async def add(request: Request, form: FormData) -> Response:
     from monitor.configedit import add_feed, check_new_feed_options, name_from_title
     from monitor.discover import Candidate, DiscoveryError, discover
     from monitor.fetch import Fetcher
+    from monitor.masking import mask_text, mask_url
 
     context = context_of(request)
     url = str(form.get("url") or "").strip()
@@ -76,9 +77,10 @@ async def add(request: Request, form: FormData) -> Response:
                 async with Fetcher(config.fetch) as fetcher:
                     found = await discover(url, fetcher, context.clock())
             except DiscoveryError as error:
-                return back(request, form, "/feeds", problem=f"could not fetch {url}: {error}")
+                return back(request, form, "/feeds",
+                            problem=f"could not fetch {mask_url(url)}: {mask_text(str(error))}")
             if not found:
-                return back(request, form, "/feeds", problem=f"no feed found at {url}")
+                return back(request, form, "/feeds", problem=f"no feed found at {mask_url(url)}")
             if len(found) > 1:
                 return await _choose(request, form, found)
             chosen = found[0]
@@ -88,7 +90,7 @@ async def add(request: Request, form: FormData) -> Response:
             name=name or name_from_title(chosen.title, chosen.url, taken),
             interval=interval, language=language, tags=tags)
     except MonitorError as exc:
-        return back(request, form, "/feeds", problem=str(exc))
+        return back(request, form, "/feeds", problem=mask_text(str(exc)))
     note = await apply_config(context)
     return back(request, form, "/feeds", done=f"Added feed {feed.name}. {note}")
 
