@@ -320,3 +320,39 @@ def test_adding_a_feed_that_fails_never_puts_its_secret_in_the_message(tmp_path,
             assert "apikey%3D%2A%2A%2A" in location, location
 
     run(test, tmp_path)
+
+
+# --------------------------------------------------------------------------
+# `monitor status` counts stories as the Today page does
+# --------------------------------------------------------------------------
+
+
+def test_status_counts_a_copy_sent_to_another_destination_as_the_same_story(tmp_path) -> None:
+    """A destination added after the first outlet's item was alerted is sent the second
+    outlet's copy: two alerts sent, one story (as Today shows it)."""
+    from monitor.alert.outbox import Planner, list_alerts, mark_sent
+    from monitor.models import AlertSettings, Destination, Entry, FeedConfig, Hit, Match
+    from monitor.status import gather_status
+
+    db = tmp_path / "monitor.db"
+    found = Match("supplies", 4.0, "critical", (), (Hit("title", 0, 5, "drone"),), "[[Drone]] factory")
+
+    def planner(*names: str) -> Planner:
+        return Planner([Destination(name=n, url="json://127.0.0.1:9/", safe_url="json://127.0.0.1:9/")
+                        for n in names], AlertSettings(), "UTC", {})
+
+    store = Store.open(db)
+    try:
+        store.sync_feeds([FeedConfig(name, f"http://127.0.0.1/{name}.xml", 600.0) for name in ("one", "two")], NOW)
+        for feed, destinations in (("one", ("chat",)), ("two", ("chat", "desk"))):
+            story = Entry(feed=feed, guid=f"{feed}-1", url="https://news.example/same", published=NOW,
+                          title="Drone factory found", content_hash=feed)
+            store.save_poll(feed, [(story, "new", True, [found])], NOW, {"status": "ok"},
+                            {"outcome": "ok"}, keep=10, planner=planner(*destinations))
+        to_send = [row["id"] for row in list_alerts(store) if row["status"] == "pending"]
+        mark_sent(store, to_send, NOW)
+    finally:
+        store.close()
+    assert len(to_send) == 2  # chat: the first outlet's item; desk: the copy (chat's copy is a duplicate)
+    status = gather_status(db, None, NOW)
+    assert status["alerts"]["sent_today"] == 2 and status["alerts"]["stories_sent_today"] == 1
