@@ -7,8 +7,9 @@ fields); store reads only, through the Store's own queries.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
+from monitor.masking import mask_text, mask_url
 from monitor.models import FeedConfig, FeedState
 from monitor.store import Store
 from monitor.urls import strip_userinfo
@@ -16,8 +17,16 @@ from monitor.urls import strip_userinfo
 SORT_KEYS = ("name", "status", "errors", "entries", "last_success", "next_poll", "silent")
 
 
-def feed_health(store: Store, feeds: Sequence[FeedConfig], now: datetime) -> list[dict[str, Any]]:
-    """One row per configured feed, newest state first; never a credential of a feed URL."""
+def feed_health(store: Store, feeds: Sequence[FeedConfig], now: datetime,
+                not_stored: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+    """One row per configured feed, newest state first; never a credential of a feed URL
+    (user-info stripped, secret query values masked, in the URL and in the error).
+
+    Besides the state, what needs the user as `monitor feeds list` says it: `moved_to`
+    (a permanent move held back until confirmed), `match_warning` (stories of the last
+    poll left unmatched over the matching budget) and `storage_error` (NOT_STORED: the
+    running daemon's feeds whose polls could not be stored, from its lock file)."""
+    not_stored = not_stored or {}
     states = {s.name: s for s in store.feed_states()}
     counts = store.entry_counts()
     newest = store.last_story_times()
@@ -27,17 +36,20 @@ def feed_health(store: Store, feeds: Sequence[FeedConfig], now: datetime) -> lis
         last_story = newest.get(feed.name)
         rows.append({
             "name": feed.name,
-            "url": strip_userinfo(state.url if state else feed.url),
+            "url": mask_url(strip_userinfo(state.url if state else feed.url)),
             "status": status_of(state, now),
             "interval": feed.interval,
             "last_success": state.last_success if state else None,
             "last_attempt": state.last_attempt if state else None,
-            "last_error": state.last_error if state else None,
+            "last_error": mask_text(state.last_error) if state and state.last_error else None,
             "consecutive_errors": state.consecutive_errors if state else 0,
             "entries": counts.get(feed.name, 0),
             "next_poll": state.next_poll if state else None,
             "last_story": last_story,
             "silent_seconds": max(0.0, (now - last_story).total_seconds()) if last_story else None,
+            "moved_to": mask_url(state.moved_to) if state and state.moved_to else None,
+            "match_warning": state.match_warning if state else None,
+            "storage_error": not_stored.get(feed.name),
         })
     return rows
 

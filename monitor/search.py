@@ -341,13 +341,15 @@ def match_facets(store: Store) -> dict[str, list[str]]:
 
 def latest_matches(store: Store, limit: int) -> list[dict[str, Any]]:
     """The newest matched stories with their outlet and matches, for the matches Atom feed:
-    `matches` is a JSON array of {rule, score, severity, hits, snippet}."""
+    `matches` is a JSON array of {rule, score, severity, hits, snippet}. A match marked a
+    false positive is left out (as the report leaves it uncounted), and so is a story
+    whose every match is."""
     return list(store.db.query(
         "SELECT m.entry_id, MAX(m.created) AS created, e.feed_id, e.guid, e.title, e.url, "
         "e.published, f.name AS feed, json_group_array(json_object('rule', m.rule, "
         "'score', m.score, 'severity', m.severity, 'hits', json(m.hits), 'snippet', m.snippet)) "
         "AS matches FROM matches m JOIN entries e ON e.id = m.entry_id "
-        "JOIN feeds f ON f.id = e.feed_id GROUP BY m.entry_id "
+        "JOIN feeds f ON f.id = e.feed_id WHERE m.muted_at IS NULL GROUP BY m.entry_id "
         "ORDER BY MAX(m.created) DESC, m.entry_id DESC LIMIT ?", [limit]))
 
 

@@ -149,11 +149,31 @@ def _today_counts(store: Store, midnight: datetime) -> dict[str, int]:
 
 def _alert_counts(store: Store, midnight: datetime) -> dict[str, int]:
     by_status = alert_counts(store)
-    sent_today, stories = store.db.execute(
-        "SELECT COUNT(*), COUNT(DISTINCT entry_id) FROM alerts WHERE status = 'sent' AND sent_at >= ?",
-        [to_text(midnight)]).fetchone()
+    sent_today = store.db.execute(
+        "SELECT COUNT(*) FROM alerts WHERE status = 'sent' AND sent_at >= ?",
+        [to_text(midnight)]).fetchone()[0]
+    alerted = store.db.execute(
+        "SELECT DISTINCT e.url, e.title FROM alerts a JOIN entries e ON e.id = a.entry_id "
+        "WHERE a.status = 'sent' AND a.sent_at >= ?", [to_text(midnight)]).fetchall()
     return {**{status: by_status.get(status, 0) for status in ALERT_STATUSES},
-            "sent_today": sent_today, "stories_sent_today": stories}
+            "sent_today": sent_today, "stories_sent_today": _stories(alerted)}
+
+
+def _stories(items: list[tuple[str | None, str]]) -> int:
+    """How many stories ITEMS (url, title) are, copies from other outlets counted once (the
+    keys alerts and the Today page fold copies by): a destination that missed the first
+    outlet's item is sent a copy, which is not another story."""
+    from monitor.alert.route import story_keys
+
+    owner: dict[str, int] = {}
+    stories = 0
+    for url, title in items:
+        keys = story_keys(url, title or "")
+        if not any(key in owner for key in keys):
+            stories += 1
+        for key in keys:
+            owner.setdefault(key, stories)
+    return stories
 
 
 def _also_reported(store: Store, midnight: datetime, limit: int = 5) -> list[dict[str, Any]]:

@@ -35,6 +35,11 @@ class StoryItem:
         return sorted({m["rule"] for m in self.matches})
 
     @property
+    def copies_count(self) -> int:
+        """Copies folded in: why `monitor status` (which counts stored items) may say more."""
+        return len(self.copies)
+
+    @property
     def ids(self) -> list[int]:
         return [self.id] + [c["id"] for c in self.copies]
 

@@ -211,7 +211,7 @@ def feeds_add(app: App, url: str, name: str | None, interval: str | None, langua
         for feed in report.added:
             _echo_added(feed)
         for left_out, reason in [*report.skipped, *report.invalid]:
-            emit(f"skipped {left_out.name} ({strip_userinfo(left_out.url)}): {reason}")
+            emit(f"skipped {left_out.name} ({mask_url(strip_userinfo(left_out.url))}): {reason}")
         if not report.added:
             return
     _tell_daemon(app)
@@ -224,9 +224,9 @@ def _discover_or_as_given(url: str, settings: FetchSettings, *, force: bool) -> 
         candidates = asyncio.run(_discover(url, settings))
     except DiscoveryError as error:
         if error.nothing_there and not force:
-            raise MonitorError(f"cannot add {strip_userinfo(url)}: {error}; check the address, "
+            raise MonitorError(f"cannot add {mask_url(strip_userinfo(url))}: {error}; check the address, "
                                "or pass --force to add it anyway") from None
-        emit(f"monitor: warning: could not fetch {strip_userinfo(url)} to check it ({error}); "
+        emit(f"monitor: warning: could not fetch {mask_url(strip_userinfo(url))} to check it ({error}); "
              "adding it as given", err=True)
         return [Candidate(url=url, title=None, type="")]
     if not candidates:
@@ -255,7 +255,7 @@ def _choose(url: str, candidates: list[Candidate], *, add_all: bool, first: bool
     if not sys.stdin.isatty():
         raise UsageError(f"{strip_userinfo(url)} lists {len(candidates)} feeds:\n{listing}\n"
                          "pass --first to add the first, --all to add every one, or add one by its URL")
-    emit(f"{strip_userinfo(url)} lists {len(candidates)} feeds:\n{listing}")
+    emit(f"{mask_url(strip_userinfo(url))} lists {len(candidates)} feeds:\n{listing}")
     number = click.prompt("Which one? (number)", type=click.IntRange(1, len(candidates)))
     return [candidates[number - 1]]
 
@@ -267,7 +267,7 @@ def _describe(candidate: Candidate) -> str:
 
 
 def _echo_added(feed: FeedConfig) -> None:
-    emit(f"added feed {feed.name} ({strip_userinfo(feed.url)}), every {format_duration(feed.interval)}")
+    emit(f"added feed {feed.name} ({mask_url(strip_userinfo(feed.url))}), every {format_duration(feed.interval)}")
 
 
 @feeds_group.command("remove")
@@ -354,11 +354,11 @@ def _echo_import(report: AddFeedsReport, invalid_outlines: Sequence[str], *, dry
     verb = "would add" if dry_run else "added"
     for feed in report.added:
         tags = f" [{', '.join(feed.tags)}]" if feed.tags else ""
-        emit(f"{verb} {feed.name} ({strip_userinfo(feed.url)}){tags}")
+        emit(f"{verb} {feed.name} ({mask_url(strip_userinfo(feed.url))}){tags}")
     for feed, reason in report.skipped:
-        emit(f"skipped {feed.name or strip_userinfo(feed.url)}: {reason}")
+        emit(f"skipped {feed.name or mask_url(strip_userinfo(feed.url))}: {reason}")
     for feed, reason in report.invalid:
-        emit(f"invalid {feed.name or strip_userinfo(feed.url)}: {reason}")
+        emit(f"invalid {feed.name or mask_url(strip_userinfo(feed.url))}: {reason}")
     for problem in invalid_outlines:
         emit(f"invalid {problem}")
     invalid = len(report.invalid) + len(invalid_outlines)

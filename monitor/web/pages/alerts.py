@@ -14,7 +14,20 @@ from starlette.routing import Route
 from monitor.errors import MonitorError
 from monitor.web.forms import back, context_of, post, render
 
-STATES = ("failed", "dead", "pending", "sent", "muted", "all")
+STATES = ("failed", "dead", "pending", "sent", "muted", "cancelled", "duplicate", "all")
+
+
+MAX_PROBLEM_LINES = 6  # a message travels in the redirect's link: keep it short
+
+
+def config_problem(exc: MonitorError) -> str:
+    """The configuration error with its problems (each names its file, line and column):
+    the first line alone ("2 problems in the configuration:") tells nothing."""
+    lines = str(exc).splitlines()
+    if len(lines) > MAX_PROBLEM_LINES:
+        lines = [*lines[:MAX_PROBLEM_LINES - 1],
+                 f"... and {len(lines) - MAX_PROBLEM_LINES + 1} more: see `monitor config check`"]
+    return "\n".join(lines)
 
 
 def routes() -> list[Any]:
@@ -47,7 +60,7 @@ async def alerts_page(request: Request) -> Response:
     try:
         destinations = list((await _alerting(context)).destinations)
     except MonitorError as exc:
-        problem = str(exc).splitlines()[0]
+        problem = config_problem(exc)
     return render(request, "alerts.html", title="Alerts", active="alerts", alerts=rows, state=state,
                   states=STATES, totals=totals, destinations=destinations, config_problem=problem,
                   here=f"/alerts?state={state}")
@@ -62,7 +75,7 @@ async def send_test(request: Request, form: FormData) -> Response:
     try:
         alerting = await _alerting(context)
     except MonitorError as exc:
-        return back(request, form, "/alerts", problem=str(exc).splitlines()[0])
+        return back(request, form, "/alerts", problem=config_problem(exc))
     wanted = str(form.get("name") or "")
     chosen = [d for d in alerting.destinations if not wanted or d.name == wanted]
     if not chosen:
@@ -105,7 +118,7 @@ async def _deliver_without_daemon(context) -> str:
     try:
         alerting = await _alerting(context)
     except MonitorError as exc:
-        return f"Not sent: {str(exc).splitlines()[0]}"
+        return f"Not sent: {config_problem(exc)}"
     with lock:
         report = await alerting.dispatcher(context.store, context.clock).dispatch_due()
     return f"Sent {report.sent}, failed {report.failed}."

@@ -29,13 +29,23 @@ async def _config(context):
     return await asyncio.to_thread(load_config, context.config_dir)
 
 
+async def _health(context, config) -> list[dict[str, Any]]:
+    """The feeds' health rows, with the running daemon's per-feed storage failures
+    (kept in its lock file, the one place it can say so when the database cannot)."""
+    from monitor.feedhealth import feed_health
+    from monitor.lock import DaemonLock
+
+    not_stored = await asyncio.to_thread(DaemonLock(context.db_path).feed_problems)
+    return await context.store.call(feed_health, config.feeds, context.clock(), not_stored)
+
+
 async def feeds_page(request: Request) -> Response:
     from monitor.durations import format_duration
-    from monitor.feedhealth import SORT_KEYS, feed_health, sort_rows
+    from monitor.feedhealth import SORT_KEYS, sort_rows
 
     context = context_of(request)
     config = await _config(context)
-    rows = await context.store.call(feed_health, config.feeds, context.clock())
+    rows = await _health(context, config)
     sort = request.query_params.get("sort", "name")
     descending = request.query_params.get("desc") == "1"
     rows = sort_rows(rows, sort, descending)
@@ -50,6 +60,7 @@ async def add(request: Request, form: FormData) -> Response:
     from monitor.configedit import add_feed, check_new_feed_options, name_from_title
     from monitor.discover import Candidate, DiscoveryError, discover
     from monitor.fetch import Fetcher
+    from monitor.masking import mask_text, mask_url
 
     context = context_of(request)
     url = str(form.get("url") or "").strip()
@@ -66,9 +77,10 @@ async def add(request: Request, form: FormData) -> Response:
                 async with Fetcher(config.fetch) as fetcher:
                     found = await discover(url, fetcher, context.clock())
             except DiscoveryError as error:
-                return back(request, form, "/feeds", problem=f"could not fetch {url}: {error}")
+                return back(request, form, "/feeds",
+                            problem=f"could not fetch {mask_url(url)}: {mask_text(str(error))}")
             if not found:
-                return back(request, form, "/feeds", problem=f"no feed found at {url}")
+                return back(request, form, "/feeds", problem=f"no feed found at {mask_url(url)}")
             if len(found) > 1:
                 return await _choose(request, form, found)
             chosen = found[0]
@@ -78,18 +90,18 @@ async def add(request: Request, form: FormData) -> Response:
             name=name or name_from_title(chosen.title, chosen.url, taken),
             interval=interval, language=language, tags=tags)
     except MonitorError as exc:
-        return back(request, form, "/feeds", problem=str(exc))
+        return back(request, form, "/feeds", problem=mask_text(str(exc)))
     note = await apply_config(context)
     return back(request, form, "/feeds", done=f"Added feed {feed.name}. {note}")
 
 
 async def _choose(request: Request, form: FormData, found) -> Response:
     from monitor.durations import format_duration
-    from monitor.feedhealth import SORT_KEYS, feed_health
+    from monitor.feedhealth import SORT_KEYS
 
     context = context_of(request)
     config = await _config(context)
-    rows = await context.store.call(feed_health, config.feeds, context.clock())
+    rows = await _health(context, config)
     values = {key: str(form.get(key) or "") for key in ("name", "interval", "language", "tags")}
     return render(request, "feeds.html", title="Feeds", active="feeds", feeds=rows, sort="name",
                   descending=False, sort_keys=SORT_KEYS, duration=format_duration,
@@ -162,11 +174,16 @@ async def import_opml(request: Request, form: FormData) -> Response:
 
 
 async def export(request: Request) -> Response:
-    """OPML 2.0 of the configured feeds, credentials removed from their URLs."""
+    """OPML 2.0 of the configured feeds. As `monitor feeds export`: credentials are removed
+    and secret query values (`?apikey=`) masked, unless `with_secrets=1` asks to keep
+    them (an explicit choice, for moving the feeds to another reader)."""
+    from monitor.masking import mask_query_values
     from monitor.opml import export_opml
     from monitor.urls import strip_userinfo
 
     config = await _config(context_of(request))
-    feeds = [replace(feed, url=strip_userinfo(feed.url)) for feed in config.feeds]
+    keep = request.query_params.get("with_secrets") == "1"
+    feeds = config.feeds if keep else [
+        replace(feed, url=mask_query_values(strip_userinfo(feed.url))) for feed in config.feeds]
     return Response(export_opml(feeds, "monitor feeds"), media_type="text/x-opml; charset=utf-8",
                     headers={"content-disposition": 'attachment; filename="feeds.opml"'})
