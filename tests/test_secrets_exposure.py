@@ -337,6 +337,8 @@ def _daemon_cycle(world: World) -> None:
         _write_private(alerts_toml, f'{good_alerts}\n[[destination]]\nname = "late"\n{broken_line}\n')
         daemon.signal(signal.SIGHUP)
         assert wait_until(lambda: "reload refused" in daemon.output(), 10), daemon.output()
+        # debug lines (a 304 re-poll of the 1 s feed) are among what must hold no secret
+        assert wait_until(lambda: "level=debug" in daemon.output(), 10), daemon.output()
         world.status_after_refused_reload = world.cli("status", "--json", codes=(1,)).stdout
     finally:
         code = daemon.stop()

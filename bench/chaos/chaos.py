@@ -31,6 +31,7 @@ import tempfile
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from bench.chaos.harness import (SEND_RATE, Check, Daemon, MailSink, RecordingProxy,
@@ -162,6 +163,7 @@ def run_chaos(settings: ChaosSettings, work: Path, *, log=print) -> ChaosResult:
                          f"{len(proxy.seen) - len(leaving)} canary requests, {len(leaving)} others, "
                          f"{proxy.empty} connections that sent nothing"
                          + (f": {leaving[:3]}" if leaving else ""))
+            _check_on_time(result, workspace, served, settings.interval)
             check = integrity(workspace.db)
             result.check("database integrity_check", check == "ok", check)
             errors = Counter(kind for (kind,) in db_rows(
@@ -199,6 +201,27 @@ def _check_stories(result: ChaosResult, workspace: Workspace, served: list[Serve
                  f"stored twice {len(twice)}, never served {len(phantom)}"
                  + (f"; e.g. lost {lost[:3]}" if lost else ""))
     result.figures["stories stored"] = len(stored)
+
+
+def _check_on_time(result: ChaosResult, workspace: Workspace, served: list[Served],
+                   interval: float) -> None:
+    """Feeds that were answered healthily every time must be polled on their rhythm while
+    the hostile ones around them time out, blow up or drip: no gap between two polls of
+    such a feed beyond twice its interval plus 5 s (the jitter is 10 %)."""
+    healthy = sorted({s.feed for s in served} - {s.feed for s in served if s.case != "healthy"})
+    rows = db_rows(workspace.db, "SELECT f.name, l.at FROM fetch_log l JOIN feeds f ON f.id = l.feed_id "
+                                 "ORDER BY f.name, l.id")
+    times: dict[str, list[datetime]] = defaultdict(list)
+    for name, at in rows:
+        times[name].append(datetime.fromisoformat(at.replace("Z", "+00:00")))
+    gaps = [(later - earlier).total_seconds()
+            for name in healthy for earlier, later in zip(times[name], times[name][1:])]
+    worst = max(gaps, default=0.0)
+    limit = 2 * interval + 5
+    result.check("healthy feeds polled on time (no gap over 2 intervals + 5 s)",
+                 bool(healthy) and bool(gaps) and worst <= limit,
+                 f"{len(healthy)} always-healthy feeds, {len(gaps)} gaps, worst {worst:.1f} s (limit {limit:g} s)")
+    result.figures["worst poll gap of a healthy feed (s)"] = round(worst, 1)
 
 
 def _check_alerts(result: ChaosResult, sink: MailSink, expected: set[str], arrived: bool) -> None:
