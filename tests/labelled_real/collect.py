@@ -23,10 +23,17 @@ changed); split.py stratifies on the label at collection, so a correction
 never moves an item between the halves.
 
 Ids are assigned in a fixed order (fixtures first, then raw files by name),
-so rerunning on the same inputs rewrites a byte-identical items.jsonl.
+so rerunning on the same inputs rewrites byte-identical files. A raw file
+added later must sort after the existing ones of its language (raw/ru9b.txt
+after raw/ru9.txt), or the ids of existing items would shift.
+
+Only dated items are scored: an item without a publication date goes to
+undated.jsonl (kept for reference, never split or scored), the others to
+items.jsonl. Ids are assigned before that, so moving an item out never
+renumbers the rest.
 
 Usage:
-    python tests/labelled_real/collect.py           # (re)write items.jsonl
+    python tests/labelled_real/collect.py           # (re)write items.jsonl, undated.jsonl
 """
 
 from __future__ import annotations
@@ -139,10 +146,18 @@ def build() -> list[dict]:
     return items
 
 
+def write_jsonl(name: str, items: list[dict]) -> None:
+    (HERE / name).write_text("".join(json.dumps(i, ensure_ascii=False) + "\n" for i in items),
+                             encoding="utf-8", newline="\n")
+
+
 def main() -> int:
-    items = build()
-    (HERE / "items.jsonl").write_text("".join(json.dumps(i, ensure_ascii=False) + "\n" for i in items),
-                                      encoding="utf-8", newline="\n")
+    everything = build()
+    items = [item for item in everything if item["date"]]
+    undated = [item for item in everything if not item["date"]]
+    write_jsonl("items.jsonl", items)
+    write_jsonl("undated.jsonl", undated)
+    print(f"undated.jsonl: {len(undated)} items without a date (not scored)")
     for lang in ("en", "uk", "ru"):
         mine = [i for i in items if i["lang"] == lang]
         print(f"{lang}: {len(mine)} items, {sum(i['label'] for i in mine)} true,"
