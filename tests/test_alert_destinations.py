@@ -118,7 +118,7 @@ digest_at = "08:00"
         name="desk-mail", url="mailto://127.0.0.1:2525?from=alerts@example.com&to=desk@example.com",
         safe_url=mail.safe_url, tags=("drones", "sanctions"), mode="digest", digest_every=21600,
         quiet_hours=("22:00", "07:00"), rate_limit=10, rate_window=1800)
-    assert mail.safe_url.startswith("mailto://127.0.0.1:2525/desk%40example.com?")
+    assert mail.safe_url == "mailto://127.0.0.1:2525?from=alerts@example.com&to=desk@example.com"
     assert (hook.name, hook.mode, hook.digest_at, hook.digest_every, hook.tags) == (
         "hook", "digest", "08:00", None, ())
     assert (hook.rate_limit, hook.rate_window) == (None, 3600)
@@ -181,6 +181,27 @@ url = "json://${USER}:${PASSWORD}@127.0.0.1/${TOKEN}/${PATHPART}"
     assert hook.url == "json://env-user:file-password@127.0.0.1/env-token/from-file"
     for secret in ("file-password", "from-credential", "from-file", "env-token"):
         assert secret not in hook.safe_url
+
+
+def test_destinations_are_shown_as_typed_with_literal_secrets_masked(tmp_path: Path) -> None:
+    """Not apprise's expanded URL (overflow=upstream&retry=0...): what the user wrote, its
+    ${NAME}s as written and every literal token apprise keeps private masked, even beside
+    a ${NAME} (a bot token typed into a URL whose chat comes from the secrets)."""
+    config_dir = folder(tmp_path, """\
+[[destination]]
+name = "bot"
+url = "tgram://%s/${CHAT}"
+
+[[destination]]
+name = "hook"
+url = "json://alerts:pa55word@127.0.0.1:8080/hook?-token=t0ken-value&:field=value"
+""" % BOT_TOKEN)
+    bot, hook = load(config_dir, {"CHAT": "-100123456"}).destinations
+    assert bot.safe_url.endswith("/${CHAT}") and bot.safe_url.startswith("tgram://")
+    assert "AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw" not in bot.safe_url and "-100123456" not in bot.safe_url
+    assert hook.safe_url.startswith("json://alerts:***@127.0.0.1:8080/hook?")
+    assert "pa55word" not in hook.safe_url and "t0ken-value" not in hook.safe_url
+    assert "overflow" not in hook.safe_url and "overflow" not in bot.safe_url
 
 
 def test_substituted_values_are_masked_even_where_apprise_would_show_them(tmp_path: Path) -> None:

@@ -126,6 +126,26 @@ def _privacy_form(service: NotifyBase) -> str:
     return mask_query_values(service.url(privacy=True))
 
 
+def _as_typed(typed: str, expanded: str, privacy: str) -> str:
+    """The URL as the user typed it in alerts.toml (`${NAME}` left as written), with every
+    part apprise's privacy form hides masked: a literal password or token, and the values
+    of secret query parameters. Shown instead of apprise's expanded URL, whose added
+    defaults (`overflow=upstream&retry=0...`) the user never wrote."""
+    parts = urlsplit(expanded)
+    pieces = re.split(r"[/@:]", parts.netloc + parts.path)
+    pieces += [pair.partition("=")[2] for pair in parts.query.split("&")]
+    hidden: set[str] = set()
+    visible = privacy + " " + unquote(privacy)
+    for piece in pieces:
+        for form in (piece, unquote(piece)):
+            if len(form) >= _MIN_MASKED_SECRET and form not in visible and "${" not in form:
+                hidden.add(form)
+    shown = typed
+    for secret in sorted(hidden, key=len, reverse=True):
+        shown = shown.replace(secret, MASK)
+    return mask_query_values(shown)
+
+
 def _fallback(url: str) -> str:
     """The only part of a URL apprise cannot read that is safe to show: its scheme."""
     scheme = _SCHEME.match(url)
@@ -524,7 +544,8 @@ class _Checker:
             return {}
         if self.literal_secret_in is None and _holds_literal_secret(value, service):
             self.literal_secret_in = name or key_name(where)
-        return {"url": expanded, "safe_url": _masked(_privacy_form(service), secrets)}
+        privacy = _masked(_privacy_form(service), secrets)
+        return {"url": expanded, "safe_url": _as_typed(value, expanded, privacy)}
 
     def check_unique(self, index: int, name: str) -> None:
         folded = name.casefold()
