@@ -318,9 +318,16 @@ def test_other_libraries_warnings_are_log_lines_in_our_format(capsys):
 
     from monitor.cli.context import setup_logging
 
-    setup_logging("info", "kv")
-    setup_logging("info", "kv")  # a second call replaces our handler instead of adding one
-    logging.getLogger("apprise").warning("A connection error occurred sending JSON notification.")
+    touched = [logging.getLogger(name) for name in ("monitor", "apscheduler", "")]
+    saved = [(log, list(log.handlers), log.propagate, log.level) for log in touched]
+    try:
+        setup_logging("info", "kv")
+        setup_logging("info", "kv")  # a second call replaces our handler instead of adding one
+        logging.getLogger("apprise").warning("A connection error occurred sending JSON notification.")
+    finally:  # later tests' caplog needs the loggers as they were
+        for log, handlers, propagate, level in saved:
+            log.handlers[:] = handlers
+            log.propagate, log.level = propagate, level
     lines = [line for line in capsys.readouterr().err.splitlines() if "connection error" in line]
     assert len(lines) == 1 and lines[0].startswith("ts=")
     assert "level=warning logger=apprise A connection error occurred" in lines[0]

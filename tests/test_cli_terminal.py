@@ -85,6 +85,7 @@ def test_alerts_add_asks_for_the_url_and_hides_it(env):  # noqa: F811
     monitor("init", env["MONITOR_CONFIG"], "--no-feeds", env=env, check=True)
     terminal = Terminal("alerts", "add", "-", "--name", "desk", env=env)
     terminal.expect("Paste the apprise URL")
+    terminal.wait_for_hidden_input()
     terminal.send("json://hook:S3cretPW@127.0.0.1:9/alerts\n")
     result = terminal.wait()
     assert result.returncode == 0, result.text

@@ -65,6 +65,15 @@ class Terminal:
             if time.monotonic() > deadline or not self._read(0.1):
                 raise AssertionError(f"{text!r} did not appear; the terminal shows:\n{self.output!r}")
 
+    def wait_for_hidden_input(self, timeout: float = 30) -> None:
+        """Wait until the program has switched the terminal's echo off: a prompt for a
+        secret is printed before the echo goes off, so typing at once would be echoed."""
+        deadline = time.monotonic() + timeout
+        while termios.tcgetattr(self.fd)[3] & termios.ECHO:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the terminal's echo stayed on; it shows:\n{self.output!r}")
+            self._read(0.05)
+
     def send(self, text: str) -> None:
         os.write(self.fd, text.encode())
 
