@@ -37,3 +37,20 @@ def webhook():
     hook = Webhook().start()
     yield hook
     hook.stop()
+
+
+@pytest.fixture(autouse=True)
+def _loggers_as_python_leaves_them():
+    """A test that runs the CLI in this process (CliRunner, main([...])) gets its log
+    setup: the "monitor" logger stops propagating and the root logger gains our handler.
+    Undo that after each test, so a later test's caplog still sees monitor's records."""
+    import logging
+
+    yield
+    for name in ("monitor", "apscheduler"):
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
+        logger.setLevel(logging.NOTSET)
+    root = logging.getLogger()
+    root.handlers[:] = [h for h in root.handlers if not getattr(h, "monitor_handler", False)]
