@@ -14,8 +14,10 @@ from packaging.requirements import Requirement
 project = tomllib.loads(Path(sys.argv[1] if len(sys.argv) > 1 else "pyproject.toml").read_text())["project"]
 lines = [*project["dependencies"], *(line for extra in project.get("optional-dependencies", {}).values()
                                      for line in extra)]
+pins: dict[str, str] = {}
 for line in lines:
     requirement = Requirement(line)
     lower = [spec.version for spec in requirement.specifier if spec.operator == ">="]
     if lower:
-        print(f"{requirement.name}=={lower[0]}")
+        pins.setdefault(requirement.name, f"{requirement.name}=={lower[0]}")
+print("\n".join(pins.values()))
