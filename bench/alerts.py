@@ -20,7 +20,7 @@ import os
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,16 +68,17 @@ async def poll_forever(pipeline, feeds, stop: asyncio.Event) -> int:
 async def bench(args, port: int, db: Path) -> dict:
     from monitor.alert.dispatch import Dispatcher
     from monitor.alert.outbox import Planner
-    from monitor.config import Config
-    from monitor.fetch import Fetcher
+    from monitor.config.load import Config
+    from monitor.ingest.fetch import Fetcher
+    from monitor.ingest.pipeline import Pipeline, settle_for_latency
+    from monitor.ingest.storing import store_poll
     from monitor.models import AlertSettings, Destination, Entry, FeedConfig, FetchSettings, Hit, Match, PollSettings
-    from monitor.service import Pipeline, settle_for_latency
-    from monitor.store import Store, StoreThread
+    from monitor.store.database import Store, StoreThread
 
     url = f"json://127.0.0.1:{port}/hook"
     destination = Destination(name="hook", url=url, safe_url=url)
     settings = AlertSettings(send_timeout=30, rate_limit=0)  # measure sending, not the flood guard
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     feeds = [FeedConfig(f"f{i}", f"http://127.0.0.1:{port}/feed/{i}", 600.0) for i in range(args.feeds)]
     store = Store.open(db)
     store.sync_feeds([FeedConfig("queued", "http://127.0.0.1/q", 600.0), *feeds], now)
@@ -87,7 +88,7 @@ async def bench(args, port: int, db: Path) -> dict:
                     published=now, content_hash=str(i)),
               "new", True, [Match("china_drones", 4.5, "warning", (), (Hit("title", 0, 7, "Chinese"),),
                                   "[[Chinese]] drone shipment")]) for i in range(args.alerts)]
-    store.save_poll("queued", items, now, {"status": "ok"}, {"outcome": "ok"}, keep=10, planner=planner)
+    store_poll(store, "queued", items, now, {"status": "ok"}, {"outcome": "ok"}, keep=10, planner=planner)
     store.close()
 
     thread = StoreThread(db)
@@ -96,10 +97,10 @@ async def bench(args, port: int, db: Path) -> dict:
     stop = asyncio.Event()
     stalls: list[float] = []
     async with Fetcher(config.fetch) as fetcher:
-        pipeline = Pipeline(config, thread, fetcher, clock=lambda: datetime.now(timezone.utc),
+        pipeline = Pipeline(config, thread, fetcher, clock=lambda: datetime.now(UTC),
                             parse_workers=None)  # as the daemon: parsing in worker processes
         dispatcher = Dispatcher(thread, [destination], settings, "UTC",
-                                clock=lambda: datetime.now(timezone.utc))
+                                clock=lambda: datetime.now(UTC))
         await dispatcher.warm_up()  # as the daemon's start does, then:
         settle_for_latency()
         probe_task = asyncio.create_task(probe(stop, stalls))

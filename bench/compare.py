@@ -9,7 +9,10 @@ The feeds are copies of the real fixture feeds (tests/fixtures/feeds, the hostil
 `made_*` ones left out), served with ETags by bench/localserver.py in a process of
 its own on 127.0.0.1. rss2email runs in a venv of its own, created on first use
 under bench/results/ from PyPI's rss2email; if that cannot be installed its lines
-say so and the rest still runs.
+say so and the rest still runs. monitor runs as a user installs it: this checkout
+installed (`pip install .`, no test extras) into bench/results/monitor-venv, again
+at every run so the code measured is the checkout's (the test extras would add
+imports a user never pays for: selenium brings trio, which httpcore then imports).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "feeds"
 RESULTS = ROOT / "bench" / "results"
 R2E_VENV = RESULTS / "r2e-venv"
+MONITOR_VENV = RESULTS / "monitor-venv"
 
 
 def fixture_feeds() -> list[bytes]:
@@ -85,6 +89,16 @@ def rss2email() -> Path | None:
     return r2e
 
 
+def monitor_installed() -> Path:
+    """The monitor executable of bench/results/monitor-venv, with this checkout installed as a user would."""
+    if not (MONITOR_VENV / "bin" / "pip").exists():
+        subprocess.run([sys.executable, "-m", "venv", str(MONITOR_VENV)], check=True, capture_output=True)
+    subprocess.run([str(MONITOR_VENV / "bin" / "pip"), "install", "-q", "--force-reinstall", "--no-deps", str(ROOT)],
+                   check=True, capture_output=True)
+    subprocess.run([str(MONITOR_VENV / "bin" / "pip"), "install", "-q", str(ROOT)], check=True, capture_output=True)
+    return MONITOR_VENV / "bin" / "monitor"
+
+
 def r2e_setup(folder: Path, port: int, feeds: int) -> list[str]:
     """An rss2email config with every feed, as `r2e add` would write it (without 200 runs)."""
     config = folder / "r2e.cfg"
@@ -116,7 +130,7 @@ def compare(feeds: int) -> None:
     port = queue.get(timeout=30)
     env = {**os.environ, "NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"}
     total = sum(len(b) for b in bodies(feeds).values())
-    monitor = Path(sys.executable).with_name("monitor")
+    monitor = monitor_installed()
     results: dict[str, float] = {}
     try:
         with tempfile.TemporaryDirectory() as tmp:

@@ -27,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -58,7 +58,7 @@ def sample_texts() -> list[tuple[str, str]]:
 
 
 def build_feed(index: int, items: int, texts: list[tuple[str, str]]) -> bytes:
-    now = datetime(2026, 11, 29, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 29, tzinfo=UTC)
     parts = ['<?xml version="1.0" encoding="UTF-8"?>',
              '<rss version="2.0" xmlns:dc="http://purl.org/dc/elements/1.1/" '
              'xmlns:content="http://purl.org/rss/1.0/modules/content/"><channel>',
@@ -116,7 +116,7 @@ def peak_rss_mb() -> float:
 
 
 async def timed_cycle(config, db: Path, match) -> tuple[float, object]:
-    from monitor.service import run_once
+    from monitor.ingest.once import run_once
 
     started = time.perf_counter()
     summary = await run_once(config, db, match)
@@ -140,7 +140,7 @@ def main() -> None:
         compare(args.feeds if "--feeds" in sys.argv else 200)
         return
 
-    from monitor.config import Config
+    from monitor.config.load import Config
     from monitor.models import FeedConfig, FetchSettings, PollSettings
 
     queue: multiprocessing.Queue = multiprocessing.Queue()
@@ -159,12 +159,12 @@ def main() -> None:
         watch_note = "none"
         db = Path(tmp) / "bench.db"
         if not args.no_watch:
-            from monitor.service import prepare
+            from monitor.ingest.prepare import prepare
 
             # As a restarted daemon: the watch's word cache exists (written by an earlier
             # process), so this process compiles the watch without loading pymorphy3.
             subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; "
-                            "from monitor.config import load_config; from monitor.service import prepare; "
+                            "from monitor.config.load import load_config; from monitor.ingest.prepare import prepare; "
                             "prepare(load_config(Path(sys.argv[1])), env={}, cache_dir=Path(sys.argv[2]))",
                             str(ROOT / "config"), tmp], check=True)
             match = prepare(config, cache_dir=Path(tmp)).match

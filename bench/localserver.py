@@ -4,8 +4,8 @@ its own, so it shares neither the measured process's GIL nor its memory)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Mapping
 
 
 class QuietHandler(BaseHTTPRequestHandler):

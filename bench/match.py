@@ -33,8 +33,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from monitor.match import Matcher, Watch, parse_watch_text  # noqa: E402
-from monitor.match import morph  # noqa: E402
+from monitor.match import (  # noqa: E402
+    Matcher,
+    Watch,
+    morph,  # noqa: E402
+    parse_watch_text,
+)
 
 SMALL_WATCH = """
 [entity.china]

@@ -86,7 +86,7 @@ class TreeMemory:
         while not self._stop.wait(self.every):
             self.sample()
 
-    def __enter__(self) -> "TreeMemory":
+    def __enter__(self) -> TreeMemory:
         self._thread.start()
         return self
 

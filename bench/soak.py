@@ -26,7 +26,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -46,7 +46,7 @@ def serve(feeds: int, change_every: int, port_queue) -> None:
     stats = {"requests": 0}
 
     def body(index: int, version: int) -> tuple[bytes, str]:
-        now = datetime(2026, 11, 29, tzinfo=timezone.utc)
+        now = datetime(2026, 11, 29, tzinfo=UTC)
         items = []
         for j in range(max(0, version - 20), version):
             title, summary = texts[(index * 31 + j) % len(texts)]

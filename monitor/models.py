@@ -3,16 +3,15 @@
 The data flows one way: config -> scheduler -> fetch -> parse -> match ->
 store -> alert dispatch. Each stage takes these records in and gives these
 records out, so that each can be tested alone and the orchestrator
-(`monitor.service`) is the only place that knows the order.
+(`monitor.ingest.pipeline`) is the only place that knows the order.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Mapping
-
 
 # --------------------------------------------------------------------------
 # config
@@ -76,7 +75,7 @@ class FetchRequest:
     configured: str | None = None  # the URL in feeds.toml (url may have moved on); None: url
 
 
-class FetchOutcome(str, enum.Enum):
+class FetchOutcome(enum.StrEnum):
     OK = "ok"  # a new body to parse
     NOT_MODIFIED = "not_modified"  # 304
     UNCHANGED = "unchanged"  # 200 with the same body hash as last time
@@ -192,12 +191,50 @@ class FeedState:
 
 
 @dataclass(frozen=True)
+class PollReport:
+    """What one feed poll did, for summaries and logs."""
+
+    feed: str
+    outcome: str  # ok, not_modified, unchanged, gone, error, skipped
+    new: int = 0
+    updated: int = 0
+    matched: int = 0
+    error: str | None = None
+    duration: float = 0.0
+    error_kind: str | None = None
+    rules: tuple[str, ...] = ()  # rules that matched the new and changed stories
+    # When the feed is next due, as the poll stored it (its schedule re-times to it);
+    # None for a feed that is gone, or one not in the database.
+    next_poll: datetime | None = None
+
+
+@dataclass(frozen=True)
+class StoredEntry:
+    """A story a poll inserted or changed, with the matches inserted for it just now:
+    what the alert planner needs, handed back by the store instead of the store calling it."""
+
+    entry_id: int
+    entry: Entry
+    matches: tuple[tuple[int, Match], ...]  # (match id, match) inserted by this poll
+    is_update: bool
+    alertable: bool  # new inside the backlog window, or an update
+
+    @property
+    def may_alert(self) -> bool:
+        """Whether the planner is to see it: new matches on a story that may alert."""
+        return bool(self.matches) and (self.alertable or self.is_update)
+
+
+@dataclass(frozen=True)
 class StoreResult:
+    """The counts of one stored poll, and (not compared) the stories it wrote."""
+
     new: int = 0
     updated: int = 0
     unchanged: int = 0
     new_for_alerting: int = 0  # new entries inside the backlog window
     matched: int = 0
+    stored: tuple[StoredEntry, ...] = field(default=(), compare=False, repr=False)
 
 
 # --------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""URL clean-up: one canonical form per story link, and URLs safe to log.
+"""URL clean-up: one canonical form per story link, URLs safe to log, and default ports.
 
 The same story reached through a newsletter, a social network or the feed
 itself differs only in tracking parameters and fragments; dropping those
@@ -18,7 +18,7 @@ _TRACKING_NAMES = frozenset({
     "oly_anon_id", "oly_enc_id", "vero_id", "vero_conv", "rb_clickid", "s_kwcid",
     "xtor", "wt_mc", "wt_zmc",  # AT Internet (French press), Webtrekk (German press)
 })
-_DEFAULT_PORTS = {"http": 80, "https": 443}
+DEFAULT_PORTS = {"http": 80, "https": 443}  # the web schemes, and the port a URL without one uses
 
 # scheme://userinfo@ : the userinfo runs to the last '@' before the path.
 _USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@")
@@ -38,11 +38,11 @@ def canonical_url(url: str) -> str:
     except ValueError:
         return url
     scheme = parts.scheme.lower()
-    if scheme in _DEFAULT_PORTS and not parts.hostname:  # "http:////x", "http://:80//x": no web URL
+    if scheme in DEFAULT_PORTS and not parts.hostname:  # "http:////x", "http://:80//x": no web URL
         return url
     netloc = _canonical_netloc(parts, scheme, port)
     path = parts.path
-    if not path and netloc and scheme in _DEFAULT_PORTS:
+    if not path and netloc and scheme in DEFAULT_PORTS:
         path = "/"
     # Dropping the query or fragment can bare whitespace that ended the path: strip it too,
     # so that canonical_url(canonical_url(u)) == canonical_url(u).
@@ -54,6 +54,14 @@ def strip_userinfo(url: str) -> str:
     return _USERINFO.sub(r"\1", url, count=1)
 
 
+def port_or_default(parts: SplitResult) -> int | None:
+    """The URL's port, else its scheme's default (80, 443); None for another scheme without one.
+
+    Raises ValueError for a port out of range, as SplitResult.port does.
+    """
+    return parts.port or DEFAULT_PORTS.get(parts.scheme.lower())
+
+
 def _canonical_netloc(parts: SplitResult, scheme: str, port: int | None) -> str:
     """Lowercase host, default port dropped, userinfo kept as given."""
     netloc = parts.netloc
@@ -63,7 +71,7 @@ def _canonical_netloc(parts: SplitResult, scheme: str, port: int | None) -> str:
     host = parts.hostname or ""
     if ":" in host:  # IPv6 literal
         host = f"[{host}]"
-    if port is not None and port != _DEFAULT_PORTS.get(scheme):
+    if port is not None and port != DEFAULT_PORTS.get(scheme):
         host = f"{host}:{port}"
     return f"{userinfo}{at}{host}"
 

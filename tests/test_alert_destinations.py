@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from monitor.alert.destinations import AlertsConfig, default_name, load_alerts, safe_url
-from monitor.config import ConfigErrors
+from monitor.alert.apprise_urls import default_name, safe_url
+from monitor.alert.destinations import AlertsConfig, load_alerts
+from monitor.config.load import ConfigErrors
 from monitor.errors import ConfigError
 from monitor.models import AlertSettings, Destination
 
@@ -187,15 +188,15 @@ def test_destinations_are_shown_as_typed_with_literal_secrets_masked(tmp_path: P
     """Not apprise's expanded URL (overflow=upstream&retry=0...): what the user wrote, its
     ${NAME}s as written and every literal token apprise keeps private masked, even beside
     a ${NAME} (a bot token typed into a URL whose chat comes from the secrets)."""
-    config_dir = folder(tmp_path, """\
+    config_dir = folder(tmp_path, f"""\
 [[destination]]
 name = "bot"
-url = "tgram://%s/${CHAT}"
+url = "tgram://{BOT_TOKEN}/${{CHAT}}"
 
 [[destination]]
 name = "hook"
 url = "json://alerts:pa55word@127.0.0.1:8080/hook?-token=t0ken-value&:field=value"
-""" % BOT_TOKEN)
+""")
     bot, hook = load(config_dir, {"CHAT": "-100123456"}).destinations
     assert bot.safe_url.endswith("/${CHAT}") and bot.safe_url.startswith("tgram://")
     assert "AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw" not in bot.safe_url and "-100123456" not in bot.safe_url
@@ -419,3 +420,10 @@ def test_loading_keeps_apprise_log_records_with_secrets_out_of_the_logs(
     config_dir = folder(tmp_path, destination('url = "tgram://notAToken-SECRETVALUE/1"'))
     error = only_error(config_dir)
     assert "SECRETVALUE" not in str(error) and "SECRETVALUE" not in caplog.text
+
+
+def test_url_pieces_are_every_part_that_may_hold_a_secret() -> None:
+    from monitor.alert.secrets import url_pieces
+
+    pieces = url_pieces("mailtos://user:pa%20ss@mail.example.org/to?from=a+b&pass=t0k3n")
+    assert {"user", "pa%20ss", "mail.example.org", "to", "a+b", "t0k3n"} <= set(pieces)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import string
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from html.parser import HTMLParser
 from importlib import resources
 from pathlib import Path
@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from apprise.conversion import html_to_text, markdown_to_html
 
+from monitor.alert.notices import render_health, render_test
 from monitor.alert.render import (
     TEMPLATE_FILES,
     TEMPLATE_VARIABLES,
@@ -19,13 +20,11 @@ from monitor.alert.render import (
     load_templates,
     render_alert,
     render_digest,
-    render_health,
-    render_test,
 )
 from monitor.errors import ConfigError
 from monitor.models import AlertView, RuleHit
 
-NOON_UTC = datetime(2026, 11, 29, 12, 5, tzinfo=timezone.utc)
+NOON_UTC = datetime(2026, 11, 29, 12, 5, tzinfo=UTC)
 
 HOSTILE_TITLE = '<script>alert(1)</script> **bold** [x](javascript:alert(1)) "quoted" `code`'
 HOSTILE_SNIPPET = 'a <img src=x onerror=alert(1)> [[hit]] </p><script>steal()</script> | # _x_'
@@ -128,7 +127,7 @@ def test_text_body_shows_every_part_of_the_alert() -> None:
 def test_published_time_is_shown_in_the_configured_timezone() -> None:
     assert "2026-11-29 14:05 EET" in render_alert(story(), "Europe/Kyiv").text
     assert "2026-11-29 12:05 UTC" in render_alert(story(), "UTC").text
-    summer = story(published=datetime(2026, 7, 1, 9, 30, tzinfo=timezone.utc))
+    summer = story(published=datetime(2026, 7, 1, 9, 30, tzinfo=UTC))
     assert "2026-07-01 12:30 EEST" in render_alert(summer, "Europe/Kyiv").text
 
 
@@ -265,8 +264,8 @@ def test_userinfo_is_dropped_from_a_story_link() -> None:
 
 
 def digest_views() -> list[AlertView]:
-    early = datetime(2026, 11, 29, 8, 0, tzinfo=timezone.utc)
-    late = datetime(2026, 11, 29, 10, 0, tzinfo=timezone.utc)
+    early = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
+    late = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
     return [
         story(title="Old grid story", url="https://a.example/old", published=early),
         story(title="Blackout in Kharkiv", url="https://a.example/kharkiv", feed="Outlet A", published=late),

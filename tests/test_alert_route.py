@@ -7,21 +7,31 @@ EEST (UTC+3); on 2026-10-25 04:00 EEST falls back to 03:00 EET.
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from monitor.alert.route import (Plan, admin_recipients, health_event, is_silent, next_digest_time,
-                                 parse_clock, plan_delivery, quiet_until, recipients, retry_due,
-                                 story_keys)
+from monitor.alert.route import (
+    Plan,
+    admin_recipients,
+    health_event,
+    is_silent,
+    next_digest_time,
+    parse_clock,
+    plan_delivery,
+    quiet_until,
+    recipients,
+    retry_due,
+)
 from monitor.models import AlertSettings, Destination
+from monitor.stories import story_keys
 
 KYIV = "Europe/Kyiv"
 SETTINGS = AlertSettings()
 
 
 def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=timezone.utc)
+    return datetime(*args, tzinfo=UTC)
 
 
 def dest(name: str = "d", **kw) -> Destination:

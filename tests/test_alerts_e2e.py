@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -13,11 +13,11 @@ import pytest
 from support.feeds import Item, rss
 from support.feedserver import static
 from support.watch import CHINA_DRONES_WATCH
-from test_cli import env, monitor  # noqa: F401  (the env fixture)
+from test_cli import monitor
 
 WATCH = CHINA_DRONES_WATCH
 
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 HOSTILE = 'Chinese drone parts <script>alert("x")</script> **bold**'
 
 
@@ -31,7 +31,7 @@ def write_alerts(cfg: Path, *destinations: dict, settings: str = "") -> None:
 
 
 @pytest.fixture
-def cfg(env, feed_server):  # noqa: F811
+def cfg(env, feed_server):
     """A config folder watching one local feed with one matching and one neutral story."""
     path = Path(env["MONITOR_CONFIG"])
     monitor("init", str(path), "--no-feeds", env=env, check=True)
@@ -119,5 +119,5 @@ def test_dead_mail_server_then_retry_delivers_exactly_once(cfg, smtp, webhook):
 def test_no_destination_prints_alerts_to_the_console(cfg):
     result = monitor("run", "--once", env=cfg, check=True)
     assert "[china_drones] Chinese drone parts" in result.stdout
-    listed = [json.loads(l) for l in monitor("alerts", "list", "--json", env=cfg, check=True).stdout.splitlines()]
+    listed = [json.loads(line) for line in monitor("alerts", "list", "--json", env=cfg, check=True).stdout.splitlines()]
     assert [(a["destination"], a["status"], a["rule"]) for a in listed] == [("console", "sent", "china_drones")]

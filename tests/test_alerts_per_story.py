@@ -7,17 +7,16 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
 
 from monitor.match import Matcher, load_watch
 from support.feeds import Item, rss
 from support.feedserver import static
 from test_alerts_e2e import write_alerts
-from test_cli import env, monitor  # noqa: F401  (the env fixture)
+from test_cli import monitor
 
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 TITLE = "China sanctions: firms sent drone engines to Russia"
 SUMMARY = "Chinese companies shipped drone engines to Russia, the Treasury said."
 PEACE = " Beijing called for peace talks."
@@ -45,7 +44,7 @@ def rules_listed(text: str) -> list[str]:
     return [line.split()[1] for line in text.splitlines() if line.lstrip().startswith(("- ", "• "))]
 
 
-def test_three_shipped_rules_make_one_email_and_one_post_and_a_fourth_one_more(env, feed_server, smtp,  # noqa: F811
+def test_three_shipped_rules_make_one_email_and_one_post_and_a_fourth_one_more(env, feed_server, smtp,
                                                                                webhook):
     cfg = Path(env["MONITOR_CONFIG"])
     monitor("init", str(cfg), "--no-feeds", env=env, check=True)  # the shipped watch
@@ -108,10 +107,10 @@ def test_three_shipped_rules_make_one_email_and_one_post_and_a_fourth_one_more(e
 def test_the_atom_feed_has_one_entry_per_story_with_every_rule(tmp_path):
     import xml.etree.ElementTree as ET
 
-    from monitor.search import latest_matches
-    from monitor.web.atom import build_atom
     from monitor.models import Entry, FeedConfig, Hit, Match
-    from monitor.store import Store
+    from monitor.store.database import Store
+    from monitor.store.matches import latest_matches
+    from monitor.web.atom import build_atom
 
     atom = "{http://www.w3.org/2005/Atom}"
     store = Store.open(tmp_path / "m.db")

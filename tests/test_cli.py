@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
 import subprocess
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.lock import DaemonLock
+from monitor.store.lock import DaemonLock
 from support.feeds import Item, rss
 from support.feedserver import fixture_bytes, static
 
@@ -26,18 +25,6 @@ def monitor(*args: str, env: dict[str, str], check: bool = False, timeout: float
         raise AssertionError(f"exit {result.returncode}\n{result.stdout}\n{result.stderr}")
     return result
 
-
-@pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    """A clean environment: HOME, XDG dirs, config and db all under tmp_path."""
-    home = tmp_path / "home"
-    home.mkdir()
-    base = {k: v for k, v in os.environ.items()
-            if not k.startswith(("MONITOR_", "XDG_", "CONFIGURATION_DIRECTORY", "STATE_DIRECTORY"))}
-    base.update(HOME=str(home), MONITOR_CONFIG=str(tmp_path / "cfg"),
-                MONITOR_DB=str(tmp_path / "state" / "monitor.db"),
-                PYTHONPATH=str(Path(__file__).resolve().parents[1]), NO_PROXY="127.0.0.1,localhost")
-    return base
 
 
 @pytest.fixture
@@ -95,7 +82,7 @@ def test_feeds_list_shows_an_unreachable_feed_as_error_not_a_crash(configured, f
     result = monitor("run", "--once", env=env)
     assert result.returncode == 0, result.stderr
     assert "dead: error" in result.stdout
-    health = {json.loads(l)["name"]: json.loads(l) for l in
+    health = {json.loads(line)["name"]: json.loads(line) for line in
               monitor("feeds", "list", "--json", env=env, check=True).stdout.splitlines()}
     assert health["dead"]["status"] == "error" and health["dead"]["last_error_kind"] == "connect"
     assert health["kyiv"]["status"] == "ok"

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from monitor.alert.destinations import load_alerts
-from monitor.alert.edit import add_destination, remove_destination
+from monitor.config.paths import init_config_dir
+from monitor.edit.alerts import add_destination, remove_destination
 from monitor.errors import ConfigError, MonitorError, UsageError
 from monitor.models import Destination
-from monitor.paths import init_config_dir
-from test_cli import env, monitor  # noqa: F401 - env is a fixture
+from test_cli import monitor
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED = (REPO / "config" / "alerts.toml").read_text()
@@ -211,7 +211,7 @@ def test_an_unusual_layout_is_refused_rather_than_rewritten(config_dir: Path) ->
 
 
 @pytest.fixture
-def initialised(env: dict[str, str]) -> dict[str, str]:  # noqa: F811 - env is the fixture
+def initialised(env: dict[str, str]) -> dict[str, str]:
     monitor("init", env["MONITOR_CONFIG"], "--no-feeds", env=env, check=True)
     return env
 
@@ -271,7 +271,7 @@ def test_usage_errors_exit_2(initialised: dict[str, str]) -> None:
     assert (Path(env["MONITOR_CONFIG"]) / "alerts.toml").read_text() == SHIPPED
 
 
-def test_every_command_has_help_with_examples(env: dict[str, str]) -> None:  # noqa: F811
+def test_every_command_has_help_with_examples(env: dict[str, str]) -> None:
     for command in ("add", "remove", "destinations"):
         result = monitor("alerts", command, "--help", env=env, check=True)
         assert "Example" in result.stdout and f"monitor alerts {command}" in result.stdout

@@ -23,7 +23,7 @@ from monitor.cli import COMMAND_MODULES, main
 from support.feeds import Item, rss
 from support.feedserver import static
 from support.hostile_routes import closed_port
-from test_cli import env, monitor  # noqa: F401  (env is a fixture)
+from test_cli import monitor
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 _HOST = re.compile(r"(?<=://)(?:[^/\s'\"@]*@)?[A-Za-z0-9.-]+\.(?:org|com|ua|net|example)(?::\d+)?")
@@ -55,7 +55,7 @@ def _help_examples(path: list[str]) -> list[str]:
             inside = True
             continue
         if inside:
-            if line.strip().startswith("monitor") or line.strip().startswith("cat ") or line.strip().startswith("curl "):
+            if line.strip().startswith(("monitor", "cat ", "curl ")):
                 examples.append(line.strip())
             elif line.strip():
                 inside = False
@@ -89,14 +89,14 @@ def test_every_group_and_command_has_examples_in_its_help():
     assert missing == []
 
 
-def test_every_help_runs_without_a_traceback(env):  # noqa: F811
+def test_every_help_runs_without_a_traceback(env):
     for path in [[]] + _all_commands():
         result = monitor(*path, "--help", env=env)
         assert result.returncode == 0 and "Traceback" not in result.stderr, (path, result.stderr)
         assert "Usage: monitor" in result.stdout
 
 
-def test_every_documented_example_runs_without_a_traceback(env, feed_server, tmp_path):  # noqa: F811
+def test_every_documented_example_runs_without_a_traceback(env, feed_server, tmp_path):
     monitor("init", env["MONITOR_CONFIG"], "--no-feeds", env=env, check=True)
     feed_server.routes["/feed.xml"] = static(rss([Item("g1", "Chinese drone parts keep flowing to Russia")]))
     monitor("feeds", "add", feed_server.url("/feed.xml"), "--name", "kyiv-independent", env=env, check=True)

@@ -36,7 +36,7 @@ def test_help_imports_no_command_module():
             "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
             "print(sorted(m for m in sys.modules if m.startswith('monitor.cli.')"
             " and m not in ('monitor.cli.context', 'monitor.cli.output')"
-            " or m in ('monitor.config', 'monitor.store', 'httpx', 'apprise')))")
+            " or m in ('monitor.config.load', 'monitor.store.database', 'httpx', 'apprise')))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                           env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout + done.stderr
@@ -45,7 +45,7 @@ def test_help_imports_no_command_module():
 
 def test_report_html_without_pygal_says_how_to_install_it(tmp_path):
     """pygal is the optional `report` extra: without it the HTML report names the install."""
-    from monitor.store import Store
+    from monitor.store.database import Store
 
     Store.open(tmp_path / "m.db").close()
     (tmp_path / "cfg").mkdir()

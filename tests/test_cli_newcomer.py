@@ -10,22 +10,22 @@ import socket
 import stat
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from monitor.cli.context import message_fields
 from monitor.cli.status import summary_lines
-from monitor.lock import DaemonLock
-from monitor.status import gather_status
-from monitor.store import Store
+from monitor.read.status import gather_status
+from monitor.store.database import Store
+from monitor.store.lock import DaemonLock
 from support.daemon import DaemonProcess, wait_until
 from support.feeds import Item, rss
 from support.feedserver import static
-from test_cli import env, monitor  # noqa: F401  (env is a fixture)
+from test_cli import monitor
 
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 LOWER_CASE_RULE = """
 [rule.lower_ops]
 query = 'Beijing or Moscow and drones'
@@ -41,7 +41,7 @@ def one_error_line(result: subprocess.CompletedProcess) -> str:
 
 
 @pytest.fixture
-def local(env, feed_server):  # noqa: F811
+def local(env, feed_server):
     """init --no-feeds plus one local feed whose story the shipped watch matches."""
     monitor("init", env["MONITOR_CONFIG"], "--no-feeds", env=env, check=True)
     feed_server.routes["/feed.xml"] = static(rss([
@@ -106,7 +106,7 @@ def test_a_config_folder_that_does_not_exist_is_an_error(local, tmp_path):
     assert f"--config {tmp_path / 'typo'} does not exist" in one_error_line(result)
 
 
-def test_status_counts_feeds_as_feeds_list_does_and_names_what_it_read(env, feed_server):  # noqa: F811
+def test_status_counts_feeds_as_feeds_list_does_and_names_what_it_read(env, feed_server):
     monitor("init", env["MONITOR_CONFIG"], env=env, check=True)  # the shipped feeds, never polled
     listed = monitor("feeds", "list", "--json", env=env, check=True).stdout.splitlines()
     status = json.loads(monitor("status", "--json", env=env).stdout)
@@ -202,7 +202,7 @@ def test_lower_case_operators_warn_in_rules_check_config_check_and_the_daemon(lo
 # --------------------------------------------------------------------------
 
 
-def test_the_demos_next_steps_run_as_printed(env, tmp_path):  # noqa: F811
+def test_the_demos_next_steps_run_as_printed(env, tmp_path):
     from monitor.demo.run import NEXT_STEPS
 
     shell_env = {k: v for k, v in env.items() if k not in ("MONITOR_CONFIG", "MONITOR_DB")}
@@ -298,7 +298,7 @@ def test_report_html_is_readable_by_the_group_and_the_period_is_never_backwards(
     backwards = monitor("report", "--since", future, env=local)
     assert backwards.returncode == 2 and "in the future" in one_error_line(backwards)
     html = page.read_text()
-    days = [(NOW - timedelta(days=n)).astimezone(timezone.utc).date().isoformat() for n in (1, 0)]
+    days = [(NOW - timedelta(days=n)).astimezone(UTC).date().isoformat() for n in (1, 0)]
     assert html.index(f"<td>{days[0]}") < html.index(f"<td>{days[1]}")  # oldest first, as in text
 
 

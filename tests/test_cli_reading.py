@@ -7,7 +7,7 @@ import json
 import os
 import shutil
 import sqlite3
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -17,7 +17,7 @@ from support.feedserver import FeedServer, static
 from support.sinks import Webhook
 from test_cli import monitor
 
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 DRONES = "Chinese drone parts keep flowing to Russia"
 CHINA_UK = "Китай постачає Росії компоненти для дронів"
 ITEMS = [
@@ -206,7 +206,7 @@ def test_report_counts_today_per_rule_and_outlet(filled, tmp_path):
     page = tmp_path / "report.html"
     result = monitor("report", "--since", "1d", "--html", str(page), env=filled, check=True)
     text = result.stdout
-    today = datetime.now(timezone.utc).date().isoformat()  # the shipped config's zone is UTC
+    today = datetime.now(UTC).date().isoformat()  # the shipped config's zone is UTC
     assert "2 stories matched (2 rule matches) from 1 outlet" in text
     assert any(line.split() == [today, "2", "2", "china_military_supplies", "2"] for line in text.splitlines())
     assert any(line.split() == ["local", "2", "2", "china_military_supplies", "2"] for line in text.splitlines())

@@ -9,7 +9,7 @@ import pytest
 
 from support.feeds import Item, rss
 from support.feedserver import static
-from test_cli import env, monitor  # noqa: F401  (the env fixture)
+from test_cli import monitor
 
 WATCH = """
 [entity.china]
@@ -28,7 +28,7 @@ tags = ["drones"]
 
 
 @pytest.fixture
-def cfg(env, tmp_path):  # noqa: F811
+def cfg(env, tmp_path):
     monitor("init", env["MONITOR_CONFIG"], "--no-feeds", env=env, check=True)
     (Path(env["MONITOR_CONFIG"]) / "watch.toml").write_text(WATCH, encoding="utf-8")
     return env
@@ -78,7 +78,7 @@ def test_rules_test_explains_and_exits_1_when_nothing_matches(cfg):
 
 
 def test_rules_list_shows_each_rule(cfg):
-    out = [json.loads(l) for l in monitor("rules", "list", "--json", env=cfg, check=True).stdout.splitlines()]
+    out = [json.loads(line) for line in monitor("rules", "list", "--json", env=cfg, check=True).stdout.splitlines()]
     assert out == [{"name": "china_drones", "enabled": True, "severity": "warning", "min_score": 0.0,
                     "tags": ["drones"], "query": "@china NEAR/10 #drones", "description": "Chinese drones"}]
 
@@ -90,11 +90,11 @@ def test_backtest_shows_what_a_rule_change_would_match(cfg, feed_server):
     monitor("run", "--once", env=cfg, check=True)
     path = Path(cfg["MONITOR_CONFIG"]) / "watch.toml"
     path.write_text(WATCH + '\n[rule.balloons]\nquery = "@china balloon*"\n', encoding="utf-8")
-    out = [json.loads(l) for l in monitor("rules", "backtest", "--json", env=cfg, check=True).stdout.splitlines()]
+    out = [json.loads(line) for line in monitor("rules", "backtest", "--json", env=cfg, check=True).stdout.splitlines()]
     assert out == [{"change": "new", "rule": "balloons", "id": 2, "feed": "local",
                     "title": "China balloon over Kyiv"}]
     path.write_text(WATCH.replace("#drones", "#drones NOT Beijing"), encoding="utf-8")
-    out = [json.loads(l) for l in monitor("rules", "backtest", "--json", env=cfg, check=True).stdout.splitlines()]
+    out = [json.loads(line) for line in monitor("rules", "backtest", "--json", env=cfg, check=True).stdout.splitlines()]
     assert [(o["change"], o["rule"], o["id"]) for o in out] == [("gone", "china_drones", 1)]
 
 
@@ -103,7 +103,7 @@ def test_backtest_lists_muted_false_positives(cfg, feed_server):
     monitor("feeds", "add", feed_server.url("/f"), "--name", "local", env=cfg, check=True)
     monitor("run", "--once", env=cfg, check=True)
     monitor("mute", "1", "--reason", "export statistics, not the war", env=cfg, check=True)
-    out = [json.loads(l) for l in monitor("rules", "backtest", "--json", env=cfg, check=True).stdout.splitlines()]
+    out = [json.loads(line) for line in monitor("rules", "backtest", "--json", env=cfg, check=True).stdout.splitlines()]
     assert out == [{"change": "muted", "rule": "china_drones", "id": 1, "feed": "local",
                     "title": "Beijing drone exports to Russia", "reason": "export statistics, not the war",
                     "still_matches": True}]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from test_cli import env, monitor  # noqa: F401  (the env fixture)
+from test_cli import monitor
 
 WATCH = """
 [entity.china]
@@ -43,7 +43,7 @@ ITEMS = [
 
 
 @pytest.fixture
-def cfg(env):  # noqa: F811
+def cfg(env):
     monitor("init", env["MONITOR_CONFIG"], "--no-feeds", env=env, check=True)
     (Path(env["MONITOR_CONFIG"]) / "watch.toml").write_text(WATCH, encoding="utf-8")
     return env

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import unicodedata
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -14,7 +14,7 @@ import pytest
 from support.feeds import Item, rss
 from support.feedserver import static
 from support.terminal import Terminal, run_in_terminal
-from test_cli import env, monitor  # noqa: F401  (env is a fixture)
+from test_cli import monitor
 
 # A title that tries every trick: OSC 52 (write the clipboard), ESC[2J (clear the screen),
 # an 8-bit CSI (U+009B), DEL, BEL and a carriage return that would overwrite the line.
@@ -31,13 +31,13 @@ def _raw_controls(output: bytes) -> list[bytes]:
 
 
 @pytest.fixture
-def hostile_setup(env, feed_server, tmp_path):  # noqa: F811
+def hostile_setup(env, feed_server, tmp_path):
     """A local feed whose stored story carries terminal controls in every text field, a
     match of the shipped watch on it (alerted to the console), and a feed whose last
     error and redirected URL carry them too."""
     monitor("init", env["MONITOR_CONFIG"], env=env, check=True)  # the shipped watch
     (Path(env["MONITOR_CONFIG"]) / "feeds.toml").write_text("")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     feed_server.routes["/feed.xml"] = static(rss([Item(
         "g1", "Chinese drone parts keep flowing to Russia", "Beijing ships drone parts to Russia",
         published=now)]))
@@ -81,7 +81,7 @@ def test_piped_output_escapes_controls_too(hostile_setup):
     assert "\x9b" not in json_line and "\\u009b" in json_line and "\\u001b" in json_line
 
 
-def test_alerts_add_asks_for_the_url_and_hides_it(env):  # noqa: F811
+def test_alerts_add_asks_for_the_url_and_hides_it(env):
     monitor("init", env["MONITOR_CONFIG"], "--no-feeds", env=env, check=True)
     terminal = Terminal("alerts", "add", "-", "--name", "desk", env=env)
     terminal.expect("Paste the apprise URL")
@@ -94,7 +94,7 @@ def test_alerts_add_asks_for_the_url_and_hides_it(env):  # noqa: F811
     assert "S3cretPW" in (Path(env["MONITOR_CONFIG"]) / "alerts.toml").read_text()
 
 
-def test_alerts_add_reads_a_piped_url_without_a_prompt(env):  # noqa: F811
+def test_alerts_add_reads_a_piped_url_without_a_prompt(env):
     monitor("init", env["MONITOR_CONFIG"], "--no-feeds", env=env, check=True)
     result = monitor("alerts", "add", "-", "--name", "desk", env=env,
                      input="json://hook:S3cretPW@127.0.0.1:9/alerts\n")
@@ -106,11 +106,11 @@ def _width(line: str) -> int:
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in line)
 
 
-def test_listings_fit_a_100_column_terminal(env, feed_server):  # noqa: F811
+def test_listings_fit_a_100_column_terminal(env, feed_server):
     monitor("init", env["MONITOR_CONFIG"], env=env, check=True)
     config = Path(env["MONITOR_CONFIG"])
     (config / "feeds.toml").write_text("")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     long_title = ("Chinese drone parts keep flowing to Russia through a long chain of intermediaries "
                   "in Central Asia, investigators say")
     feed_server.routes["/a-very-long-path/that/keeps/going/and/going/feed.xml"] = static(rss(

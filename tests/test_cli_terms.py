@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from test_cli import env, monitor  # noqa: F401  (the env fixture)
+from test_cli import monitor
 
 FAKE_DAEMON = """
 import signal, sys
 from pathlib import Path
-from monitor.lock import DaemonLock
+from monitor.store.lock import DaemonLock
 from monitor.match import load_watch
 
 signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})  # no window in which SIGHUP would kill us
@@ -27,7 +27,7 @@ with DaemonLock(Path(sys.argv[1])):
 
 
 @pytest.fixture
-def cfg(env):  # noqa: F811
+def cfg(env):
     monitor("init", env["MONITOR_CONFIG"], "--no-feeds", env=env, check=True)
     return env
 
@@ -98,7 +98,8 @@ def test_mistakes_exit_2_with_a_message_and_leave_the_file_alone(cfg, args, mess
 
 def test_rules_disable_and_enable(cfg):
     def enabled() -> bool:
-        rules = [json.loads(line) for line in monitor("rules", "list", "--json", env=cfg, check=True).stdout.splitlines()]
+        listed = monitor("rules", "list", "--json", env=cfg, check=True).stdout
+        rules = [json.loads(line) for line in listed.splitlines()]
         return next(rule["enabled"] for rule in rules if rule["name"] == "china_sanctions")
 
     result = monitor("rules", "disable", "China_Sanctions", env=cfg, check=True)
@@ -121,7 +122,7 @@ def test_editing_without_a_watch_file_is_a_usage_error(cfg):
 
 @pytest.mark.parametrize("command", [("terms",), ("terms", "list"), ("terms", "add"), ("terms", "remove"),
                                      ("terms", "exclude"), ("rules", "enable"), ("rules", "disable")])
-def test_every_command_has_help_with_examples(env, command):  # noqa: F811
+def test_every_command_has_help_with_examples(env, command):
     result = monitor(*command, "--help", env=env, check=True)
     assert "Example" in result.stdout and f"monitor {' '.join(command)}" in result.stdout
 

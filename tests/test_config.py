@@ -11,10 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.config import Config, ConfigErrors, load_config, validate_feeds_text
-from monitor.errors import ConfigError, UsageError
-from monitor.models import FetchSettings, PollSettings
-from monitor.paths import (
+from monitor.config.load import Config, ConfigErrors, load_config, validate_feeds_text
+from monitor.config.paths import (
     atomic_write_text,
     ensure_config_dir,
     init_config_dir,
@@ -22,7 +20,9 @@ from monitor.paths import (
     resolve_db_path,
     shipped_defaults_dir,
 )
-from monitor.tomlpos import key_line, table_spans, value_column
+from monitor.config.tomlpos import key_line, table_spans, value_column
+from monitor.errors import ConfigError, UsageError
+from monitor.models import FetchSettings, PollSettings
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED = REPO / "config"
@@ -138,8 +138,9 @@ language = "pt_BR"
 
 
 def test_a_short_interval_is_allowed_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="monitor.config"):
-        config = load_config(folder(tmp_path, feeds='[[feed]]\nname = "Fast"\nurl = "https://e.com/"\ninterval = "30s"\n'))
+    with caplog.at_level(logging.WARNING, logger="monitor.config.load"):
+        feeds = '[[feed]]\nname = "Fast"\nurl = "https://e.com/"\ninterval = "30s"\n'
+        config = load_config(folder(tmp_path, feeds=feeds))
     assert config.feeds[0].interval == 30
     assert any("'Fast'" in record.getMessage() and "30s" in record.getMessage() for record in caplog.records)
 
@@ -271,6 +272,11 @@ def test_header_errors_never_show_the_secret(tmp_path: Path) -> None:
 def test_url_passwords_are_redacted_in_errors(tmp_path: Path) -> None:
     error = feed_error(tmp_path, '[[feed]]\nname = "A"\nurl = "ftp://user:hunter2@a.com/"\n')
     assert "hunter2" not in str(error) and "user:***@a.com" in str(error)
+
+
+def test_a_password_holding_a_raw_at_sign_is_redacted_whole(tmp_path: Path) -> None:
+    error = feed_error(tmp_path, '[[feed]]\nname = "A"\nurl = "ftp://user:hun@ter2@a.com/x@y"\n')
+    assert "ter2" not in str(error) and "user:***@a.com/x@y" in str(error)
 
 
 def test_toml_syntax_errors_carry_line_and_column(tmp_path: Path) -> None:

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from monitor.config import load_config
-from monitor.configedit import add_feed, remove_feed
+from monitor.config.load import load_config
+from monitor.config.paths import init_config_dir
+from monitor.edit.feeds import add_feed, remove_feed
 from monitor.errors import ConfigError, UsageError
-from monitor.paths import init_config_dir
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED_FEEDS = (REPO / "config" / "feeds.toml").read_text()

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
-from monitor.config import Config
+from monitor.config.load import Config
+from monitor.ingest.once import run_once
+from monitor.ingest.prepare import Prepared
 from monitor.models import FeedConfig, FetchSettings, PollSettings
-from monitor.daemon import Daemon
-from monitor.service import Prepared, run_once
-from monitor.store import Store
+from monitor.runtime.daemon import Daemon
+from monitor.store.database import Store
 from support.feeds import Item, rss
 from support.feedserver import drip, static
 
@@ -18,8 +19,8 @@ from support.feedserver import drip, static
 def prepared(config: Config) -> Prepared:
     from monitor.alert.outbox import Planner
     from monitor.alert.render import Templates
+    from monitor.ingest.prepare import Alerting
     from monitor.models import AlertSettings
-    from monitor.service import Alerting
 
     settings = AlertSettings()
     return Prepared(config, None, Alerting((), (), settings, "UTC", Templates(),
@@ -36,7 +37,7 @@ def test_restart_resumes_stored_next_poll_and_new_feeds_start_now(feed_server, t
     store = Store.open(db, readonly=True)
     stored_next = store.feed_state("old").next_poll
     store.close()
-    assert stored_next > datetime.now(timezone.utc) + timedelta(minutes=8)
+    assert stored_next > datetime.now(UTC) + timedelta(minutes=8)
 
     new = FeedConfig("new", feed_server.url("/a"), 600.0)
     config = Config(dir=tmp_path, fetch=FetchSettings(), poll=PollSettings(), feeds=(old, new),
@@ -51,20 +52,20 @@ def test_restart_resumes_stored_next_poll_and_new_feeds_start_now(feed_server, t
             daemon.scheduler.pause()
             await daemon.stop()
 
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     jobs = asyncio.run(scheduled())
     assert jobs["old"] == stored_next
-    assert before - timedelta(seconds=1) <= jobs["new"] <= datetime.now(timezone.utc) + timedelta(seconds=1)
+    assert before - timedelta(seconds=1) <= jobs["new"] <= datetime.now(UTC) + timedelta(seconds=1)
     assert "housekeeping" in jobs
 
 
 def test_a_silent_feed_alerts_the_admins_once_per_quiet_spell(tmp_path, webhook):
     from monitor.alert.outbox import Planner
     from monitor.alert.render import Templates
+    from monitor.ingest.prepare import Alerting
     from monitor.models import AlertSettings, Destination, Entry
-    from monitor.service import Alerting
 
-    t0 = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
+    t0 = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
     feed = FeedConfig("quiet", "http://127.0.0.1:9/feed", 3600.0)
     db = tmp_path / "monitor.db"
     store = Store.open(db)
@@ -96,7 +97,7 @@ def test_a_silent_feed_alerts_the_admins_once_per_quiet_spell(tmp_path, webhook)
 
 
 def test_housekeeping_indexes_new_stories_for_search(feed_server, tmp_path):
-    from monitor.search import pending_count
+    from monitor.store.search import pending_count
 
     feed_server.routes["/a"] = static(rss([Item("1", "Китаю вигідна війна"), Item("2", "Weather")]))
     feed = FeedConfig("a", feed_server.url("/a"), 600.0, language="uk")
@@ -129,7 +130,7 @@ def test_a_poll_outlasting_its_interval_is_one_debug_line_not_a_scheduler_warnin
     slow = FeedConfig("slow", feed_server.url("/slow"), 0.2)
     config = Config(dir=tmp_path, fetch=FetchSettings(deadline=2.0), poll=PollSettings(),
                     feeds=(slow,), timezone="UTC", log_level="info")
-    caplog.set_level(logging.DEBUG, logger="monitor.daemon")
+    caplog.set_level(logging.DEBUG, logger="monitor.runtime.daemon")
     caplog.set_level(logging.DEBUG, logger="apscheduler")
 
     def skipped() -> bool:

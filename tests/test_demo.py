@@ -11,20 +11,20 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 
 import httpx
 import pytest
 
+from monitor.config.paths import shipped_defaults_dir
 from monitor.demo.samples import SampleFeed, SampleStory, load_samples
 from monitor.demo.server import DemoFeedServer
+from monitor.ingest.parse import parse_feed
 from monitor.match import Matcher, load_watch, match_entry
 from monitor.models import Entry
-from monitor.parse import parse_feed
-from monitor.paths import shipped_defaults_dir
-from test_cli import env, monitor  # noqa: F401  (env is a fixture)
+from test_cli import monitor
 
 SAMPLES = load_samples()
 BACKLOG_WINDOW = timedelta(days=1)  # the shipped default the demo runs with
@@ -60,7 +60,7 @@ class ConnectionTrap:
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
-    def __enter__(self) -> "ConnectionTrap":
+    def __enter__(self) -> ConnectionTrap:
         self._thread.start()
         return self
 
@@ -106,7 +106,7 @@ def test_the_samples_show_every_case_the_demo_narrates_and_stay_small():
 
 
 def test_the_feed_server_dates_the_backlog_from_now_and_publishes_the_added_story():
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0)
     feed = SAMPLES[0]
     added = feed.held_back[0]
     with DemoFeedServer(SAMPLES, now) as server, httpx.Client(trust_env=False) as client:

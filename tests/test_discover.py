@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from monitor.discover import COMMON_PATHS, Candidate, DiscoveryError, discover
-from monitor.fetch import Fetcher
+from monitor.ingest.discover import COMMON_PATHS, Candidate, DiscoveryError, discover
+from monitor.ingest.fetch import Fetcher
 from monitor.models import FetchSettings
 from support.feeds import Item, rss
 from support.feedserver import fixture_bytes, redirect, static
 
 HTML = Path(__file__).resolve().parent / "fixtures" / "html"
-NOW = datetime(2025, 1, 1, tzinfo=timezone.utc)
+NOW = datetime(2025, 1, 1, tzinfo=UTC)
 
 
 def html(name: str) -> bytes:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from monitor.durations import MAX_DURATION, format_duration, parse_duration, parse_since
+from monitor.config.durations import MAX_DURATION, format_duration, parse_duration, parse_since
 
-NOW = datetime(2026, 11, 2, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(("text", "seconds"), [
@@ -71,16 +71,16 @@ def test_format_duration_refuses_negative() -> None:
     ("1d", NOW - timedelta(days=1)),
     ("90m", NOW - timedelta(minutes=90)),
     ("0", NOW),
-    ("2026-11-01", datetime(2026, 11, 1, tzinfo=timezone.utc)),
-    ("2026-11-01T10:00", datetime(2026, 11, 1, 10, 0, tzinfo=timezone.utc)),
-    ("2026-11-01T10:00:30Z", datetime(2026, 11, 1, 10, 0, 30, tzinfo=timezone.utc)),
-    ("2026-11-01T10:00+02:00", datetime(2026, 11, 1, 8, 0, tzinfo=timezone.utc)),
-    (" 2026-11-01 ", datetime(2026, 11, 1, tzinfo=timezone.utc)),
+    ("2026-11-01", datetime(2026, 11, 1, tzinfo=UTC)),
+    ("2026-11-01T10:00", datetime(2026, 11, 1, 10, 0, tzinfo=UTC)),
+    ("2026-11-01T10:00:30Z", datetime(2026, 11, 1, 10, 0, 30, tzinfo=UTC)),
+    ("2026-11-01T10:00+02:00", datetime(2026, 11, 1, 8, 0, tzinfo=UTC)),
+    (" 2026-11-01 ", datetime(2026, 11, 1, tzinfo=UTC)),
 ])
 def test_parse_since_takes_a_duration_ago_or_an_iso_time(text: str, expected: datetime) -> None:
     since = parse_since(text, NOW)
     assert since == expected
-    assert since.tzinfo is timezone.utc
+    assert since.tzinfo is UTC
 
 
 def test_parse_since_clamps_a_huge_duration() -> None:

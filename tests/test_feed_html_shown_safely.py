@@ -1,13 +1,12 @@
-"""feedparser's HTML sanitiser and relative-URI resolution are off (monitor.parse keeps plain
+"""feedparser's HTML sanitiser and relative-URI resolution are off (monitor.ingest.parse keeps plain
 text only), so what stops feed markup is the text conversion and the escaping where text is
 shown. A hostile feed, parsed as the pipeline parses it, then shown in an HTML alert."""
 
 from __future__ import annotations
 
-from test_alert_render import ParsedHtml, story
-
 from monitor.alert.render import render_alert
-from monitor.parse import parse_feed
+from monitor.ingest.parse import parse_feed
+from test_alert_render import ParsedHtml, story
 
 HOSTILE_FEED = b"""<?xml version="1.0" encoding="UTF-8"?>
 <rss version="2.0" xmlns:content="http://purl.org/rss/1.0/modules/content/"><channel>

@@ -11,19 +11,18 @@ import threading
 import time
 import tracemalloc
 import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
-from typing import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from monitor.fetch import Fetcher, body_hash, parse_retry_after, redact_url
+from monitor.ingest.fetch import Fetcher, body_hash, parse_retry_after, redact_url
 from monitor.models import FetchOutcome, FetchRequest, FetchResult, FetchSettings
 from support.feedserver import FeedServer, drip, fixture_bytes, redirect, static
-from support.hostile_routes import (closed_port, compressed, gated, gzip_bomb, reset_mid_body,
-                                    unsized)
+from support.hostile_routes import closed_port, compressed, gated, gzip_bomb, reset_mid_body, unsized
 
-NOW = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 FEED = fixture_bytes("other_rss-parser_guardian.rss")
 SETTINGS = FetchSettings(connect_timeout=5.0, read_timeout=5.0, deadline=10.0)
 
@@ -214,7 +213,7 @@ def test_429_with_retry_after_http_date(server: FeedServer) -> None:
     server.routes["/feed"] = static(
         b"", status=429, headers={"Retry-After": "Wed, 01 May 2024 13:30:00 GMT"})
     result = fetch(server.url("/feed"))
-    assert result.retry_after == datetime(2024, 5, 1, 13, 30, tzinfo=timezone.utc)
+    assert result.retry_after == datetime(2024, 5, 1, 13, 30, tzinfo=UTC)
 
 
 def test_503_with_retry_after(server: FeedServer) -> None:

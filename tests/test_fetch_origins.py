@@ -9,19 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
-from monitor.fetch import Fetcher
+from monitor.ingest.fetch import Fetcher
+from monitor.ingest.origins import credentials_allowed, special_address
 from monitor.models import FeedConfig, FetchOutcome, FetchRequest, FetchResult
-from monitor.origins import credentials_allowed, special_address
 from support.feeds import Item, rss
 from support.feedserver import FeedServer, redirect, static
 from test_fetch import NOW, SETTINGS
-from test_fetch_proxy import proxied, proxy  # noqa: F401 - fixtures
-from test_cli import env  # noqa: F401 - fixture
 from test_pipeline import T0, Clock, make_config, poll_sequence
 
 FEED_BODY = rss([Item("one", "A story")])
@@ -145,7 +143,7 @@ def test_a_feed_configured_in_a_private_network_may_redirect_within_it(
     assert result.outcome is FetchOutcome.OK and result.permanent_url == other_host.url("/feed")
 
 
-def test_feeds_list_flags_the_move_it_did_not_make(env, feed_server: FeedServer,  # noqa: F811
+def test_feeds_list_flags_the_move_it_did_not_make(env, feed_server: FeedServer,
                                                   other_host: FeedServer) -> None:
     import json
 

@@ -8,32 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-from typing import Iterator
 
 import pytest
 
-from monitor.fetch import Fetcher
+from monitor.ingest.fetch import Fetcher
+from monitor.ingest.proxy import NoProxy
 from monitor.models import FetchOutcome, FetchRequest, FetchResult
-from monitor.proxy import NoProxy
 from support.feedserver import FeedServer, redirect, static
 from test_fetch import FEED, NOW, SETTINGS
-
-
-@pytest.fixture
-def proxy() -> Iterator[FeedServer]:
-    with FeedServer() as server:
-        yield server
-
-
-@pytest.fixture
-def proxied(monkeypatch: pytest.MonkeyPatch, proxy: FeedServer) -> FeedServer:
-    """HTTP_PROXY set to `proxy`, every other proxy variable cleared (lowercase ones win)."""
-    for name in list(os.environ):
-        if name.lower().endswith("_proxy"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.port}")
-    return proxy
 
 
 def fetch(url: str) -> FetchResult:
@@ -180,7 +162,7 @@ def test_an_invalid_no_proxy_entry_is_named_in_a_warning_and_the_rest_still_appl
     monkeypatch.setenv("NO_PROXY", "10.0.0.0/33,127.0.0.0/8")
     feed_server.routes["/feed"] = static(FEED)
 
-    with caplog.at_level(logging.WARNING, logger="monitor.proxy"):
+    with caplog.at_level(logging.WARNING, logger="monitor.ingest.proxy"):
         result = fetch(feed_server.url("/feed"))
 
     assert result.outcome is FetchOutcome.OK

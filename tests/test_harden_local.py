@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from monitor.errors import DatabaseLocked, MonitorError
-from monitor.lock import DaemonLock
+from monitor.store.lock import DaemonLock
 
 
 def test_a_symlink_to_the_same_database_names_the_same_lock(tmp_path: Path) -> None:
@@ -39,13 +39,13 @@ def test_a_read_only_database_folder_is_a_monitor_error_naming_the_lock_file(tmp
 # search: long queries, damaged databases
 # --------------------------------------------------------------------------
 
-from datetime import datetime, timezone  # noqa: E402
+from datetime import UTC, datetime  # noqa: E402
 
 from monitor.models import Entry, FeedConfig  # noqa: E402
-from monitor.search import index_pending, search  # noqa: E402
-from monitor.store import Store  # noqa: E402
+from monitor.read.search import index_pending, search  # noqa: E402
+from monitor.store.database import Store  # noqa: E402
 
-T0 = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 WORDS = [f"word{chr(97 + i // 26)}{chr(97 + i % 26)}" for i in range(120)]
 
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from monitor.htmltext import fold_whitespace, html_to_text
+from monitor.ingest.htmltext import fold_whitespace, html_to_text
 
 
 @pytest.mark.parametrize("html, text", [

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from monitor.fetch import redact_url
+from monitor.ingest.fetch import redact_url
 from monitor.masking import mask_text, mask_url
 from support.feedserver import send
-from test_cli import env, monitor  # noqa: F401 - env is a fixture
+from test_cli import monitor
 
 HEADER_SECRET = "hdr-Secret-4711"
 PARAM_SECRET = "get-Secret-4712"

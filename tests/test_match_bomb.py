@@ -15,7 +15,6 @@ from monitor.match.engine import MAX_OCCURRENCES, MAX_STORED_HITS
 from monitor.models import Entry, FeedConfig
 from support.feeds import Item, rss
 from support.feedserver import static
-
 from test_pipeline import T0, Clock, make_config, poll_sequence
 
 SHIPPED_WATCH = Path(__file__).resolve().parents[1] / "config" / "watch.toml"

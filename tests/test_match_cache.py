@@ -117,7 +117,8 @@ def test_an_unwritable_folder_still_compiles(tmp_path):
 
 def test_repoll_with_nothing_new_imports_neither_apprise_nor_pymorphy3(tmp_path, feed_server):
     """A `run --once` whose feeds all answer 304 loads neither apprise (nothing is sent)
-    nor the language data (nothing to match), once the watch cache exists."""
+    nor the language data nor the matching engine (nothing to match), once the watch
+    cache exists."""
     from support.feedserver import fixture_bytes, static
 
     feed_server.routes["/kyiv.xml"] = static(fixture_bytes("made_ghost_kyivindependent.xml"))
@@ -132,7 +133,7 @@ def test_repoll_with_nothing_new_imports_neither_apprise_nor_pymorphy3(tmp_path,
     code = ("import os, sys\nfrom monitor.cli import main\n"
             "os._exit = lambda code: None\n"
             "try:\n    main(sys.argv[1:], standalone_mode=False)\nexcept SystemExit:\n    pass\n"
-            "print(sorted(m for m in ('apprise', 'pymorphy3') if m in sys.modules))")
+            "print(sorted(m for m in ('apprise', 'pymorphy3', 'monitor.match.engine') if m in sys.modules))")
     args = ["--config", str(config), "--db", str(tmp_path / "state" / "monitor.db"), "run", "--once"]
 
     def run() -> list[str]:
@@ -142,7 +143,7 @@ def test_repoll_with_nothing_new_imports_neither_apprise_nor_pymorphy3(tmp_path,
         return done.stdout.strip().splitlines()
 
     first = run()
-    assert "new=0" not in first[-2] and first[-1] == "['pymorphy3']"  # new stories: matched
+    assert "new=0" not in first[-2] and first[-1] == "['monitor.match.engine', 'pymorphy3']"  # new: matched
     assert run()[-1] == "[]"  # the cache was written beside the database; all 304 now
     assert (tmp_path / "state" / CACHE_FILE).is_file()
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.match.query import (And, Near, Node, Not, Or, QueryError, Ref, Scope, Term, parse_query,
-                                 true_without_hits)
+from monitor.match.query import And, Near, Node, Not, Or, QueryError, Ref, Scope, Term, parse_query, true_without_hits
 
 
 def shape(node: Node) -> str:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.match.text import (RU, UK, UK_RU, Analyser, TermError, check_term, english_variants,
-                                language_mode, spans)
+from monitor.match.text import RU, UK, UK_RU, Analyser, TermError, check_term, english_variants, language_mode, spans
 
 
 @pytest.fixture(scope="module")

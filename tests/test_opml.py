@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from monitor.edit.opml import OpmlError, OpmlFeed, export_opml, parse_opml
 from monitor.models import FeedConfig
-from monitor.opml import OpmlError, OpmlFeed, export_opml, parse_opml
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "opml"
 
@@ -110,7 +110,7 @@ def test_export_is_opml_2_with_a_folder_per_first_tag_and_every_tag_in_category(
         FeedConfig("Loose", "https://loose.example/rss", 600),
         FeedConfig("Pravda", "https://www.pravda.com.ua/rss/", 600, None, ("ukraine",)),
     ]
-    data = export_opml(feeds, "My feeds", now=datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone.utc))
+    data = export_opml(feeds, "My feeds", now=datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC))
     text = data.decode("utf-8")
     assert text.startswith("<?xml version='1.0' encoding='utf-8'?>\n<opml version=\"2.0\">")
     assert "<dateCreated>Thu, 02 Jan 2025 03:04:05 GMT</dateCreated>" in text

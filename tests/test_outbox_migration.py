@@ -7,18 +7,19 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from monitor.alert.dispatch import Dispatcher
 from monitor.alert.outbox import Planner, list_alerts
+from monitor.ingest.storing import store_poll
 from monitor.models import AlertSettings, Destination, Entry, Hit, Match
-from monitor.store import Store, StoreThread
+from monitor.store.database import Store, StoreThread
 
 FIXTURE = Path(__file__).parent / "fixtures" / "outbox" / "per_rule_outbox.sql"
-T0 = datetime(2026, 11, 29, 10, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
 OPEN = ("pending", "failed", "dead")
 
 
@@ -132,8 +133,8 @@ def test_a_migrated_database_sends_each_rule_once_and_updates_only_for_new_rules
         matches = [Match(name, 4.5, severity, ("drones",), (Hit("title", 0, 7, "Chinese"),), "[[Chinese]]")
                    for name, severity in (("supplies", "critical"), ("sanctions", "warning"),
                                           ("energy", "info"), ("peace", "warning"))]
-        store.save_poll("one", [(story, "updated", True, matches)], now, {"status": "ok"},
-                        {"outcome": "ok"}, keep=10, planner=Planner(destinations, settings, "UTC"))
+        store_poll(store, "one", [(story, "updated", True, matches)], now, {"status": "ok"},
+                   {"outcome": "ok"}, keep=10, planner=Planner(destinations, settings, "UTC"))
         new = [a for a in list_alerts(store) if a["entry_id"] == entry_id and a["status"] == "pending"]
     finally:
         store.close()

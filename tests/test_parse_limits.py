@@ -10,16 +10,17 @@ import asyncio
 import os
 import random
 import signal
+from datetime import UTC
 from pathlib import Path
 
 import pytest
 
-from monitor.config import Config
-from monitor.fetch import Fetcher
-from monitor.models import FeedConfig, FetchSettings, ParseError, PollSettings
-from monitor.parse import parse_feed_within
-from monitor.service import Pipeline, PollReport
-from monitor.store import Store, StoreThread
+from monitor.config.load import Config
+from monitor.ingest.fetch import Fetcher
+from monitor.ingest.parse import parse_feed_within
+from monitor.ingest.pipeline import Pipeline
+from monitor.models import FeedConfig, FetchSettings, ParseError, PollReport, PollSettings
+from monitor.store.database import Store, StoreThread
 from support.feeds import Item, rss
 from support.feedserver import static
 
@@ -77,13 +78,13 @@ class Polls:
 
 
 def _now():
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _worker_pids(pipeline: Pipeline) -> list[int]:
-    return list(pipeline._parser._processes)  # the pool's live worker processes
+    return pipeline._parsers.worker_pids()  # the pool's live worker processes
 
 
 def test_a_slow_feed_is_cut_off_and_the_other_feeds_still_parse(tmp_path, feed_server):

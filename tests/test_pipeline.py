@@ -7,20 +7,21 @@ import dataclasses
 import random
 import sqlite3
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from monitor.config import Config
-from monitor.fetch import Fetcher
+from monitor.config.load import Config
+from monitor.ingest.fetch import Fetcher
+from monitor.ingest.once import run_once
+from monitor.ingest.pipeline import Pipeline
 from monitor.models import FeedConfig, FetchSettings, Hit, Match, PollSettings
-from monitor.service import Pipeline, run_once
-from monitor.store import Store, StoreThread
+from monitor.store.database import Store, StoreThread
 from support.feeds import Item, rss
 from support.feedserver import send, static
 
-T0 = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
 
 class Clock:
@@ -211,8 +212,8 @@ def test_permanent_redirect_updates_stored_url(feed_server, tmp_path):
 def test_feed_health_alerts_once_when_failing_and_once_when_recovered(feed_server, tmp_path, webhook):
     from monitor.alert.outbox import Planner
     from monitor.alert.render import Templates
+    from monitor.ingest.prepare import Alerting
     from monitor.models import AlertSettings, Destination
-    from monitor.service import Alerting
 
     status = {"code": 500}
 
@@ -323,3 +324,26 @@ def test_fetching_waits_while_matching_falls_behind(feed_server, tmp_path, reloa
     reports = asyncio.run(run())
     assert [r.outcome for r in reports] == ["ok"] * 5  # all polled in the end
     assert served_when_first_match_ended == [limit]
+
+
+def test_each_poll_report_carries_the_next_poll_it_stored(feed_server, tmp_path):
+    """The daemon re-times a feed's job from the report, without reading the store back."""
+    feed_server.routes["/feed"] = static(rss([Item("a", "A story", published=T0)]))
+    feed_server.routes["/gone"] = static(b"", status=410)
+    feeds = [FeedConfig("test", feed_server.url("/feed"), 600.0),
+             FeedConfig("gone", feed_server.url("/gone"), 600.0)]
+    config = make_config(tmp_path, feeds)
+    db = tmp_path / "monitor.db"
+    clock = Clock(T0)
+
+    def later(i: int) -> None:
+        clock.advance(minutes=10)
+
+    reports = asyncio.run(poll_sequence(config, db, clock, feeds[0], 2, between=later))
+    (gone,) = asyncio.run(poll_sequence(config, db, clock, feeds[1], 1))
+
+    assert [r.outcome for r in reports] == ["ok", "not_modified"]
+    stored = datetime.fromisoformat(rows(db, "select next_poll from feeds where name = 'test'")[0][0])
+    assert reports[1].next_poll.replace(microsecond=0) == stored
+    assert reports[0].next_poll < reports[1].next_poll
+    assert (gone.outcome, gone.next_poll) == ("gone", None)

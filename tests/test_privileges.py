@@ -12,8 +12,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -27,9 +27,9 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="switching user needs 
 SCRIPT = """
 import importlib.metadata, json, os, sys
 from pathlib import Path
-from monitor.lock import DaemonLock
-from monitor.privileges import drop_to_owner
-from monitor.store import Store
+from monitor.store.lock import DaemonLock
+from monitor.runtime.privileges import drop_to_owner
+from monitor.store.database import Store
 
 db, config, write = Path(sys.argv[1]), sys.argv[2], sys.argv[3] == "write"
 switched = drop_to_owner(db, Path(config) if config else None)

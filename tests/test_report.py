@@ -7,20 +7,20 @@ import shutil
 import struct
 import subprocess
 import zlib
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
 from monitor.models import Entry, FeedConfig, Hit, Match
-from monitor.report import build_report, render_html, render_text, report_rows
-from monitor.search import mute
-from monitor.store import Store
+from monitor.read.report import build_report, render_html, render_text, report_rows
+from monitor.read.search import mute
+from monitor.store.database import Store
 
 TZ = "Europe/Kyiv"  # UTC+2 in November
-SINCE = datetime(2026, 11, 19, 22, 0, tzinfo=timezone.utc)  # Kyiv 20 Nov 00:00
-NOW = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
+SINCE = datetime(2026, 11, 19, 22, 0, tzinfo=UTC)  # Kyiv 20 Nov 00:00
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 HOSTILE_TITLE = 'Sanctions on Beijing banks <script>alert("x")</script>'
 
 
@@ -45,16 +45,16 @@ def filled(tmp_path: Path):
     opened.sync_feeds([FeedConfig("alpha", "http://127.0.0.1:9/a", 600),
                        FeedConfig("beta", "http://127.0.0.1:9/b", 600)], SINCE)
     _put(opened, "alpha", "old", "Old drone story", "https://a.example/old",
-         datetime(2026, 11, 10, tzinfo=timezone.utc), _match("drones", 5))
+         datetime(2026, 11, 10, tzinfo=UTC), _match("drones", 5))
     ids = {
         "a1": _put(opened, "alpha", "a1", "China sends drones", "https://a.example/drones",
-                   datetime(2026, 11, 20, 10, 0, tzinfo=timezone.utc), _match("drones", 6), _match("china", 3)),
+                   datetime(2026, 11, 20, 10, 0, tzinfo=UTC), _match("drones", 6), _match("china", 3)),
         "b1": _put(opened, "beta", "b1", "China sends drones to Russia", "https://a.example/drones",
-                   datetime(2026, 11, 20, 21, 30, tzinfo=timezone.utc), _match("drones", 4)),
+                   datetime(2026, 11, 20, 21, 30, tzinfo=UTC), _match("drones", 4)),
         "a2": _put(opened, "alpha", "a2", HOSTILE_TITLE, "javascript:alert(1)",
-                   datetime(2026, 11, 20, 22, 30, tzinfo=timezone.utc), _match("sanctions", 9)),
+                   datetime(2026, 11, 20, 22, 30, tzinfo=UTC), _match("sanctions", 9)),
         "b2": _put(opened, "beta", "b2", "Oil deal", "https://b.example/oil",
-                   datetime(2026, 11, 22, 8, 0, tzinfo=timezone.utc), _match("sanctions", 3)),
+                   datetime(2026, 11, 22, 8, 0, tzinfo=UTC), _match("sanctions", 3)),
     }
     mute(opened, ids["b2"], rule=None, reason="not about the war", now=NOW)
     yield opened, ids

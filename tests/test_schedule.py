@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
+from monitor.ingest.schedule import after_poll, backoff_delay, counts_as_new, first_poll_time, is_due, jittered
 from monitor.models import FeedState, FetchOutcome, FetchResult, PollSettings
-from monitor.schedule import (after_poll, backoff_delay, counts_as_new, first_poll_time, is_due,
-                              jittered)
 
-NOW = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 POLL = PollSettings(jitter=0.0, max_backoff=6 * 3600)
 
 

@@ -7,12 +7,12 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
-from monitor.sdnotify import Notifier
+from monitor.runtime.sdnotify import Notifier
 
 
 def _receiver(address: bytes | str) -> socket.socket:
@@ -64,7 +64,7 @@ def test_abstract_socket_address(abstract_socket):
     try:
         assert notifier.enabled
         assert notifier.status("Київ: 3 нові") is True
-        assert receiver.recv(4096) == "STATUS=Київ: 3 нові".encode("utf-8")
+        assert receiver.recv(4096) == "STATUS=Київ: 3 нові".encode()
     finally:
         notifier.close()
 
@@ -102,7 +102,7 @@ def test_without_notify_socket_it_is_a_silent_no_op():
 
 def test_a_missing_socket_returns_false_logs_once_and_never_raises(tmp_path, caplog):
     notifier = Notifier.from_env({"NOTIFY_SOCKET": str(tmp_path / "gone.sock")})
-    with caplog.at_level(logging.DEBUG, logger="monitor.sdnotify"):
+    with caplog.at_level(logging.DEBUG, logger="monitor.runtime.sdnotify"):
         assert notifier.enabled is True
         assert notifier.ready("starting") is False
         assert notifier.watchdog() is False

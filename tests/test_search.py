@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-
 import sqlite3
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,16 +14,17 @@ from monitor.alert.outbox import mute_alerts
 from monitor.errors import MonitorError, UsageError
 from monitor.match import parse_watch_text
 from monitor.models import Entry, FeedConfig, Hit, Match
-from monitor.search import (get_story, index_pending, list_matches, mute, muted_matches, pending_count,
-                            search)
-from monitor.store import Store, migrations
+from monitor.read.search import get_story, index_pending, list_matches, mute, muted_matches, search
+from monitor.store.database import Store
+from monitor.store.schema import migrations
+from monitor.store.search import pending_count
 
-T0 = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def store(tmp_path: Path):
-    opened = Store.open(tmp_path / "monitor.db")
+def store(store_location: Path | str):
+    opened = Store.open(store_location)
     opened.sync_feeds([FeedConfig("ukrpravda", "http://127.0.0.1:9/uk", 600),
                        FeedConfig("kyivindependent", "http://127.0.0.1:9/en", 600)], T0)
     yield opened

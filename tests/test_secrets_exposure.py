@@ -27,39 +27,38 @@ import stat
 import subprocess
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Callable, Iterator
 from urllib.parse import unquote
 
 import click
 import pytest
 
+from monitor.alert.apprise_send import redact
 from monitor.alert.destinations import load_alerts
-from monitor.alert.dispatch import redact
 from monitor.cli import main as cli_main
-from monitor.web.listen import LOOPBACK, parse_listen
+from monitor.config.listen import LOOPBACK, parse_listen
 from monitor.models import Destination
 from support.daemon import DaemonProcess, db_rows, wait_until
 from support.feeds import Item, rss
 from support.feedserver import FeedServer, static
-from support.secrets import (SecretSet, database_cells, file_mode, isolated_env, listening_addresses,
-                             non_loopback_ipv4)
+from support.secrets import SecretSet, database_cells, file_mode, isolated_env, listening_addresses, non_loopback_ipv4
 from support.sinks import SmtpSink, Webhook, free_port
 from support.watch import CHINA_DRONES_WATCH
-from test_cli import env, monitor  # noqa: F401  (the env fixture)
+from test_cli import monitor
 
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 WATCH = CHINA_DRONES_WATCH
 FIRST_STORY = Item("a", "Chinese drone parts reach Russia", summary="Shipments of Chinese drone engines.",
                    published=NOW - timedelta(hours=1), link="https://news.example.org/a")
 NEUTRAL_STORY = Item("b", "Weather in Kyiv", published=NOW - timedelta(hours=1))
 DAEMON_STORY = Item("c", "Beijing drone engines found in wreckage", published=NOW - timedelta(minutes=5),
                     link="https://news.example.org/c")
-SITE = ('<html><head><link rel="alternate" type="application/rss+xml" href="/private.xml">'
-        '<link rel="alternate" type="application/rss+xml" href="/headered.xml"></head></html>').encode()
+SITE = (b'<html><head><link rel="alternate" type="application/rss+xml" href="/private.xml">'
+        b'<link rel="alternate" type="application/rss+xml" href="/headered.xml"></head></html>')
 URL_ESCAPED = "%40%2F%3A%2B"  # "@/:+" in a password or token, percent-encoded as a URL needs
 NOT_RUN = {("demo",): "runs its own sample config for a minute; it never reads this config folder"}
 
@@ -200,7 +199,7 @@ def _discover_commands(world: World) -> None:
     names = _listed(world.cli("--help").stdout)
     groups = [name for name in names if isinstance(_subcommand(cli_main, name), click.Group)]
     world.listed_commands = {(name,) for name in names if name not in groups}
-    for group, result in zip(groups, world.cli_parallel(*((group, "--help") for group in groups))):
+    for group, result in zip(groups, world.cli_parallel(*((group, "--help") for group in groups)), strict=False):
         world.listed_commands |= {(group, name) for name in _listed(result.stdout)}
 
 
@@ -287,6 +286,7 @@ def _commands_before_any_poll(world: World) -> None:
         ("match", str(inputs / "saved.xml"), "--json"), ("rules", "eval", str(inputs / "labelled.jsonl")),
         ("feeds", "import", str(inputs / "subscriptions.opml"), "--dry-run", "--json"),
         ("--log-format", "json", "alerts", "test", {"codes": (1,)}),  # mail and Telegram fail
+        ("config", "push", {"codes": (2,)}), ("worker", {"codes": (2,)}),  # a cluster's: not on SQLite
     )
     world.cli("feeds", "export", "-o", str(out / "feeds.opml"))
     world.cli("feeds", "import", str(inputs / "subscriptions.opml"))
@@ -520,7 +520,7 @@ def test_http_endpoint_listens_on_loopback_only_by_default(world):
     assert not elsewhere, f"the endpoint answers on {elsewhere}"
 
 
-def test_syntax_error_context_hides_feed_header_secrets(env, tmp_path):  # noqa: F811
+def test_syntax_error_context_hides_feed_header_secrets(env, tmp_path):
     cfg, secrets = Path(env["MONITOR_CONFIG"]), SecretSet()
     monitor("init", str(cfg), "--no-feeds", env=env, check=True)
     (cfg / "feeds.toml").write_text(
@@ -550,7 +550,7 @@ def _modes(folder: Path) -> dict[str, int]:
     return {path.name: file_mode(path) for path in folder.iterdir()}
 
 
-def test_config_folder_from_init_is_private(env, open_umask):  # noqa: F811
+def test_config_folder_from_init_is_private(env, open_umask):
     cfg = Path(env["MONITOR_CONFIG"])
     monitor("init", str(cfg), "--no-feeds", env=env, check=True)
     assert file_mode(cfg) == 0o700
@@ -558,7 +558,7 @@ def test_config_folder_from_init_is_private(env, open_umask):  # noqa: F811
     assert modes and modes == dict.fromkeys(modes, 0o600)
 
 
-def test_files_holding_credentials_are_created_private_and_stay_private(env, tmp_path, open_umask):  # noqa: F811
+def test_files_holding_credentials_are_created_private_and_stay_private(env, tmp_path, open_umask):
     cfg = Path(env["MONITOR_CONFIG"])
     monitor("init", str(cfg), "--no-feeds", env=env, check=True)
     (cfg / "alerts.toml").unlink()
@@ -576,7 +576,7 @@ def test_files_holding_credentials_are_created_private_and_stay_private(env, tmp
     assert "feedpass1234" in export.read_text(encoding="utf-8") and file_mode(export) == 0o600
 
 
-def test_state_folder_database_and_its_companions_are_private(env, feed_server, open_umask):  # noqa: F811
+def test_state_folder_database_and_its_companions_are_private(env, feed_server, open_umask):
     cfg, db = Path(env["MONITOR_CONFIG"]), Path(env["MONITOR_DB"])
     monitor("init", str(cfg), "--no-feeds", env=env, check=True)
     feed_server.routes["/feed"] = static(rss([NEUTRAL_STORY]))
@@ -595,7 +595,7 @@ def test_state_folder_database_and_its_companions_are_private(env, feed_server, 
     assert modes == dict.fromkeys(modes, 0o600)
 
 
-def test_default_xdg_folders_are_created_private(env, open_umask):  # noqa: F811
+def test_default_xdg_folders_are_created_private(env, open_umask):
     del env["MONITOR_CONFIG"], env["MONITOR_DB"]
     home = Path(env["HOME"])
     monitor("config", "check", env=env, check=True)

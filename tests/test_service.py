@@ -6,19 +6,18 @@ from __future__ import annotations
 import random
 import signal
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
 
 from support.daemon import DaemonProcess, NotifySocket, db_rows, wait_until
 from support.feeds import Item, rss
 from support.feedserver import send, static
 from support.watch import CHINA_DRONES_WATCH
-from test_cli import env, monitor  # noqa: F401  (the env fixture)
+from test_cli import monitor
 
 WATCH = CHINA_DRONES_WATCH
 
-START = datetime.now(timezone.utc) - timedelta(hours=1)
+START = datetime.now(UTC) - timedelta(hours=1)
 
 
 class Feed:
@@ -29,14 +28,14 @@ class Feed:
         self._publish()
 
     def add(self, guid: str, title: str) -> None:
-        self.items.append(Item(guid, title, published=datetime.now(timezone.utc)))
+        self.items.append(Item(guid, title, published=datetime.now(UTC)))
         self._publish()
 
     def _publish(self) -> None:
         self.server.routes[self.path] = static(rss(list(self.items)))
 
 
-def setup(env, feed_server, destination_url: str, *, interval: str = "1s") -> Feed:  # noqa: F811
+def setup(env, feed_server, destination_url: str, *, interval: str = "1s") -> Feed:
     cfg = Path(env["MONITOR_CONFIG"])
     monitor("init", str(cfg), "--no-feeds", env=env, check=True)
     (cfg / "watch.toml").write_text(WATCH, encoding="utf-8")
@@ -48,7 +47,7 @@ def setup(env, feed_server, destination_url: str, *, interval: str = "1s") -> Fe
     return feed
 
 
-def test_alert_reload_refused_edit_and_clean_stop(env, feed_server, smtp):  # noqa: F811
+def test_alert_reload_refused_edit_and_clean_stop(env, feed_server, smtp):
     feed = setup(env, feed_server, smtp.url())
     cfg, db = Path(env["MONITOR_CONFIG"]), Path(env["MONITOR_DB"])
     daemon = DaemonProcess(env).start()
@@ -80,7 +79,7 @@ def test_alert_reload_refused_edit_and_clean_stop(env, feed_server, smtp):  # no
     assert len(smtp.messages) == 3
 
 
-def test_sigkill_at_random_moments_loses_no_alert(env, feed_server, webhook):  # noqa: F811
+def test_sigkill_at_random_moments_loses_no_alert(env, feed_server, webhook):
     feed = setup(env, feed_server, webhook.url())
     rng = random.Random(20261129)
     kills = 4
@@ -106,7 +105,7 @@ def test_sigkill_at_random_moments_loses_no_alert(env, feed_server, webhook):  #
     assert duplicates <= kills, titles
 
 
-def test_sd_notify_ready_reload_status_and_watchdog_stops_when_polls_stall(env, feed_server, tmp_path, smtp):  # noqa: F811
+def test_sd_notify_ready_reload_status_and_watchdog_stops_when_polls_stall(env, feed_server, tmp_path, smtp):
     setup(env, feed_server, smtp.url())
     notify = NotifySocket(tmp_path / "notify.sock")
     env = {**env, "NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": "2000000"}
@@ -139,8 +138,9 @@ def test_sd_notify_ready_reload_status_and_watchdog_stops_when_polls_stall(env, 
         notify.close()
 
 
-def test_http_endpoint_serves_health_metrics_and_matches(env, feed_server, smtp):  # noqa: F811
+def test_http_endpoint_serves_health_metrics_and_matches(env, feed_server, smtp):
     import httpx
+
     from support.sinks import free_port
 
     feed = setup(env, feed_server, smtp.url())
@@ -169,8 +169,8 @@ def _get(url: str) -> str:
         return ""
 
 
-def test_watch_config_applies_an_added_feed_without_resetting_the_others(env, feed_server, smtp):  # noqa: F811
-    feed = setup(env, feed_server, smtp.url(), interval="1h")
+def test_watch_config_applies_an_added_feed_without_resetting_the_others(env, feed_server, smtp):
+    setup(env, feed_server, smtp.url(), interval="1h")
     db = Path(env["MONITOR_DB"])
     daemon = DaemonProcess(env, "--watch-config").start()
     try:
@@ -179,7 +179,7 @@ def test_watch_config_applies_an_added_feed_without_resetting_the_others(env, fe
         rhythm = db_rows(db, "select next_poll from feeds where name = 'local'")
         polls_of_first = len(feed_server.requests_to("/feed"))
         feed_server.routes["/second"] = static(rss([Item("s1", "Chinese drone factory expands",
-                                                         published=datetime.now(timezone.utc))]))
+                                                         published=datetime.now(UTC))]))
         with open(Path(env["MONITOR_CONFIG"]) / "feeds.toml", "a") as feeds:  # an edit by hand
             feeds.write(f'\n[[feed]]\nname = "second"\nurl = "{feed_server.url("/second")}"\n')
         assert smtp.wait_for(1, timeout=20), daemon.output()
@@ -217,7 +217,7 @@ def _running(pid: int) -> bool:
         return False
 
 
-def test_parser_processes_do_not_outlive_a_killed_daemon(env, feed_server, smtp):  # noqa: F811
+def test_parser_processes_do_not_outlive_a_killed_daemon(env, feed_server, smtp):
     setup(env, feed_server, smtp.url())
     db = Path(env["MONITOR_DB"])
     daemon = DaemonProcess(env).start()

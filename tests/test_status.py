@@ -5,22 +5,23 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from monitor.config import Config
-from monitor.lock import DaemonLock
+from monitor.config.load import Config
 from monitor.models import Entry, FeedConfig, FetchSettings, Hit, Match, PollSettings
-from monitor.status import gather_status
-from monitor.store import Store, to_text
-from test_cli import env, monitor  # noqa: F401  (env is a fixture)
+from monitor.read.status import gather_status
+from monitor.store.database import Store
+from monitor.store.lock import DaemonLock
+from monitor.store.values import to_text
+from test_cli import monitor
 
-NOW = datetime(2026, 1, 15, 23, 30, tzinfo=timezone.utc)  # 01:30 on Jan 16 in Kyiv (UTC+2)
-YESTERDAY = datetime(2026, 1, 14, 12, 0, tzinfo=timezone.utc)
-UTC_TODAY_KYIV_YESTERDAY = datetime(2026, 1, 15, 21, 0, tzinfo=timezone.utc)
-TODAY_EVERYWHERE = datetime(2026, 1, 15, 22, 30, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 15, 23, 30, tzinfo=UTC)  # 01:30 on Jan 16 in Kyiv (UTC+2)
+YESTERDAY = datetime(2026, 1, 14, 12, 0, tzinfo=UTC)
+UTC_TODAY_KYIV_YESTERDAY = datetime(2026, 1, 15, 21, 0, tzinfo=UTC)
+TODAY_EVERYWHERE = datetime(2026, 1, 15, 22, 30, tzinfo=UTC)
 FEEDS = ("okfeed", "backoff", "limited", "due-again", "gone", "paused", "fresh")
 
 
@@ -201,14 +202,14 @@ def test_status_reads_while_the_daemon_holds_a_write_transaction(db: Path) -> No
 # --------------------------------------------------------------------------
 
 
-def live_db(env: dict[str, str]) -> Path:  # noqa: F811
+def live_db(env: dict[str, str]) -> Path:
     path = Path(env["MONITOR_DB"])
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     build_db(path, now=now, heartbeat=now)
     return path
 
 
-def test_status_json_exit_codes_follow_health(env) -> None:  # noqa: F811
+def test_status_json_exit_codes_follow_health(env) -> None:
     path = live_db(env)
     with DaemonLock(path):
         healthy = monitor("status", "--json", env=env)
@@ -230,7 +231,7 @@ def test_status_json_exit_codes_follow_health(env) -> None:  # noqa: F811
     assert "Traceback" not in down.stderr
 
 
-def test_status_summary_is_one_line_per_section_without_colour_off_a_terminal(env) -> None:  # noqa: F811
+def test_status_summary_is_one_line_per_section_without_colour_off_a_terminal(env) -> None:
     path = live_db(env)
     set_meta(path, "config_error", "watch.toml:7:1: rules.x: unknown key 'anyy'\n  anyy = [1]\n  ^")
     with DaemonLock(path):
@@ -246,13 +247,13 @@ def test_status_summary_is_one_line_per_section_without_colour_off_a_terminal(en
     assert "\x1b[" not in result.stdout
 
 
-def test_status_of_a_fresh_install_says_the_daemon_is_down(env) -> None:  # noqa: F811
+def test_status_of_a_fresh_install_says_the_daemon_is_down(env) -> None:
     result = monitor("status", env=env)
     assert result.returncode == 1
     assert result.stdout.splitlines()[0] == "status:  NOT healthy: daemon not running"
     assert not Path(env["MONITOR_DB"]).exists()
 
 
-def test_status_help_documents_exit_codes_and_examples(env) -> None:  # noqa: F811
+def test_status_help_documents_exit_codes_and_examples(env) -> None:
     text = monitor("status", "--help", env=env, check=True).stdout
     assert "Exit codes: 0 healthy" in text and "monitor status --json" in text

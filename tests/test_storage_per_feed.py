@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
-from monitor.config import Config
-from monitor.daemon import Daemon
-from monitor.lock import DaemonLock
+from monitor.config.load import Config
 from monitor.models import FeedConfig, FetchSettings, PollSettings
-from monitor.status import gather_status
-from monitor.store import Store
+from monitor.read.status import gather_status
+from monitor.runtime.daemon import Daemon
+from monitor.store.database import Store
+from monitor.store.lock import DaemonLock
 from support.feeds import Item, rss
 from support.feedserver import static
 from test_daemon import prepared
@@ -27,7 +27,7 @@ def test_one_feed_failing_to_store_keeps_the_daemon_unhealthy_while_others_succe
     config = Config(dir=tmp_path, fetch=FetchSettings(), poll=PollSettings(), feeds=(big, small),
                     timezone="UTC", log_level="info")
     store = Store.open(db)
-    store.sync_feeds([big, small], datetime.now(timezone.utc))
+    store.sync_feeds([big, small], datetime.now(UTC))
     store.close()
     with sqlite3.connect(db) as conn:  # the big feed's stories do not fit: a real SQLite error
         conn.execute("CREATE TRIGGER full BEFORE INSERT ON entries WHEN NEW.feed_id = "
@@ -42,15 +42,15 @@ def test_one_feed_failing_to_store_keeps_the_daemon_unhealthy_while_others_succe
             try:
                 await daemon.scheduler.get_job("big").func()
                 await daemon.scheduler.get_job("small").func()  # succeeds after the failure
-                healthy = await daemon.healthy(datetime.now(timezone.utc))
-                status = gather_status(db, None, datetime.now(timezone.utc))
+                healthy = await daemon.healthy(datetime.now(UTC))
+                status = gather_status(db, None, datetime.now(UTC))
                 not_stored = DaemonLock(db).feed_problems()
                 with sqlite3.connect(db) as conn:
                     conn.execute("DROP TRIGGER full")
                 await daemon.scheduler.get_job("big").func()  # space again
-                status_after = gather_status(db, None, datetime.now(timezone.utc))
+                status_after = gather_status(db, None, datetime.now(UTC))
                 return healthy, status, not_stored, status_after, await daemon.healthy(
-                    datetime.now(timezone.utc))
+                    datetime.now(UTC))
             finally:
                 await daemon.stop()
 

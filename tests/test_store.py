@@ -1,12 +1,17 @@
-"""The state database, on real SQLite files: schema, feed sync, dedup, atomicity, readers."""
+"""The state database: schema, feed sync, dedup, atomicity, readers.
+
+The tests that take `store` are the store's contract: each runs twice, on a
+real SQLite file and on a new database of the machine's PostgreSQL. The tests
+that take `db_path` are about the SQLite file itself (WAL, permissions, readers
+beside a writer).
+"""
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import stat
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,9 +19,11 @@ from sqlite_utils import Database
 
 from monitor.errors import MonitorError
 from monitor.models import Entry, FeedConfig, Hit, Match, StoreResult
-from monitor.store import Store, StoreThread, migrations
+from monitor.store.database import Store, StoreThread
+from monitor.store.schema import migrations
+from monitor.store.values import database_errors
 
-NOW = datetime(2026, 11, 29, 4, 6, 52, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 29, 4, 6, 52, tzinfo=UTC)
 KEEP = 50
 
 
@@ -53,9 +60,15 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "state" / "monitor.db"
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def location(request: pytest.FixtureRequest, db_path: Path) -> Path | str:
+    """Where the store lives: a SQLite file, or (the same tests again) a PostgreSQL URL."""
+    return db_path if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+
+
 @pytest.fixture
-def store(db_path: Path):
-    store = Store.open(db_path)
+def store(location: Path | str):
+    store = Store.open(location)
     store.sync_feeds([feed()], NOW)
     yield store
     store.close()
@@ -75,14 +88,24 @@ def test_migrations_apply_once_and_reopen_is_idempotent(db_path: Path) -> None:
     store.close()
 
 
-def test_connection_settings(store: Store) -> None:
+@pytest.fixture
+def sqlite_store(db_path: Path):
+    """The store on its SQLite file, for what is SQLite's own (WAL, file modes)."""
+    store = Store.open(db_path)
+    store.sync_feeds([feed()], NOW)
+    yield store
+    store.close()
+
+
+def test_connection_settings(sqlite_store: Store) -> None:
+    store = sqlite_store
     assert store.db.journal_mode == "wal"
     assert store.db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     assert store.db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
     assert store.db.execute("PRAGMA busy_timeout").fetchone()[0] == 5000
 
 
-def test_database_file_and_folder_are_private(store: Store, db_path: Path) -> None:
+def test_database_file_and_folder_are_private(sqlite_store: Store, db_path: Path) -> None:
     assert stat.S_IMODE(db_path.stat().st_mode) == 0o600
     assert stat.S_IMODE(db_path.parent.stat().st_mode) == 0o700
 
@@ -365,7 +388,8 @@ def test_restart_keeps_all_state(db_path: Path) -> None:
     again.close()
 
 
-def test_reader_reads_while_writer_holds_a_transaction(store: Store, db_path: Path) -> None:
+def test_reader_reads_while_writer_holds_a_transaction(sqlite_store: Store, db_path: Path) -> None:
+    store = sqlite_store
     poll(store, [entry("committed")])
     reader = Store.open(db_path, readonly=True)
     try:
@@ -379,12 +403,12 @@ def test_reader_reads_while_writer_holds_a_transaction(store: Store, db_path: Pa
         reader.close()
 
 
-def test_readonly_store_refuses_writes(store: Store, db_path: Path) -> None:
-    reader = Store.open(db_path, readonly=True)
+def test_readonly_store_refuses_writes(store: Store, location: Path | str) -> None:
+    reader = Store.open(location, readonly=True)
     try:
         with pytest.raises(MonitorError, match="read-only"):
             reader.set_meta("k", "v")
-        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        with pytest.raises(database_errors(), match="readonly|read-only"):
             reader.db.execute("INSERT INTO meta (key, value) VALUES ('k', 'v')")
         assert reader.get_meta("k") is None
     finally:

@@ -1,18 +1,18 @@
-"""Group commit of the polls that stored no stories (monitor.storebatch)."""
+"""Group commit of the polls that stored no stories (monitor.store.batch)."""
 
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from monitor.errors import MonitorError
 from monitor.models import FeedConfig
-from monitor.store import Store, StoreThread
-from monitor.storebatch import PollRecorder
+from monitor.store.batch import PollRecorder
+from monitor.store.database import Store, StoreThread
 
-NOW = datetime(2026, 12, 1, tzinfo=timezone.utc)
+NOW = datetime(2026, 12, 1, tzinfo=UTC)
 
 
 def test_a_burst_of_writes_shares_transactions_and_each_caller_gets_its_own_outcome(tmp_path, monkeypatch):

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.cli.systemd_cmd import (installed_command, render_unit, sandbox_warnings, shipped_unit_path,
-                                     systemd_word)
+from monitor.cli.systemd_cmd import installed_command, render_unit, sandbox_warnings, shipped_unit_path, systemd_word
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 UNIT = CHECKOUT / "systemd" / "monitor.service"
@@ -170,7 +169,7 @@ def test_systemd_unit_command_points_execstart_at_an_existing_executable():
     assert words[-2:] == ["run", "--watch-config"]
     shipped = UNIT.read_text().splitlines()
     printed = result.stdout.splitlines()
-    changed = [(old, new) for old, new in zip(shipped, printed) if old != new]
+    changed = [(old, new) for old, new in zip(shipped, printed, strict=False) if old != new]
     assert len(printed) == len(shipped) and [old for old, _ in changed] == [
         "ExecStart=/opt/monitor/bin/monitor run --watch-config"]
 

@@ -8,9 +8,9 @@ import re
 
 import pytest
 
-from monitor.fetch import Fetcher
+from monitor.ingest.fetch import Fetcher
+from monitor.ingest.parse import parse_feed
 from monitor.models import FetchOutcome, FetchRequest
-from monitor.parse import parse_feed
 from support.feedserver import send
 from test_fetch import NOW, SETTINGS
 
@@ -21,7 +21,7 @@ OSC52 = "\x1b]52;c;ZWNobyBwd25lZA==\x07"
 def rss_item(title: str, link: str, description: str = "") -> bytes:
     return (f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>t</title>'
             f"<item><guid>g1</guid><title>{title}</title><link>{link}</link>"
-            f"<description>{description}</description></item></channel></rss>").encode("utf-8")
+            f"<description>{description}</description></item></channel></rss>").encode()
 
 
 def parse(body: bytes, content_type: str = "application/rss+xml"):
@@ -67,7 +67,7 @@ def test_a_redirect_location_with_escape_sequences_is_refused(feed_server) -> No
 
 
 def test_urls_in_fetch_errors_carry_no_control_characters() -> None:
-    from monitor.fetch import redact_url
+    from monitor.ingest.fetch import redact_url
 
     shown = redact_url("http://u:p@127.0.0.1/a\u009b2J\x1b]52;c;eA==\x07")
     assert not CONTROLS.search(shown) and shown.startswith("http://127.0.0.1/a%C2%9B2J%1B")

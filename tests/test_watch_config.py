@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-import monitor.match
 from monitor.errors import ConfigError
 from monitor.match import Entity, Group, Matcher, Rule, Watch, load_watch, parse_watch_text
 
@@ -249,8 +248,8 @@ def test_options_are_carried_to_the_watch(tmp_path: Path) -> None:
 
 
 def test_the_documented_example_loads_and_matches(tmp_path: Path) -> None:
-    doc = monitor.match.__doc__ or ""
-    example = doc.split("::\n\n", 1)[1].split("\nEntity, group and rule names", 1)[0]
+    doc = (Path(__file__).parents[1] / "docs" / "watch-language.md").read_text(encoding="utf-8")
+    example = doc.split("```toml\n", 1)[1].split("```", 1)[0]
     watch = load_watch(write(tmp_path, example))
     assert [rule.name for rule in watch.rules] == ["china_drones"]
     matcher = Matcher.compile(watch)

@@ -1,4 +1,4 @@
-"""watch.toml edits (monitor.match.edit) on a copy of the shipped, heavily commented watch.toml.
+"""watch.toml edits (monitor.edit.watch) on a copy of the shipped, heavily commented watch.toml.
 
 Every edit is checked line by line: exactly the expected lines change and
 every other byte of the file stays as it was.
@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from monitor.edit.watch import add_aliases, add_exclude, list_terms, remove_aliases, set_rule_enabled
 from monitor.errors import ConfigError, UsageError
 from monitor.match import Matcher, load_watch
-from monitor.match.edit import add_aliases, add_exclude, list_terms, remove_aliases, set_rule_enabled
 
 SHIPPED = Path(__file__).resolve().parents[1] / "config" / "watch.toml"
 CHINA_LAST_ALIAS_LINE = '  "中国", "中华人民共和国", "北京", "习近平", "王毅", "李辉",\n'
@@ -106,7 +106,8 @@ def test_a_one_line_list_stays_on_one_line(tmp_path):
 
     add_aliases(path, "china", ["PRC"])
 
-    assert path.read_text(encoding="utf-8") == '# mine\n[entity.China]\naliases = ["China", "Beijing", "PRC"]  # short\n'
+    expected = '# mine\n[entity.China]\naliases = ["China", "Beijing", "PRC"]  # short\n'
+    assert path.read_text(encoding="utf-8") == expected
 
 
 def test_a_list_without_trailing_comma_gets_none(tmp_path):

@@ -12,11 +12,10 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from monitor.config.listen import LOOPBACK, bind, parse_listen
 from monitor.errors import UsageError
-from monitor.metrics import Metrics
+from monitor.runtime.metrics import Metrics
 from monitor.web.auth import Guard, hash_password
-from monitor.web.listen import LOOPBACK, bind, parse_listen
-
 from web_support import NOW, Site, client_for, make_context
 
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -122,8 +121,9 @@ def test_each_metrics_has_its_own_registry() -> None:
 
 
 def test_the_cli_does_not_import_the_web_stack_or_prometheus() -> None:
-    code = ("import sys, monitor.cli, monitor.metrics, monitor.config, monitor.web.listen, monitor.cli.run, "
-            "monitor.cli.web; heavy = {'prometheus_client', 'starlette', 'uvicorn', 'jinja2', 'multipart'}; "
+    code = ("import sys, monitor.cli, monitor.runtime.metrics, monitor.config.load, monitor.config.listen, "
+            "monitor.cli.run, monitor.cli.web; "
+            "heavy = {'prometheus_client', 'starlette', 'uvicorn', 'jinja2', 'multipart'}; "
             "sys.exit(sorted(heavy & set(sys.modules)) or 0)")
     result = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1],
                             capture_output=True, text=True, timeout=60)
@@ -227,7 +227,8 @@ def test_a_post_without_the_csrf_token_is_refused_on_every_route(tmp_path) -> No
         while hasattr(app, "app"):
             app = app.app
         posts = [route.path.replace("{story_id:int}", "1").replace("{name}", "kyiv-news")
-                 .replace("{action:str}", "pause").replace("/watch/rule/{name}", "/watch/rule/drones").replace("/watch/entity/{name}", "/watch/entity/drones")
+                 .replace("{action:str}", "pause").replace("/watch/rule/{name}", "/watch/rule/drones")
+                 .replace("/watch/entity/{name}", "/watch/entity/drones")
                  for route in app.routes
                  if "POST" in (getattr(route, "methods", None) or ())]
         assert "/story/{story_id:int}/false-positive" not in posts and len(posts) >= 4
@@ -334,8 +335,8 @@ def test_today_filters(tmp_path, query, shown) -> None:
 
 
 def test_false_positive_is_the_record_mute_writes_and_leaves_the_list(tmp_path) -> None:
-    from monitor.search import muted_matches
-    from monitor.store import Store
+    from monitor.read.search import muted_matches
+    from monitor.store.database import Store
 
     async def test(site: Site) -> None:
         token = await site.csrf("/today?period=all")
@@ -479,7 +480,7 @@ def test_a_page_with_several_feeds_asks_which(tmp_path, feed_server) -> None:
 
 
 def test_pause_resume_reset_and_remove_a_feed(tmp_path) -> None:
-    from monitor.store import Store
+    from monitor.store.database import Store
 
     (tmp_path / "cfg").mkdir()
     feeds = tmp_path / "cfg" / "feeds.toml"
@@ -720,7 +721,8 @@ def test_without_a_password_only_localhost_names_are_served(tmp_path) -> None:
 def test_a_message_in_a_crafted_link_is_not_shown(tmp_path) -> None:
     async def test(site: Site) -> None:
         crafted = (await site.client.get("/today?done=Your+session+expired:+log+in+at+evil.example")).text
-        assert "class=\"flash" not in crafted and "Your session expired" not in crafted.split("<main>")[1].split("<form")[0]
+        assert "class=\"flash" not in crafted
+        assert "Your session expired" not in crafted.split("<main>")[1].split("<form")[0]
         token = await site.csrf()
         done = await site.client.post("/story/2/relevant", data={"csrf": token})
         shown = (await site.client.get(done.headers["location"])).text

@@ -6,9 +6,9 @@ Each test saves a screenshot of the pages it visits under its temporary folder
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
+from datetime import UTC
 from pathlib import Path
 
 import httpx
@@ -30,17 +30,11 @@ def browser():
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    home = tmp_path / "home"
-    home.mkdir()
-    base = {k: v for k, v in os.environ.items()
-            if not k.startswith(("MONITOR_", "XDG_", "CONFIGURATION_DIRECTORY", "STATE_DIRECTORY"))}
-    base.update(HOME=str(home), MONITOR_CONFIG=str(tmp_path / "cfg"),
-                MONITOR_DB=str(tmp_path / "state" / "monitor.db"), PYTHONPATH=str(ROOT),
-                NO_PROXY="127.0.0.1,localhost")
-    subprocess.run([sys.executable, "-m", "monitor", "init", base["MONITOR_CONFIG"], "--no-feeds"],
-                   env=base, check=True, capture_output=True, timeout=60)
-    return base
+def env(env: dict[str, str]) -> dict[str, str]:
+    """conftest's clean environment, with a config folder made by `monitor init --no-feeds`."""
+    subprocess.run([sys.executable, "-m", "monitor", "init", env["MONITOR_CONFIG"], "--no-feeds"],
+                   env=env, check=True, capture_output=True, timeout=60)
+    return env
 
 
 class Served:
@@ -248,12 +242,12 @@ PAGES = ("/today", "/story/1", "/feeds", "/watch", "/alerts?state=all", "/search
 
 def test_every_page_fits_a_phone_and_a_desktop(browser, env, tmp_path) -> None:
     """Screenshots of each page at phone and desktop widths; nothing is wider than the screen."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from web_support import build_showcase_db
 
     Path(env["MONITOR_DB"]).parent.mkdir()
-    build_showcase_db(Path(env["MONITOR_DB"]), datetime.now(timezone.utc))
+    build_showcase_db(Path(env["MONITOR_DB"]), datetime.now(UTC))
     (Path(env["MONITOR_CONFIG"]) / "feeds.toml").write_text("".join(
         f'[[feed]]\nname = "{name}"\nurl = "http://127.0.0.1:9/{name}.xml"\n\n'
         for name in ("kyiv-desk", "asia-wire", "ukr-news")))

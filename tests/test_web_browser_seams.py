@@ -9,7 +9,7 @@ from test_web_browser import Served, browser, env  # noqa: F401 (pytest fixtures
 from web_support import build_matches_db
 
 
-def test_feed_rows_actions_cell_lines_up_with_its_row(browser, env, tmp_path) -> None:  # noqa: F811
+def test_feed_rows_actions_cell_lines_up_with_its_row(browser, env, tmp_path) -> None:  # noqa: F811 (fixtures)
     """The actions are a table cell: its borders run with the row's, at phone and desktop widths."""
     from selenium.webdriver.common.by import By
 

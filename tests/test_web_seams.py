@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from monitor.lock import DaemonLock
-from monitor.store import Store
-
+from monitor.ingest.storing import store_poll
+from monitor.store.database import Store
+from monitor.store.lock import DaemonLock
 from web_support import NOW, Site, client_for, make_context
 
 FEEDS_TOML = """[[feed]]
@@ -123,8 +123,9 @@ def _story_alerts(db: Path) -> dict[str, int]:
     Returns the alert ids by name."""
     from datetime import timedelta
 
-    from monitor.alert.outbox import Planner, cancel, list_alerts, mark_sent
+    from monitor.alert.outbox import Planner, list_alerts
     from monitor.models import AlertSettings, Destination, Entry, FeedConfig, Hit, Match
+    from monitor.store.outbox import cancel, mark_sent
 
     def rule(name: str, severity: str) -> Match:
         return Match(name, 4.0, severity, (), (Hit("title", 0, 5, "drone"),), "[[Drone]] factory")
@@ -137,15 +138,15 @@ def _story_alerts(db: Path) -> dict[str, int]:
     store = Store.open(db)
     try:
         store.sync_feeds([FeedConfig("alerts-news", "http://127.0.0.1/a.xml", 600.0)], NOW)
-        store.save_poll("alerts-news", [(story, "new", True, [rule("supplies", "critical"),
-                                                                rule("statements", "warning")])],
-                        NOW, {"status": "ok"}, {"outcome": "ok"}, keep=10, planner=planner)
+        store_poll(store, "alerts-news", [(story, "new", True, [rule("supplies", "critical"),
+                                                           rule("statements", "warning")])],
+                   NOW, {"status": "ok"}, {"outcome": "ok"}, keep=10, planner=planner)
         first = {row["destination"]: row["id"] for row in list_alerts(store)}
         mark_sent(store, [first["chat"]], NOW)
         cancel(store, [first["gone"]], "cancelled: destination 'gone' was removed from alerts.toml", NOW)
         later = NOW + timedelta(minutes=5)
         changed = Entry(**{**story.__dict__, "content_hash": "v2"})
-        store.save_poll("alerts-news", [(changed, "updated", True, [
+        store_poll(store, "alerts-news", [(changed, "updated", True, [
             rule("supplies", "critical"), rule("statements", "warning"), rule("peace", "info")])],
             later, {"status": "ok"}, {"outcome": "ok"}, keep=10, planner=planner)
         update = next(row["id"] for row in list_alerts(store) if row["kind"] == "update")
@@ -268,8 +269,8 @@ def test_a_cross_outlet_copy_s_alert_is_a_duplicate_never_due(tmp_path) -> None:
         for feed in ("one", "two"):
             story = Entry(feed=feed, guid=f"{feed}-1", url="https://news.example/same", published=NOW,
                           title="Drone factory found", content_hash=feed)
-            store.save_poll(feed, [(story, "new", True, [found])], NOW, {"status": "ok"},
-                            {"outcome": "ok"}, keep=10, planner=planner)
+            store_poll(store, feed, [(story, "new", True, [found])], NOW, {"status": "ok"},
+                       {"outcome": "ok"}, keep=10, planner=planner)
         first, copy = sorted(list_alerts(store), key=lambda row: row["id"])
     finally:
         store.close()
@@ -330,9 +331,10 @@ def test_adding_a_feed_that_fails_never_puts_its_secret_in_the_message(tmp_path,
 def test_status_counts_a_copy_sent_to_another_destination_as_the_same_story(tmp_path) -> None:
     """A destination added after the first outlet's item was alerted is sent the second
     outlet's copy: two alerts sent, one story (as Today shows it)."""
-    from monitor.alert.outbox import Planner, list_alerts, mark_sent
+    from monitor.alert.outbox import Planner, list_alerts
     from monitor.models import AlertSettings, Destination, Entry, FeedConfig, Hit, Match
-    from monitor.status import gather_status
+    from monitor.read.status import gather_status
+    from monitor.store.outbox import mark_sent
 
     db = tmp_path / "monitor.db"
     found = Match("supplies", 4.0, "critical", (), (Hit("title", 0, 5, "drone"),), "[[Drone]] factory")
@@ -347,8 +349,8 @@ def test_status_counts_a_copy_sent_to_another_destination_as_the_same_story(tmp_
         for feed, destinations in (("one", ("chat",)), ("two", ("chat", "desk"))):
             story = Entry(feed=feed, guid=f"{feed}-1", url="https://news.example/same", published=NOW,
                           title="Drone factory found", content_hash=feed)
-            store.save_poll(feed, [(story, "new", True, [found])], NOW, {"status": "ok"},
-                            {"outcome": "ok"}, keep=10, planner=planner(*destinations))
+            store_poll(store, feed, [(story, "new", True, [found])], NOW, {"status": "ok"},
+                       {"outcome": "ok"}, keep=10, planner=planner(*destinations))
         to_send = [row["id"] for row in list_alerts(store) if row["status"] == "pending"]
         mark_sent(store, to_send, NOW)
     finally:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import resource
 import socket
 import subprocess
@@ -17,10 +16,9 @@ import httpx
 import pytest
 
 import monitor.web.server as web_server
+from monitor.config.listen import bind
 from monitor.web.app import create_app
-from monitor.web.listen import bind
 from monitor.web.server import MAX_CONNECTIONS, WebServer
-
 from support.daemon import DaemonProcess, db_rows, wait_until
 from support.feeds import Item, rss
 from support.feedserver import static
@@ -104,17 +102,11 @@ def test_half_sent_requests_are_shed_at_once_and_timed_out(tmp_path, monkeypatch
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    home = tmp_path / "home"
-    home.mkdir()
-    base = {k: v for k, v in os.environ.items()
-            if not k.startswith(("MONITOR_", "XDG_", "CONFIGURATION_DIRECTORY", "STATE_DIRECTORY"))}
-    base.update(HOME=str(home), MONITOR_CONFIG=str(tmp_path / "cfg"),
-                MONITOR_DB=str(tmp_path / "state" / "monitor.db"), PYTHONPATH=str(ROOT),
-                NO_PROXY="127.0.0.1,localhost")
-    subprocess.run([sys.executable, "-m", "monitor", "init", base["MONITOR_CONFIG"], "--no-feeds"],
-                   env=base, check=True, capture_output=True, timeout=60)
-    return base
+def env(env: dict[str, str]) -> dict[str, str]:
+    """conftest's clean environment, with a config folder made by `monitor init --no-feeds`."""
+    subprocess.run([sys.executable, "-m", "monitor", "init", env["MONITOR_CONFIG"], "--no-feeds"],
+                   env=env, check=True, capture_output=True, timeout=60)
+    return env
 
 
 def monitor(env, *args: str, input: str | None = None) -> subprocess.CompletedProcess:

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 
-from monitor.metrics import Metrics
+from monitor.ingest.storing import store_poll
 from monitor.models import Entry, FeedConfig, Hit, Match
-from monitor.store import Store, StoreThread
+from monitor.runtime.metrics import Metrics
+from monitor.store.database import Store, StoreThread
 from monitor.web.app import create_app
 from monitor.web.auth import Guard
 from monitor.web.context import WebContext
 
-NOW = datetime(2026, 11, 29, 10, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
 HOSTILE = '<script>alert("x")</script> & \x0bDrones \uffff'
 
 
@@ -93,7 +94,7 @@ def add_dead_alert(db: Path, url: str, name: str = "chat") -> int:
         story = Entry(feed="alerts-news", guid="dead1", url="https://news.example/dead", published=NOW,
                       title="Drone factory found", content_hash="d1")
         planner = Planner([destination], settings, "UTC", {"drones": "Drones"})
-        store.save_poll("alerts-news", [(story, "new", True, [Match(
+        store_poll(store, "alerts-news", [(story, "new", True, [Match(
             "drones", 4.0, "warning", (), (Hit("title", 0, 5, "drone"),), "[[Drone]] factory")])],
             NOW, {"status": "ok"}, {"outcome": "ok"}, keep=10, planner=planner)
         alert_id = list_alerts(store)[0]["id"]

@@ -34,10 +34,20 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from bench.chaos.harness import (SEND_RATE, Check, Daemon, MailSink, RecordingProxy,
-                                 Workspace, db_rows, feeds_list, integrity, table, wait_until)
-from bench.chaos.hostile import (CASES, DEFAULT_HOSTS, OK, Gone, HostileServer, MarkupInjection,
-                                 Outcome, Plan, Served)
+from bench.chaos.harness import (
+    SEND_RATE,
+    Check,
+    Daemon,
+    MailSink,
+    RecordingProxy,
+    Workspace,
+    db_rows,
+    feeds_list,
+    integrity,
+    table,
+    wait_until,
+)
+from bench.chaos.hostile import CASES, DEFAULT_HOSTS, OK, Gone, HostileServer, MarkupInjection, Outcome, Plan, Served
 from bench.memory import TreeMemory
 
 MAX_RSS_MB = 300.0
@@ -176,7 +186,8 @@ def run_chaos(settings: ChaosSettings, work: Path, *, log=print) -> ChaosResult:
                 "requests served": server.requests, "polls logged (last 50 per feed)": polls,
                 "hostile answers": sum(1 for s in served if s.case != "healthy"),
                 "errors by kind (fetch log)": ", ".join(f"{k}={v}" for k, v in sorted(errors.items())),
-                "peak RSS (MB)": round(meter.peak_mb), "peak PSS (MB)": round(meter.peak_pss_mb), "alerts expected": len(expected_alerts),
+                "peak RSS (MB)": round(meter.peak_mb), "peak PSS (MB)": round(meter.peak_pss_mb),
+                "alerts expected": len(expected_alerts),
                 "mails received": len(sink.mails), "feeds settled after (s)": round(settled_after),
                 "wall time (s)": round(wall),
             })
@@ -215,7 +226,7 @@ def _check_on_time(result: ChaosResult, workspace: Workspace, served: list[Serve
     for name, at in rows:
         times[name].append(datetime.fromisoformat(at.replace("Z", "+00:00")))
     gaps = [(later - earlier).total_seconds()
-            for name in healthy for earlier, later in zip(times[name], times[name][1:])]
+            for name in healthy for earlier, later in zip(times[name], times[name][1:], strict=False)]
     worst = max(gaps, default=0.0)
     limit = 2 * interval + 5
     result.check("healthy feeds polled on time (no gap over 2 intervals + 5 s)",

@@ -37,13 +37,24 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable
 
-from bench.chaos.harness import (SEND_RATE, Check, Daemon, MailSink, Workspace, db_rows,
-                                 integrity, monitor, processes_using, table, wait_until)
+from bench.chaos.harness import (
+    SEND_RATE,
+    Check,
+    Daemon,
+    MailSink,
+    Workspace,
+    db_rows,
+    integrity,
+    monitor,
+    processes_using,
+    table,
+    wait_until,
+)
 from bench.chaos.hostile import DEFAULT_HOSTS, OK, HostileServer, Plan
 
 FETCH = {"connect_timeout": "2s", "read_timeout": "2s", "deadline": "4s"}
@@ -105,7 +116,7 @@ class Rig:
         self.names = [f"k{index:02d}" for index in range(settings.feeds)]
         self.daemon = Daemon(self.workspace.env, work / "daemon.log")
 
-    def __enter__(self) -> "Rig":
+    def __enter__(self) -> Rig:
         self.server.start()
         self.sink.start()
         self.workspace.write(
@@ -299,14 +310,15 @@ def disk_full(settings: CrashSettings, work: Path) -> ScenarioResult:
                 return result
             filler = disk / "filler"
             _fill(filler)
-            full_at = datetime.now(timezone.utc)
-            errors_logged = wait_until(lambda: bool(rig.log_lines_matching("database or disk is full")) or not rig.daemon.alive(),
-                                       settings.disk_full + 30)
+            full_at = datetime.now(UTC)
+            errors_logged = wait_until(
+                lambda: bool(rig.log_lines_matching("database or disk is full")) or not rig.daemon.alive(),
+                settings.disk_full + 30)
             wait_until(lambda: not rig.daemon.alive(), settings.disk_full)  # the stretch
             alive = rig.daemon.alive()
             listed = _feeds_list_output(rig)
             filler.unlink()
-            freed_at = datetime.now(timezone.utc)
+            freed_at = datetime.now(UTC)
             result.check("daemon alive while the disk is full", alive, "")
             lines = rig.log_lines_matching("database or disk is full")
             _check_clear_error(result, lines, errors_logged, "the disk is full")
@@ -366,7 +378,7 @@ def db_locked(settings: CrashSettings, work: Path) -> ScenarioResult:
         alive = rig.daemon.alive()
         locker.stdin.close()
         locker.wait(timeout=30)
-        released_at = datetime.now(timezone.utc)
+        released_at = datetime.now(UTC)
         lines = rig.log_lines_matching("database is locked")
         result.check("lock taken by the other process", locked, "")
         result.check("daemon alive while the database is locked", alive, "")
@@ -424,7 +436,7 @@ def _feeds_list_output(rig: Rig) -> str:
 
 
 def _text(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).replace(microsecond=0, tzinfo=None).isoformat() + "Z"
+    return moment.astimezone(UTC).replace(microsecond=0, tzinfo=None).isoformat() + "Z"
 
 
 # --------------------------------------------------------------------------

@@ -20,9 +20,9 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 from urllib.parse import urlsplit
 
 from bench.chaos.hostile import CREDENTIAL_HEADER
@@ -161,7 +161,7 @@ class Daemon:
         self.starts = 0
         self._offset = 0  # where this start's lines begin in the log file
 
-    def start(self) -> "Daemon":
+    def start(self) -> Daemon:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         self._offset = self.log.stat().st_size if self.log.exists() else 0
         with open(self.log, "ab") as out:
@@ -254,7 +254,7 @@ class MailSink:
     def url(self) -> str:
         return f"mailto://127.0.0.1:{self.port}?from=monitor@example.org&to=desk@example.org"
 
-    def start(self) -> "MailSink":
+    def start(self) -> MailSink:
         import asyncio
 
         from aiosmtpd.controller import Controller
@@ -326,7 +326,7 @@ class RecordingProxy:
     def url(self) -> str:
         return f"http://127.0.0.1:{self._sock.getsockname()[1]}"
 
-    def start(self) -> "RecordingProxy":
+    def start(self) -> RecordingProxy:
         self._thread.start()
         return self
 
@@ -372,6 +372,6 @@ def table(rows: Sequence[Sequence[object]], headers: Sequence[str]) -> str:
     """A plain-text table for the run reports."""
     cells = [[str(c) for c in headers]] + [[str(c) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)).rstrip() for row in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)

@@ -34,10 +34,11 @@ import threading
 import time
 import zlib
 from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable, ClassVar, Iterable, Sequence
+from typing import ClassVar
 from xml.sax.saxutils import escape
 
 DEFAULT_HOSTS = tuple(f"127.0.0.{n}" for n in range(2, 10))
@@ -155,7 +156,7 @@ class Exchange:
     """One request to a case: the handler to answer on, and what the case may know."""
 
     handler: BaseHTTPRequestHandler
-    server: "HostileServer"
+    server: HostileServer
     feed: str
     poll: int
     rng: random.Random  # seeded by (server seed, feed, poll): a rerun serves the same bytes
@@ -169,7 +170,7 @@ class Exchange:
         """PATH on the host this request came to."""
         return self.server.url(path, self.server.hosts.index(self.host))
 
-    def served(self, case: "Case", *, outcomes: tuple[Outcome, ...] | None = None,
+    def served(self, case: Case, *, outcomes: tuple[Outcome, ...] | None = None,
                stories: Iterable[str] = (), alerts: Iterable[str] = ()) -> Served:
         return Served(case.name, self.feed, self.poll, outcomes or case.expected,
                       tuple(stories), tuple(alerts), case.final)
@@ -677,7 +678,7 @@ class Unavailable(Case):
     expected = BACKING_OFF
 
     def respond(self, ex: Exchange) -> Served:
-        when = datetime.now(timezone.utc) + timedelta(seconds=ex.server.retry_after + 1)
+        when = datetime.now(UTC) + timedelta(seconds=ex.server.retry_after + 1)
         send(ex.handler, 503, b"maintenance",
              {"Content-Type": "text/plain", "Retry-After": email.utils.format_datetime(when, usegmt=True)})
         return ex.served(self)
@@ -900,7 +901,7 @@ class HostileServer:
         self.retry_after = retry_after  # seconds, for 429 and 503
         self.hostile_body_cap = hostile_body_cap  # endless_body stops after this much
         self.alert_every = alert_every  # one healthy story in this many matches the watch
-        self.epoch = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=1)
+        self.epoch = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
         self.stopping = threading.Event()
         self.history: dict[str, list[Served]] = defaultdict(list)
         self.leaks: list[str] = []  # requests for external DTDs or entities: must stay empty
@@ -932,7 +933,7 @@ class HostileServer:
 
     # ------------------------------------------------------------ lifecycle
 
-    def start(self) -> "HostileServer":
+    def start(self) -> HostileServer:
         for listener in self._listeners:
             thread = threading.Thread(target=listener.serve_forever, kwargs={"poll_interval": 0.1},
                                       daemon=True)
@@ -946,7 +947,7 @@ class HostileServer:
             listener.shutdown()
             listener.server_close()
 
-    def __enter__(self) -> "HostileServer":
+    def __enter__(self) -> HostileServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -1,4 +1,7 @@
-"""Alert messages: subject, plain text, HTML and Markdown for each notification.
+"""Story alerts and digests: subject, plain text, HTML and Markdown, from the (user's) templates.
+
+The escaping below is done by monitor.alert.formats; feed-health and test
+messages are monitor.alert.notices.
 
 Everything a story alert shows comes from a feed, so none of it is trusted.
 Every value is cleaned first, the same way for every format: control and
@@ -38,25 +41,36 @@ the same body templates, under the heading of its top rule.
 from __future__ import annotations
 
 import dataclasses
-import html
 import re
 import string
-import unicodedata
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
-from urllib.parse import quote, urlsplit
-from zoneinfo import ZoneInfo
 
+from monitor.alert.formats import (
+    BODY_FORMATS,
+    HTML,
+    HTML_FONT,
+    MARKDOWN,
+    TEXT,
+    Format,
+    Link,
+    clean,
+    escape_html,
+    escape_markdown,
+    highlight,
+    joined,
+    truncate,
+    when,
+)
 from monitor.errors import ConfigError
 from monitor.models import AlertView, Message, RuleHit
-from monitor.urls import strip_userinfo
+from monitor.stories import story_keys
 
 SUBJECT_TITLE_LIMIT = 120  # characters of the headline kept in a subject
-_HEALTH_DETAIL_LIMIT = 200  # characters of a feed error kept in a subject
 
 TEMPLATE_VARIABLES: dict[str, str] = {
     "rule": "name of the top rule that matched (the most severe, then the best score)",
@@ -89,11 +103,7 @@ TEMPLATE_FILES: dict[str, str] = {
     "markdown": "alert.md",
 }
 
-_HTML_FONT = "font-family:Arial,Helvetica,sans-serif;font-size:14px;line-height:1.4;color:#222222"
 _PLACEHOLDER = string.Template.pattern
-_HIT = re.compile(r"\[\[(.+?)\]\]")
-_MARKDOWN_SPECIAL = re.compile(r"[\\`*_\[\]()#+\-.!|<>~{}=]|&(?=#?[0-9A-Za-z]{1,32};)")
-_URL_UNSAFE = frozenset(" \"'<>\\^`{|}()")
 _EXTRA_BLANK_LINES = re.compile(r"\n{3,}")
 _SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 
@@ -106,6 +116,9 @@ class Templates:
     text: str | None = None
     html: str | None = None
     markdown: str | None = None
+
+
+SHIPPED = Templates()  # the shipped messages: immutable, so one instance serves every default
 
 
 # --------------------------------------------------------------------------
@@ -187,165 +200,34 @@ def _tidy(text: str) -> str:
 
 
 # --------------------------------------------------------------------------
-# cleaning and escaping
-# --------------------------------------------------------------------------
-
-
-class _CharMap(dict[int, "str | None"]):
-    """A str.translate table filled per character on first sight: tabulating
-    the whole Unicode database up front would cost a second at import."""
-
-    def __init__(self, rule: Callable[[str], str | None]) -> None:
-        super().__init__()
-        self._rule = rule
-
-    def __missing__(self, codepoint: int) -> str | None:
-        value = self._rule(chr(codepoint))
-        self[codepoint] = value
-        return value
-
-
-def _is_hidden(char: str) -> bool:
-    """Controls, invisible format characters (bidi overrides, zero-width) and lone surrogates."""
-    return unicodedata.category(char) in ("Cc", "Cf", "Cs")
-
-
-_TEXT_CHARS = _CharMap(lambda c: " " if c.isspace() else None if _is_hidden(c) else c)
-_URL_HIDDEN = _CharMap(lambda c: None if _is_hidden(c) else c)
-_URL_ENCODE = _CharMap(lambda c: quote(c, safe="") if c.isspace() or c in _URL_UNSAFE else c)
-
-
-def _clean(value: str) -> str:
-    """One line of visible text: hidden characters removed, whitespace runs folded."""
-    return " ".join(value.translate(_TEXT_CHARS).split())
-
-
-def _truncate(text: str, limit: int) -> str:
-    """TEXT cut to LIMIT characters, at a space when one is not too far back."""
-    if len(text) <= limit:
-        return text
-    cut = text[:limit - 1]
-    space = cut.rfind(" ")
-    if space >= limit // 2:
-        cut = cut[:space]
-    return cut.rstrip() + "…"
-
-
-def escape_markdown(text: str) -> str:
-    """TEXT that renders literally in Markdown and cannot mention @everyone."""
-    escaped = _MARKDOWN_SPECIAL.sub(lambda found: "\\" + found.group(), text)
-    return escaped.replace("@", "@\u200b")
-
-
-def _escape_html(text: str) -> str:
-    return html.escape(text, quote=True)
-
-
-def _plain(text: str) -> str:
-    return text
-
-
-@dataclass(frozen=True)
-class _Link:
-    """A story's link: the web form (http/https, safe to make clickable) or inert text."""
-
-    web: str | None
-    shown: str  # what to show when it is not a web link
-
-    @classmethod
-    def of(cls, url: str | None) -> _Link:
-        raw = (url or "").translate(_URL_HIDDEN).strip()
-        encoded = raw.translate(_URL_ENCODE)
-        try:
-            parts = urlsplit(encoded)
-            is_web = parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
-        except ValueError:  # e.g. a broken IPv6 literal
-            is_web = False
-        return cls(web=strip_userinfo(encoded) if is_web else None, shown=_clean(raw))
-
-
-@dataclass(frozen=True)
-class _Format:
-    """How one message format escapes, highlights and links."""
-
-    escape: Callable[[str], str]
-    highlight: Callable[[str], str]  # wraps an already escaped hit
-    href: Callable[[str], str]  # a web URL made ready for a link target
-    anchor: Callable[[str], str]  # a web URL made ready to show as a link
-    inert_urls: bool  # True: a URL that is not http(s) is no link target
-
-    def url(self, link: _Link) -> str:
-        if link.web is not None:
-            return self.href(link.web)
-        return "" if self.inert_urls else link.shown
-
-    def link(self, link: _Link) -> str:
-        return self.anchor(link.web) if link.web is not None else self.escape(link.shown)
-
-
-def _html_anchor(url: str) -> str:
-    escaped = _escape_html(url)
-    return f'<a href="{escaped}" style="color:#1a0dab">{escaped}</a>'
-
-
-_TEXT = _Format(escape=_plain, highlight=lambda hit: f"[[{hit}]]", href=_plain, anchor=_plain,
-                inert_urls=False)
-_HTML = _Format(escape=_escape_html,
-                highlight=lambda hit: f'<b style="background-color:#fff2a8">{hit}</b>',
-                href=_escape_html, anchor=_html_anchor, inert_urls=True)
-_MARKDOWN = _Format(escape=escape_markdown, highlight=lambda hit: f"**{hit}**", href=_plain,
-                    anchor=lambda url: f"<{url}>", inert_urls=True)
-_BODY_FORMATS = {"text": _TEXT, "html": _HTML, "markdown": _MARKDOWN}
-
-
-def _highlight(snippet: str, form: _Format) -> str:
-    """The snippet escaped for FORM, its [[hits]] highlighted."""
-    pieces = _HIT.split(_clean(snippet))  # even indexes: between hits; odd: hits
-    return "".join(form.highlight(form.escape(piece)) if index % 2 else form.escape(piece)
-                   for index, piece in enumerate(pieces) if piece)
-
-
-def _joined(names: Sequence[str]) -> str:
-    return ", ".join(name for name in (_clean(n) for n in names) if name)
-
-
-def _when(moment: datetime | None, tz: str) -> str:
-    if moment is None:
-        return "unknown"
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M %Z")
-
-
-# --------------------------------------------------------------------------
 # story alerts
 # --------------------------------------------------------------------------
 
 
-def _values(view: AlertView, tz: str, form: _Format, title_limit: int | None = None) -> dict[str, str]:
+def _values(view: AlertView, tz: str, form: Format, title_limit: int | None = None) -> dict[str, str]:
     """Every template variable for VIEW, escaped for FORM."""
-    title = _clean(view.title) or "(no title)"
+    title = clean(view.title) or "(no title)"
     if title_limit is not None:
-        title = _truncate(title, title_limit)
-    link = _Link.of(view.url)
+        title = truncate(title, title_limit)
+    link = Link.of(view.url)
     escape = form.escape
     hits = view.all_rules()
     return {
-        "rule": escape(_clean(view.rule)),
+        "rule": escape(clean(view.rule)),
         "more_rules": f" +{len(hits) - 1}" if len(hits) > 1 else "",
         "rules": _RULE_LISTS[form](hits),
-        "new_rules": escape(_joined([hit.rule for hit in hits if hit.is_new])),
-        "description": escape(_clean(view.description)),
-        "severity": escape(_clean(view.severity)),
+        "new_rules": escape(joined([hit.rule for hit in hits if hit.is_new])),
+        "description": escape(clean(view.description)),
+        "severity": escape(clean(view.severity)),
         "score": escape(f"{view.score:g}"),
         "title": escape(title),
         "url": form.url(link),
         "link": form.link(link),
-        "outlet": escape(_clean(view.feed)),
-        "published": escape(_when(view.published, tz)),
-        "snippet": _highlight(view.snippet, form),
-        "terms": escape(_joined(view.terms)),
-        "also_reported_by": escape(_joined(view.also_reported_by)),
+        "outlet": escape(clean(view.feed)),
+        "published": escape(when(view.published, tz)),
+        "snippet": highlight(view.snippet, form),
+        "terms": escape(joined(view.terms)),
+        "also_reported_by": escape(joined(view.also_reported_by)),
         "update": "yes" if view.is_update else "no",
         "update_prefix": "Update: " if view.is_update else "",
     }
@@ -354,27 +236,27 @@ def _values(view: AlertView, tz: str, form: _Format, title_limit: int | None = N
 def _rule_line(hit: RuleHit) -> str:
     """One rule of a story, in plain words: name, severity, score, new or not, hits, description."""
     new = ", new" if hit.is_new else ""
-    terms = _joined(hit.terms)
-    description = _clean(hit.description)
-    return (f"{_clean(hit.rule)} ({_clean(hit.severity)}, score {hit.score:g}{new})"
+    terms = joined(hit.terms)
+    description = clean(hit.description)
+    return (f"{clean(hit.rule)} ({clean(hit.severity)}, score {hit.score:g}{new})"
             + (f": {terms}" if terms else "") + (f" — {description}" if description else ""))
 
 
-_RULE_LISTS: dict[_Format, Callable[[Sequence[RuleHit]], str]] = {
-    _TEXT: lambda hits: "\n".join(f"- {_rule_line(hit)}" for hit in hits),
-    _HTML: lambda hits: "<br>\n".join(f"&bull; {_escape_html(_rule_line(hit))}" for hit in hits),
-    _MARKDOWN: lambda hits: "\n".join(f"- {escape_markdown(_rule_line(hit))}" for hit in hits),
+_RULE_LISTS: dict[Format, Callable[[Sequence[RuleHit]], str]] = {
+    TEXT: lambda hits: "\n".join(f"- {_rule_line(hit)}" for hit in hits),
+    HTML: lambda hits: "<br>\n".join(f"&bull; {escape_html(_rule_line(hit))}" for hit in hits),
+    MARKDOWN: lambda hits: "\n".join(f"- {escape_markdown(_rule_line(hit))}" for hit in hits),
 }
 
 
 def _story(view: AlertView, tz: str, templates: Templates, field: str) -> str:
-    return _fill(_template(templates, field), _values(view, tz, _BODY_FORMATS[field]))
+    return _fill(_template(templates, field), _values(view, tz, BODY_FORMATS[field]))
 
 
-def render_alert(view: AlertView, tz: str, templates: Templates = Templates()) -> Message:
+def render_alert(view: AlertView, tz: str, templates: Templates = SHIPPED) -> Message:
     """One story alert in every format; TZ (an IANA name) sets the displayed times."""
-    subject_values = _values(view, tz, _TEXT, title_limit=SUBJECT_TITLE_LIMIT)
-    return Message(subject=_clean(_fill(_template(templates, "subject"), subject_values)),
+    subject_values = _values(view, tz, TEXT, title_limit=SUBJECT_TITLE_LIMIT)
+    return Message(subject=clean(_fill(_template(templates, "subject"), subject_values)),
                    text=_story(view, tz, templates, "text"),
                    html=_story(view, tz, templates, "html"),
                    markdown=_story(view, tz, templates, "markdown"))
@@ -386,7 +268,7 @@ def render_alert(view: AlertView, tz: str, templates: Templates = Templates()) -
 
 
 def render_digest(views: Sequence[AlertView], tz: str, *, destination: str, period: str,
-                  templates: Templates = Templates()) -> Message:
+                  templates: Templates = SHIPPED) -> Message:
     """Many alerts as one message, each story once (with all its rules): a heading per
     top rule, then its stories, newest first; copies of one story from several outlets
     are shown once, the other outlets listed as "also reported by"."""
@@ -394,7 +276,7 @@ def render_digest(views: Sequence[AlertView], tz: str, *, destination: str, peri
     count = sum(len(stories) for _, stories in groups)
     summary = f"{count} {'story' if count == 1 else 'stories'}"
     heading = f"{summary} for {destination} — {period}"
-    return Message(subject=_clean(f"[monitor] {summary} — {period}"),
+    return Message(subject=clean(f"[monitor] {summary} — {period}"),
                    text=_digest_text(heading, groups, tz, templates),
                    html=_digest_html(heading, groups, tz, templates),
                    markdown=_digest_markdown(heading, groups, tz, templates))
@@ -403,9 +285,9 @@ def render_digest(views: Sequence[AlertView], tz: str, *, destination: str, peri
 def _by_rule(views: Sequence[AlertView]) -> list[tuple[str, list[AlertView]]]:
     """Stories per top rule, copies merged; the most severe rules first, then by name."""
     copies_by_rule: dict[str, list[list[AlertView]]] = {}
-    seen: dict[tuple[str, str, str], list[AlertView]] = {}
+    seen: dict[tuple[str, str], list[AlertView]] = {}
     for view in views:
-        keys = [(view.rule, *key) for key in _story_keys(view)]
+        keys = [(view.rule, key) for key in story_keys(view.url, view.title, min_title_chars=1)]
         copies = next((seen[key] for key in keys if key in seen), None)
         if copies is None:
             copies = []
@@ -416,18 +298,6 @@ def _by_rule(views: Sequence[AlertView]) -> list[tuple[str, list[AlertView]]]:
     groups = [(rule, sorted((_merged(copies) for copies in stories), key=_newest_first))
               for rule, stories in copies_by_rule.items()]
     return sorted(groups, key=lambda group: (min(_severity_rank(v) for v in group[1]), group[0]))
-
-
-def _story_keys(view: AlertView) -> list[tuple[str, str]]:
-    """What makes two alerts the same story: the same link or the same headline words."""
-    keys = []
-    link = _Link.of(view.url)
-    if link.web or link.shown:
-        keys.append(("url", link.web or link.shown))
-    words = " ".join(re.findall(r"\w+", _clean(view.title).casefold()))
-    if words:
-        keys.append(("title", words))
-    return keys
 
 
 def _merged(copies: list[AlertView]) -> AlertView:
@@ -442,7 +312,7 @@ def _timestamp(view: AlertView) -> float | None:
     if view.published is None:
         return None
     moment = view.published
-    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 def _earliest_first(view: AlertView) -> tuple[bool, float]:
@@ -460,14 +330,14 @@ def _severity_rank(view: AlertView) -> int:
 
 
 def _rule_heading(rule: str, stories: list[AlertView]) -> str:
-    description = _clean(stories[0].description)
+    description = clean(stories[0].description)
     about = f" — {description}" if description else ""
-    return f"{_clean(rule)}{about} ({len(stories)})"
+    return f"{clean(rule)}{about} ({len(stories)})"
 
 
 def _digest_text(heading: str, groups: list[tuple[str, list[AlertView]]], tz: str,
                  templates: Templates) -> str:
-    parts = [_clean(heading)]
+    parts = [clean(heading)]
     for rule, stories in groups:
         parts.append(f"=== {_rule_heading(rule, stories)} ===")
         parts += [_story(view, tz, templates, "text") for view in stories]
@@ -478,11 +348,11 @@ def _digest_text(heading: str, groups: list[tuple[str, list[AlertView]]], tz: st
 
 def _digest_html(heading: str, groups: list[tuple[str, list[AlertView]]], tz: str,
                  templates: Templates) -> str:
-    lines = [f'<div style="{_HTML_FONT}">',
-             f'<p style="margin:0 0 12px 0;font-size:16px;font-weight:bold">{_escape_html(_clean(heading))}</p>']
+    lines = [f'<div style="{HTML_FONT}">',
+             f'<p style="margin:0 0 12px 0;font-size:16px;font-weight:bold">{escape_html(clean(heading))}</p>']
     for rule, stories in groups:
         lines.append('<h3 style="margin:16px 0 8px 0;font-size:15px;border-bottom:1px solid #cccccc">'
-                     f"{_escape_html(_rule_heading(rule, stories))}</h3>")
+                     f"{escape_html(_rule_heading(rule, stories))}</h3>")
         lines += [f'<div style="margin:0 0 12px 0">{_story(view, tz, templates, "html")}</div>'
                   for view in stories]
     if not groups:
@@ -493,93 +363,10 @@ def _digest_html(heading: str, groups: list[tuple[str, list[AlertView]]], tz: st
 
 def _digest_markdown(heading: str, groups: list[tuple[str, list[AlertView]]], tz: str,
                      templates: Templates) -> str:
-    parts = [f"**{escape_markdown(_clean(heading))}**"]
+    parts = [f"**{escape_markdown(clean(heading))}**"]
     for rule, stories in groups:
         parts.append(f"### {escape_markdown(_rule_heading(rule, stories))}")
         parts += [_story(view, tz, templates, "markdown") for view in stories]
     if not groups:
         parts.append("No matches\\.")
     return "\n\n".join(parts)
-
-
-# --------------------------------------------------------------------------
-# feed health and test messages
-# --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Line:
-    """One line of a built-in message: text, an optional link after it, maybe bold."""
-
-    text: str
-    url: str | None = None
-    strong: bool = False
-
-
-def _lines_message(subject: str, lines: Sequence[_Line]) -> Message:
-    return Message(subject=_clean(subject),
-                   text="\n".join(_line(line, _TEXT) for line in lines),
-                   html="\n".join([f'<div style="{_HTML_FONT}">',
-                                   *(f'<p style="margin:0 0 6px 0">{_html_line(line)}</p>' for line in lines),
-                                   "</div>"]),
-                   markdown="\n".join(_markdown_line(line) for line in lines))
-
-
-def _line(line: _Line, form: _Format) -> str:
-    text = form.escape(_clean(line.text))
-    return f"{text} {form.link(_Link.of(line.url))}" if line.url is not None else text
-
-
-def _html_line(line: _Line) -> str:
-    text = _line(line, _HTML)
-    return f"<b>{text}</b>" if line.strong else text
-
-
-def _markdown_line(line: _Line) -> str:
-    text = _line(line, _MARKDOWN)
-    return f"**{text}**" if line.strong else text
-
-
-def _health_headline(feed: str, event: str, detail: str) -> str:
-    detail = _truncate(_clean(detail), _HEALTH_DETAIL_LIMIT)
-    if event == "failing":
-        return f"feed {feed} is failing" + (f": {detail}" if detail else "")
-    if event == "recovered":
-        return f"feed {feed} recovered"
-    if event == "silent":
-        return f"feed {feed} is silent" + (f" for {detail}" if detail else "")
-    if event == "gone":
-        return f"feed {feed} is gone" + (f" ({detail})" if detail else "")
-    raise ValueError(f"unknown feed health event {event!r}")
-
-
-_HEALTH_ADVICE = {
-    "failing": "monitor keeps polling it and will say when it recovers.",
-    "recovered": "It is being polled normally again.",
-    "silent": "No new story for far longer than its usual rhythm: the feed may have moved or stopped.",
-    "gone": "The server says the feed is gone for good: fix its address or remove it from feeds.toml.",
-}
-
-
-def render_health(feed: str, url: str, event: str, detail: str, tz: str, at: datetime) -> Message:
-    """A feed-health alert. EVENT is failing (DETAIL: the error), recovered (DETAIL:
-    what happened, shown in the body), silent (DETAIL: how long, e.g. "3 days")
-    or gone (DETAIL: e.g. "410")."""
-    headline = _health_headline(_clean(feed), event, detail)
-    lines = [_Line(headline[0].upper() + headline[1:], strong=True),
-             _Line("Feed:", url=strip_userinfo(url)),
-             _Line(f"When: {_when(at, tz)}")]
-    if event == "recovered" and _clean(detail):
-        lines.append(_Line(detail))
-    lines.append(_Line(_HEALTH_ADVICE[event]))
-    return _lines_message(f"[monitor] {headline}", lines)
-
-
-def render_test(destination: str, tz: str, at: datetime) -> Message:
-    """The message `monitor alerts test` sends, to prove a destination works."""
-    name = _clean(destination)
-    return _lines_message(f"[monitor] test message to {name}", [
-        _Line(f"Test message from monitor to {name}.", strong=True),
-        _Line(f"Sent: {_when(at, tz)}"),
-        _Line("If you can read this, alerts for this destination will arrive here."),
-    ])

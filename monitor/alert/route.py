@@ -1,4 +1,4 @@
-"""Who gets an alert, when it goes out, when a failed send is retried, and when two stories are one.
+"""Who gets an alert, when it goes out, and when a failed send is retried (copies of one story: monitor.stories).
 
 Everything here is a plain function of an injected `now` (aware datetimes;
 results are aware UTC), so digests, quiet hours and retries are tested with
@@ -52,20 +52,16 @@ into failing and out of it, never on every poll.
 from __future__ import annotations
 
 import re
-import unicodedata
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta, timezone
-from typing import Iterator, Sequence
-from urllib.parse import urlsplit
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from monitor.models import AlertSettings, Destination
-from monitor.urls import canonical_url, strip_userinfo
 
 ADMIN_TAG = "admin"
 DAY = 86400.0
 DEFAULT_DIGEST_EVERY = DAY  # a digest destination without a schedule: daily at local midnight
-MIN_TITLE_KEY_CHARS = 25  # shorter headlines ("Breaking news") collide by accident
 _EPOCH_WALL = datetime(1970, 1, 1)  # naive: local midnight that multi-day digest slots count from
 _MAX_DOUBLINGS = 40  # 2**40 retry_base is past any cap; keeps the power finite
 
@@ -110,7 +106,7 @@ class Plan:
 def plan_delivery(destination: Destination, severity: str, now: datetime, tz: str, *,
                   recent_count: int, settings: AlertSettings) -> Plan:
     """The plan for one new alert; the rules and their order are in the module docstring."""
-    now = now.astimezone(timezone.utc)
+    now = now.astimezone(UTC)
     if destination.rate_limit is not None and recent_count >= destination.rate_limit:
         if has_digest_schedule(destination):
             due = next_digest_time(destination, now, tz)
@@ -149,7 +145,7 @@ def has_digest_schedule(destination: Destination) -> bool:
 def next_digest_time(destination: Destination, after: datetime, tz: str) -> datetime:
     """When the destination's next digest is due, strictly after `after` (rules in the docstring)."""
     zone = ZoneInfo(tz)
-    after = after.astimezone(timezone.utc)
+    after = after.astimezone(UTC)
     if destination.digest_at is not None:
         return _next_daily(parse_clock(destination.digest_at), after, zone)
     return _next_slot(after, destination.digest_every or DEFAULT_DIGEST_EVERY, zone)
@@ -165,7 +161,7 @@ def quiet_until(destination: Destination, at: datetime, tz: str) -> datetime | N
         return None
     start, end = (parse_clock(text) for text in destination.quiet_hours)
     zone = ZoneInfo(tz)
-    at = at.astimezone(timezone.utc)
+    at = at.astimezone(UTC)
     local = at.astimezone(zone)
     clock = local.time().replace(tzinfo=None)
     inside = start <= clock < end if start <= end else (clock >= start or clock < end)
@@ -232,7 +228,7 @@ def _occurrences(wall: datetime, zone: ZoneInfo) -> list[datetime]:
     """
     found: list[datetime] = []
     for fold in (0, 1):
-        instant = wall.replace(tzinfo=zone, fold=fold).astimezone(timezone.utc)
+        instant = wall.replace(tzinfo=zone, fold=fold).astimezone(UTC)
         if instant.astimezone(zone).replace(tzinfo=None) == wall and instant not in found:
             found.append(instant)
     return sorted(found) or [_gap_end(wall, zone)]
@@ -240,7 +236,7 @@ def _occurrences(wall: datetime, zone: ZoneInfo) -> list[datetime]:
 
 def _gap_end(wall: datetime, zone: ZoneInfo) -> datetime:
     """The transition instant ending the gap `wall` falls in (found by bisection to the second)."""
-    guesses = [wall.replace(tzinfo=zone, fold=fold).astimezone(timezone.utc) for fold in (0, 1)]
+    guesses = [wall.replace(tzinfo=zone, fold=fold).astimezone(UTC) for fold in (0, 1)]
     before, after = min(guesses), max(guesses)  # before has the old offset, after the new one
     old_offset = before.astimezone(zone).utcoffset()
     while after - before > timedelta(seconds=1):
@@ -265,81 +261,6 @@ def retry_due(attempts: int, first_attempt_at: datetime, now: datetime,
     doublings = min(max(attempts - 1, 0), _MAX_DOUBLINGS)
     delay = min(settings.retry_cap, settings.retry_base * 2 ** doublings)
     return now + timedelta(seconds=delay)
-
-
-# --------------------------------------------------------------------------
-# one story from several outlets
-# --------------------------------------------------------------------------
-
-_APOSTROPHES = re.compile("['\u2018\u2019\u02bc\u02b9`\u00b4]")  # inside words: ім'я = ім’я = імʼя
-_WORD = re.compile(r"[^\W_]+")
-_SECOND_LEVEL = frozenset({"ac", "co", "com", "edu", "gov", "in", "net", "org"})  # co.uk, com.ua
-_EDITION_SEGMENTS = frozenset({"rus", "ukr", "eng"})  # rbc.ua/rus/... and rbc.ua/ukr/...
-
-
-def story_keys(url: str | None, title: str) -> tuple[str, ...]:
-    """Keys under which copies of one story from different outlets or editions collide.
-
-    `url:` the canonical link; `path:` the link without scheme, edition
-    subdomain (www., m., ua., ru., en. ...) or leading language path segment
-    (/ua/, /rus/ ...), so a site's language editions meet; `title:` the
-    headline folded (NFKC, casefold, apostrophes dropped, punctuation and
-    spacing collapsed, digits kept), only when long enough not to collide by
-    chance. A link to a site's front page says nothing about the story and
-    gives no URL keys (some feeds link every entry there).
-    """
-    keys: list[str] = []
-    if url:
-        canonical = strip_userinfo(canonical_url(url))
-        edition_free = _edition_free(canonical)
-        if edition_free is not None:
-            keys += [f"url:{canonical}", f"path:{edition_free}"]
-    title_key = _title_key(title)
-    if title_key is not None:
-        keys.append(f"title:{title_key}")
-    return tuple(keys)
-
-
-def _edition_free(canonical: str) -> str | None:
-    """host/path?query with the edition stripped; None for front pages and non-web links."""
-    parts = urlsplit(canonical)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return None
-    segments = [segment for segment in parts.path.split("/") if segment]
-    if segments and _is_edition_segment(segments[0]):
-        segments.pop(0)
-    if not segments and not parts.query:
-        return None
-    host = _registrable(parts.hostname.rstrip("."))
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    query = f"?{parts.query}" if parts.query else ""
-    return f"{host}/{'/'.join(segments)}{query}"
-
-
-def _registrable(host: str) -> str:
-    """`host` without leading edition labels, never reduced below name.tld or name.co.uk."""
-    labels = host.split(".")
-    while len(labels) > 2 and _is_edition_label(labels[0]) and labels[1] not in _SECOND_LEVEL:
-        labels.pop(0)
-    return ".".join(labels)
-
-
-def _is_edition_label(label: str) -> bool:
-    """A host label naming an edition: www, or 1-2 letters such as m, ua, ru, en."""
-    return label == "www" or (len(label) <= 2 and label.isascii() and label.isalpha())
-
-
-def _is_edition_segment(segment: str) -> bool:
-    """A leading path segment naming a language edition: two letters (/ua/, /en/) or /rus/, /ukr/, /eng/."""
-    segment = segment.lower()
-    return segment in _EDITION_SEGMENTS or (len(segment) == 2 and segment.isascii() and segment.isalpha())
-
-
-def _title_key(title: str) -> str | None:
-    folded = unicodedata.normalize("NFKC", _APOSTROPHES.sub("", title)).casefold()
-    key = " ".join(_WORD.findall(folded))
-    return key if len(key) >= MIN_TITLE_KEY_CHARS else None
 
 
 # --------------------------------------------------------------------------

@@ -19,7 +19,6 @@ from monitor import __version__
 from monitor.cli.context import App, setup_logging
 from monitor.errors import MonitorError
 
-
 # Each command's module, imported only when the command runs (or for --help), so a
 # command that sends nothing never pays for apprise, the matcher or httpx. Some
 # modules add commands to another module's group: both are listed, adder first.
@@ -27,7 +26,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "alerts": ("alerts_outbox", "alerts"),
     "config": ("config_cmd",),
     "demo": ("demo",),
-    "feeds": ("feeds",),
+    "feeds": ("feeds_edit", "feeds"),
     "init": ("config_cmd",),
     "match": ("rules",),
     "matches": ("reading",),
@@ -43,6 +42,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "terms": ("terms",),
     "web": ("web",),
     "unmute": ("mute",),
+    "worker": ("worker",),
 }
 
 
@@ -50,24 +50,30 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
 # none of their modules (tests/test_cli_help_light.py checks these against the commands).
 COMMAND_SUMMARIES: dict[str, str] = {
     'alerts': 'Manage alert destinations (email, chat, webhooks through apprise) and the outbox.',
-    'config': 'Inspect the configuration folder.',
+    'config': "Inspect the configuration folder, or push it to a cluster's database.",
     'demo': 'See the whole system work on sample feeds: no network, no setup, nothing left behind.',
     'feeds': 'List feed health; add, import, export, remove, pause, resume or reset feeds.',
     'init': 'Write a complete, commented default config folder to DIRECTORY.',
     'match': 'Match a feed file or JSON Lines items against the watch rules.',
     'matches': 'List stored matches, newest first, with the snippet that explains each.',
-    'mute': "Mark a story's match as a false positive: its unsent alerts are muted and it sends nothing more; `monitor rules backtest` lists it so the rule can be fixed.",
-    'report': 'What was caught: matches per day, per rule and per outlet, and the top stories (copies from several outlets counted as one, ranked by outlets, then score).',
+    'mute': ("Mark a story's match as a false positive: its unsent alerts are muted and it sends nothing "
+        "more; `monitor rules backtest` lists it so the rule can be fixed."),
+    'report': ("What was caught: matches per day, per rule and per outlet, and the top stories (copies "
+        "from several outlets counted as one, ranked by outlets, then score)."),
     'rules': 'Check, list, try, score (eval), backtest, enable and disable the watch rules (watch.toml).',
     'run': 'Poll the configured feeds on their schedule until stopped (SIGTERM or Ctrl-C).',
     'search': 'Search stored stories, newest first; exit 1 when nothing is found.',
     'show': 'Show one story: its text with the hits marked, its matches and its alerts.',
-    'status': "Show whether the daemon runs and is healthy, its feeds, today's stories and matches, the alert queue, today's alerted stories that other outlets also reported (sent once), and any config error the daemon refused.",
+    'status': ("Show whether the daemon runs and is healthy, its feeds, today's stories and matches, the "
+        "alert queue, today's alerted stories that other outlets also reported (sent once), and any "
+        "config error the daemon refused."),
     'stories': 'List stored stories, newest first.',
     'systemd-unit': 'Print the systemd unit for this installation (sandboxed, Type=notify, reload on SIGHUP).',
     'terms': 'List and edit the names (aliases) of the watched entities in watch.toml.',
     'unmute': "Undo `monitor mute`: the story's matches count again (in `matches`, `report` and backtests).",
-    'web': 'Serve the web interface without polling: for a machine where the daemon runs elsewhere on a shared database, or not at all.',
+    'web': ("Serve the web interface without polling: for a machine where the daemon runs elsewhere on "
+        "a shared database, or not at all."),
+    'worker': 'Poll feeds and send alerts as one worker of a cluster that shares a PostgreSQL database.',
 }
 
 
@@ -165,8 +171,8 @@ def main(ctx: click.Context, config_dir: str | None, db_path: str | None,
       monitor --config ~/watch run --once
       monitor --config ~/watch stories --since 1d
     """
-    from monitor.paths import resolve_config_dir, resolve_db_path
-    from monitor.privileges import drop_to_owner
+    from monitor.config.paths import resolve_config_dir, resolve_db_path
+    from monitor.runtime.privileges import drop_to_owner
 
     # Root acting on a service's files becomes their owner first, so it never
     # leaves root-owned database, -wal, -shm or lock files behind.

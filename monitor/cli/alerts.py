@@ -7,10 +7,10 @@ import os
 import click
 
 from monitor.alert.destinations import AlertsConfig, load_alerts
-from monitor.alert.edit import add_destination, remove_destination
 from monitor.cli.context import App, tell_daemon
 from monitor.cli.output import echo_jsonl, echo_table, emit
-from monitor.durations import format_duration
+from monitor.config.durations import format_duration
+from monitor.edit.alerts import add_destination, remove_destination
 from monitor.errors import UsageError
 from monitor.models import Destination
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import click
 
@@ -12,7 +12,7 @@ from monitor.cli.alerts import alerts_group
 from monitor.cli.context import App
 from monitor.cli.output import echo_jsonl, echo_table, emit
 from monitor.errors import UsageError
-from monitor.lock import DaemonLock
+from monitor.store.lock import daemon_lock
 
 
 @alerts_group.command("test")
@@ -28,9 +28,9 @@ def alerts_test(app: App, tags: tuple[str, ...]) -> None:
       monitor alerts test
       monitor alerts test --tag admin
     """
-    from monitor.alert.dispatch import send
-    from monitor.alert.render import render_test
-    from monitor.service import prepare
+    from monitor.alert.apprise_send import send
+    from monitor.alert.notices import render_test
+    from monitor.ingest.prepare import prepare
 
     alerting = prepare(app.config()).alerting
     wanted = {t.casefold() for t in tags}
@@ -41,13 +41,13 @@ def alerts_test(app: App, tags: tuple[str, ...]) -> None:
                                                      ": add one with `monitor alerts add URL`"))
 
     async def run_all():
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         return await asyncio.gather(*(
             send(d, render_test(d.name, alerting.tz, now), timeout=alerting.settings.send_timeout)
             for d in destinations))
 
     failed = 0
-    for destination, outcome in zip(destinations, asyncio.run(run_all())):
+    for destination, outcome in zip(destinations, asyncio.run(run_all()), strict=False):
         if outcome.ok:
             emit(f"{destination.name}: ok ({destination.safe_url})")
         else:
@@ -73,7 +73,7 @@ def alerts_list(app: App, status: str | None, limit: int, as_json: bool) -> None
       monitor alerts list --failed --json
     """
     from monitor.alert.outbox import list_alerts
-    from monitor.store import Store
+    from monitor.store.database import Store
 
     statuses = {"pending": ["pending"], "failed": ["failed", "dead"], "sent": ["sent"]}.get(status)
     store = Store.open(app.db_path, readonly=True)
@@ -113,9 +113,10 @@ def alerts_retry(app: App, ids: tuple[int, ...], retry_all: bool) -> None:
       monitor alerts retry 42
       monitor alerts retry --all
     """
-    from monitor.alert.outbox import retry
-    from monitor.service import prepare, utc_now
-    from monitor.store import Store, StoreThread
+    from monitor.ingest.pipeline import utc_now
+    from monitor.ingest.prepare import prepare
+    from monitor.store.database import Store, StoreThread
+    from monitor.store.outbox import retry
 
     if bool(ids) == retry_all:
         raise UsageError("give alert IDs or --all (not both)")
@@ -126,7 +127,7 @@ def alerts_retry(app: App, ids: tuple[int, ...], retry_all: bool) -> None:
     finally:
         store.close()
     emit(f"{count} alert{'s' if count != 1 else ''} due now")
-    lock = DaemonLock(app.db_path)
+    lock = daemon_lock(app.db_path)
     if count == 0 or lock.held_by_other():
         if count:
             emit("the running daemon sends them within seconds")

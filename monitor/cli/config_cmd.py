@@ -8,7 +8,8 @@ import click
 
 from monitor.cli.context import App
 from monitor.cli.output import emit
-from monitor.paths import init_config_dir
+from monitor.config.paths import init_config_dir
+from monitor.errors import UsageError
 
 
 @click.command("init")
@@ -33,11 +34,12 @@ def init_command(directory: Path, force: bool, no_feeds: bool) -> None:
 
 @click.group("config")
 def config_group() -> None:
-    """Inspect the configuration folder.
+    """Inspect the configuration folder, or push it to a cluster's database.
 
     \b
-    Example:
+    Examples:
       monitor config check
+      monitor --db postgresql://monitor@db.example/monitor config push
     """
 
 
@@ -52,8 +54,7 @@ def config_check(app: App) -> None:
       monitor --config /etc/monitor config check
     """
     config = app.config()
-    from monitor.service import load_watch_for, prepare
-
+    from monitor.ingest.prepare import load_watch_for, prepare
     from monitor.match.watch import watch_warnings
 
     prepared = prepare(config, log_warnings=False)
@@ -68,6 +69,34 @@ def config_check(app: App) -> None:
     for warning in (*watch_warnings(watch), *prepared.alerting.warnings):
         emit(f"warning: {warning}", err=True)
     emit("ok")
+
+
+@config_group.command("push")
+@click.argument("directory", required=False, type=click.Path(path_type=Path))
+@click.pass_obj
+def config_push(app: App, directory: Path | None) -> None:
+    """Make DIRECTORY (default: the config folder) the config every worker of the cluster runs.
+
+    The folder is checked first, as a reload checks it: a mistake exits 2 with
+    file:line, and the workers keep the version they run. Workers reload a new
+    version within seconds. secrets.toml is not pushed: each machine keeps its
+    own. Needs the cluster's PostgreSQL database (--db or MONITOR_DB).
+
+    \b
+    Examples:
+      monitor --db postgresql://monitor@db.example/monitor config push
+      monitor config push /srv/monitor/config
+    """
+    from monitor.edit.push import push_folder
+
+    folder = directory if directory is not None else app.config_dir
+    if not folder.is_dir():
+        raise UsageError(f"no config folder at {folder}")
+    pushed = push_folder(folder, app.db_path)
+    if pushed.new:
+        emit(f"pushed {folder} as config version {pushed.version} ({pushed.digest}) to {app.db_path}")
+    else:
+        emit(f"unchanged: config version {pushed.version} ({pushed.digest}) already holds {folder}")
 
 
 COMMANDS = [init_command, config_group]

@@ -9,19 +9,24 @@ import os
 import re
 import sys
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from monitor.cli.output import echo_jsonl, echo_table, escape_controls, is_tty  # noqa: F401 (re-exported)
+from monitor.config.paths import (
+    DatabaseLocation,
+    DatabaseURL,
+    ensure_config_dir,
+    resolve_config_dir,
+    resolve_db_path,
+)
 from monitor.errors import UsageError
-from monitor.paths import ensure_config_dir, resolve_config_dir, resolve_db_path
-
 
 if TYPE_CHECKING:
-    from monitor.config import Config
+    from monitor.config.load import Config
 
 
 @dataclass
@@ -45,13 +50,13 @@ class App:
         return path
 
     @property
-    def db_path(self) -> Path:
+    def db_path(self) -> DatabaseLocation:
         return resolve_db_path(self.db_flag, os.environ)
 
     def config(self) -> Config:
         """The validated config; a ConfigError reaches the user as file:line: message."""
         if self._config is None:
-            from monitor.config import load_config  # not for --help: a light start
+            from monitor.config.load import load_config  # not for --help: a light start
 
             self._config = load_config(self.config_dir)
             if self.log_level is None:
@@ -63,7 +68,7 @@ class KeyValueFormatter(logging.Formatter):
     """One line per event: `ts=... level=... logger=... msg`."""
 
     def format(self, record: logging.LogRecord) -> str:
-        ts = datetime.fromtimestamp(record.created, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        ts = datetime.fromtimestamp(record.created, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         message = escape_controls(record.getMessage(), cell=True)  # one line, no terminal controls
         line = f"ts={ts[:-4]}Z level={record.levelname.lower()} logger={record.name} {message}"
         if record.exc_info:
@@ -104,7 +109,7 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per line, for log shippers: each key=value of the message its own key."""
 
     def format(self, record: logging.LogRecord) -> str:
-        ts = datetime.fromtimestamp(record.created, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        ts = datetime.fromtimestamp(record.created, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         data = {"ts": ts[:-4] + "Z", "level": record.levelname.lower(), "logger": record.name,
                 **message_fields(record.getMessage())}
         if record.exc_info:
@@ -146,15 +151,21 @@ def iso(value: datetime | str | None) -> str | None:
         return None
     if isinstance(value, str):
         return value
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def tell_daemon(app: App, *, quiet: bool = False) -> None:
     """After an edit: SIGHUP the daemon on this database, and say in one wording when the
     change applies (every editing command uses this)."""
     from monitor.cli.output import emit
-    from monitor.lock import signal_daemon
+    from monitor.store.lock import signal_daemon
 
+    if isinstance(app.db_path, DatabaseURL):
+        from monitor.edit.push import push_if_clustered
+
+        pushed = push_if_clustered(app.config_dir, app.db_path)
+        if pushed is not None and not quiet:
+            emit(f"pushed as config version {pushed.version}: every worker runs it within seconds")
     try:
         pid = signal_daemon(app.db_path)
     except OSError as error:  # e.g. the daemon runs as another user

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from monitor.cli.context import App
-from monitor.durations import parse_duration
+from monitor.config.durations import parse_duration
 
 
 class DurationType(click.ParamType):

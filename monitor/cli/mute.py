@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import click
 
 from monitor.cli.context import App
 from monitor.cli.output import emit
 from monitor.cli.reading import _open_for_writing
-
 
 # --------------------------------------------------------------------------
 # monitor mute
@@ -31,11 +30,11 @@ def mute_command(app: App, story_id: int, rule: str | None, reason: str | None) 
       monitor mute 42
       monitor mute 42 --rule china_sanctions --reason "about Chinese New Year"
     """
-    from monitor.search import mute
+    from monitor.read.search import mute
 
     store = _open_for_writing(app.db_path)
     try:
-        done = mute(store, story_id, rule=rule, reason=reason, now=datetime.now(timezone.utc))
+        done = mute(store, story_id, rule=rule, reason=reason, now=datetime.now(UTC))
     finally:
         store.close()
     if done["muted"]:
@@ -59,7 +58,7 @@ def unmute_command(app: App, story_id: int, rule: str | None) -> None:
       monitor unmute 42
       monitor unmute 42 --rule china_sanctions
     """
-    from monitor.search import unmute
+    from monitor.read.search import unmute
 
     store = _open_for_writing(app.db_path)
     try:

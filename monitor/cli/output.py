@@ -19,7 +19,8 @@ import json
 import re
 import shutil
 import sys
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import click
 
@@ -99,10 +100,10 @@ def echo_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
         return
     widths = [len(h) for h in headers]
     for row in cells:
-        widths = [max(w, len(v)) for w, v in zip(widths, row)]
-    click.echo("  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip())
+        widths = [max(w, len(v)) for w, v in zip(widths, row, strict=False)]
+    click.echo("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=False)).rstrip())
     for row in cells:
-        click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
+        click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=False)).rstrip())
 
 
 def _rich_table(headers: Sequence[str], rows: list[list[str]]) -> None:

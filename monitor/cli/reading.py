@@ -13,18 +13,20 @@ import shutil
 import sqlite3
 import sys
 import textwrap
-from datetime import datetime, timezone
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import click
 
 from monitor.cli.context import App
-from monitor.cli.output import (HIT_CLOSE, HIT_OPEN, bold, echo_jsonl, emit, feed_text, is_tty,
-                                terminal_width)
+from monitor.cli.output import HIT_CLOSE, HIT_OPEN, bold, echo_jsonl, emit, feed_text, is_tty, terminal_width
 from monitor.cli.stories import parse_since_option
+from monitor.config.paths import DatabaseLocation, DatabaseURL
 from monitor.errors import MonitorError, UsageError
-from monitor.store import Store
+from monitor.store.database import Store
+from monitor.stories import repeats_summary
 
 _MARKED = re.compile(r"\[\[(.+?)\]\]", re.S)
 _OPEN, _CLOSE = HIT_OPEN, HIT_CLOSE  # hit markers that survive wrapping, styled as they are printed
@@ -36,12 +38,15 @@ _ANNOUNCE_INDEXING = 2000  # stories to index before a search that deserve a wor
 # --------------------------------------------------------------------------
 
 
-def _require_db(path: Path) -> None:
+def _require_db(path: DatabaseLocation) -> None:
     if not path.exists():
         raise MonitorError(f"no database at {path} yet: run `monitor run --once` first")
 
 
-def _writable(path: Path) -> bool:
+def _writable(path: DatabaseLocation) -> bool:
+    """Whether this user may write the search index (a PostgreSQL server says so when it is opened)."""
+    if isinstance(path, DatabaseURL):
+        return True
     return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
 
 
@@ -162,12 +167,13 @@ def search_command(app: App, query: str, since: str | None, feed: str | None, li
       monitor search 'Beijing OR China NOT Taiwan' --feed kyiv-independent
       monitor search '@china #drones' --json
     """
-    from monitor.search import index_pending, needs_watch, parse_search, pending_count, search
+    from monitor.read.search import index_pending, needs_watch, parse_search, search
+    from monitor.store.search import pending_count
 
     since_at = _since(since)
     watch = None
     if needs_watch(parse_search(query)):
-        from monitor.service import load_watch_for
+        from monitor.ingest.prepare import load_watch_for
 
         watch = load_watch_for(app.config())
     _require_db(app.db_path)
@@ -247,7 +253,8 @@ def matches_command(app: App, since: str, rule: str | None, feed: str | None, li
       monitor matches --since 7d --rule china_sanctions
       monitor matches --feed kyiv-independent --json
     """
-    from monitor.search import list_matches, stored_rule_names
+    from monitor.read.search import list_matches
+    from monitor.store.matches import stored_rule_names
 
     since_at = _since(since)
     store = _open_for_reading(app.db_path)
@@ -276,7 +283,7 @@ def matches_command(app: App, since: str, rule: str | None, feed: str | None, li
 def _check_rule_name(app: App, rule: str, stored: list[str]) -> None:
     """A rule neither in watch.toml nor in the database is a typo: say which rules exist."""
     from monitor.errors import ConfigError
-    from monitor.service import load_watch_for
+    from monitor.ingest.prepare import load_watch_for
 
     try:
         configured = [r.name for r in load_watch_for(app.config()).rules]
@@ -304,7 +311,7 @@ def show_command(app: App, story_id: int, as_json: bool) -> None:
       monitor show 42
       monitor show 42 --json
     """
-    from monitor.search import get_story
+    from monitor.read.search import get_story
 
     store = _open_for_reading(app.db_path)
     try:
@@ -340,7 +347,7 @@ def _print_story(story: dict[str, Any]) -> None:
     emit(" · ".join(times))
     for field in ("summary", "content"):
         text = story[field] or ""
-        if text.strip() and not (field == "content" and text.strip() == (story["summary"] or "").strip()):
+        if text.strip() and not (field == "content" and repeats_summary(story["summary"], text)):
             emit("")
             emit(_wrapped(_with_marks(text, _spans(story, field))))
     emit("")
@@ -415,16 +422,16 @@ def report_command(app: App, since: str, top: int, as_json: bool, html_file: Pat
       monitor report --since 30d --html week.html
       monitor report --json
     """
-    from monitor.paths import atomic_write_text
-    from monitor.report import build_report, render_html, render_text, report_rows
+    from monitor.config.paths import atomic_write_text
+    from monitor.read.report import build_report, render_html, render_text, report_rows
 
     since_at = parse_since_option(since)
-    if since_at > datetime.now(timezone.utc):
+    if since_at > datetime.now(UTC):
         raise UsageError(f"--since {since} is in the future: a report covers a period up to now")
     tz = app.config().timezone
     store = _open_for_reading(app.db_path)
     try:
-        report = build_report(store, since=since_at, now=datetime.now(timezone.utc), tz=tz, top=top)
+        report = build_report(store, since=since_at, now=datetime.now(UTC), tz=tz, top=top)
     finally:
         store.close()
     if html_file is not None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
 
 import click
 
@@ -15,7 +16,6 @@ from monitor.cli.output import HIT_CLOSE, HIT_OPEN, echo_jsonl, echo_table, emit
 from monitor.cli.stories import parse_since_option
 from monitor.errors import UsageError
 from monitor.models import ParseError
-
 
 _MARKED = re.compile(r"\[\[(.+?)\]\]", re.S)
 
@@ -26,8 +26,8 @@ def _explained(text: str) -> str:
 
 
 def _watch_and_matcher(app: App):
+    from monitor.ingest.prepare import load_watch_for
     from monitor.match import Matcher
-    from monitor.service import load_watch_for
 
     watch = load_watch_for(app.config())
     return watch, Matcher.compile(watch)
@@ -54,7 +54,7 @@ def _read_items(stream: IO[bytes], fmt: str, name: str) -> Iterator[tuple[object
             except ValueError:
                 pass  # several JSON objects: JSON Lines
     if fmt == "feed":
-        from monitor.parse import parse_feed
+        from monitor.ingest.parse import parse_feed
 
         try:
             parsed = parse_feed(data, {}, feed=name, url="file:///" + name)
@@ -171,7 +171,7 @@ def rules_list(app: App, as_json: bool) -> None:
       monitor rules list
       monitor rules list --json
     """
-    from monitor.service import load_watch_for
+    from monitor.ingest.prepare import load_watch_for
 
     watch = load_watch_for(app.config())
     rows = [{"name": r.name, "enabled": r.enabled, "severity": r.severity, "min_score": r.min_score,
@@ -277,8 +277,8 @@ def rules_backtest(app: App, since: str, as_json: bool) -> None:
       monitor rules backtest
       monitor rules backtest --since 7d --json
     """
-    from monitor.backtest import compare, rules_matcher
-    from monitor.store import Store
+    from monitor.read.backtest import compare, rules_matcher
+    from monitor.store.database import Store
 
     since_at = parse_since_option(since)
     _, matcher = _watch_and_matcher(app)

@@ -13,12 +13,13 @@ from typing import TYPE_CHECKING
 import click
 
 if TYPE_CHECKING:  # the service (and httpx under it) loads when the command runs, not for --help
-    from monitor.service import CycleSummary, PollReport
+    from monitor.ingest.pipeline import CycleSummary
+    from monitor.models import PollReport
 
 from monitor.cli.context import App
 from monitor.cli.output import emit
 from monitor.errors import MonitorError
-from monitor.lock import DaemonLock
+from monitor.store.lock import DaemonLock, PostgresDaemonLock, daemon_lock
 
 
 @click.command("run")
@@ -50,11 +51,12 @@ def run_command(app: App, once: bool, watch_config: bool, http: str | None) -> N
       monitor run --watch-config --http 127.0.0.1:8080
       monitor --config ~/watch --db ~/watch/monitor.db run --once
     """
-    from monitor.service import prepare, run_once
+    from monitor.ingest.once import run_once
+    from monitor.ingest.prepare import prepare
 
     listen = None
     if http:
-        from monitor.web.listen import parse_listen
+        from monitor.config.listen import parse_listen
 
         listen = parse_listen(http)
     config = app.config()
@@ -65,12 +67,12 @@ def run_command(app: App, once: bool, watch_config: bool, http: str | None) -> N
         from monitor.web.auth import guard_for
 
         guard_for(*listen, config.dir)  # refuse a public address without a password, before anything
-    lock = DaemonLock(app.db_path)
+    lock = daemon_lock(app.db_path)
     lock.acquire()
     sock = None
     try:
         if listen is not None and not once:
-            from monitor.web.listen import bind
+            from monitor.config.listen import bind
 
             sock = bind(*listen)
         if once:
@@ -86,14 +88,14 @@ def run_command(app: App, once: bool, watch_config: bool, http: str | None) -> N
     _exit_now(1 if once and summary.sends_failed else 0)
 
 
-async def _daemon(app: App, prepared, watch_config: bool, sock, lock: DaemonLock) -> None:
-    from monitor.config import load_config
-    from monitor.daemon import Daemon
-    from monitor.sdnotify import Notifier
+async def _daemon(app: App, prepared, watch_config: bool, sock, lock: DaemonLock | PostgresDaemonLock) -> None:
+    from monitor.config.load import load_config
+    from monitor.runtime.daemon import Daemon
+    from monitor.runtime.sdnotify import Notifier
 
     config_dir = prepared.config.dir
 
-    from monitor.service import prepare
+    from monitor.ingest.prepare import prepare
 
     def loader():
         return prepare(load_config(config_dir), cache_dir=app.db_path.parent)
@@ -135,7 +137,7 @@ def _progress_line(total: int):
         return None
     done = 0
 
-    def show(report: "PollReport") -> None:
+    def show(report: PollReport) -> None:
         nonlocal done
         done += 1
         click.echo(f"\rpolled {done}/{total} feeds ({report.feed}: {report.outcome})\x1b[K",
@@ -144,7 +146,7 @@ def _progress_line(total: int):
     return show
 
 
-def _print_summary(summary: "CycleSummary") -> None:
+def _print_summary(summary: CycleSummary) -> None:
     for report in sorted(summary.reports, key=lambda r: r.feed):
         if report.outcome == "error":
             emit(f"{report.feed}: error: {report.error}")

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
-from datetime import datetime, timezone
 from typing import Any
 
 import click
 
 from monitor.cli.context import App
 from monitor.cli.output import coloured, emit
-from monitor.config import Config
+from monitor.config.load import Config
 from monitor.errors import ConfigError
-from monitor.status import gather_status
+from monitor.read.status import gather_status
 
 
 @click.command("status")
@@ -39,7 +39,7 @@ def status_command(ctx: click.Context, as_json: bool) -> None:
     """
     app: App = ctx.obj
     config_dir = app.config_dir  # a --config that does not exist is an error (exit 2), not another setup
-    status = gather_status(app.db_path, _config_or_none(app), datetime.now(timezone.utc))
+    status = gather_status(app.db_path, _config_or_none(app), datetime.now(UTC))
     status["config_folder"] = str(config_dir)
     if as_json:
         emit(json.dumps(status, ensure_ascii=False))
@@ -77,6 +77,8 @@ def summary_lines(status: dict[str, Any]) -> list[str]:
         f"{alerts['dead']} dead, {alerts['cancelled']} cancelled, {alerts['sent_today']} sent today "
         f"({alerts['stories_sent_today']} stories; one alert per story and destination)",
     ]
+    if "cluster" in status:
+        lines.extend(_cluster_lines(status["cluster"]))
     for story in status.get("also_reported_today", []):
         lines.append(f"copies:  {story['title']} ({story['feed']}), also reported by "
                      f"{', '.join(story['also_reported_by'])}")
@@ -90,6 +92,21 @@ def summary_lines(status: dict[str, Any]) -> list[str]:
         lines.append(f"read:    config folder {folder}{missing}, database {status['database']}")
     else:
         lines.append(f"read:    database {status['database']}")
+    return lines
+
+
+def _cluster_lines(cluster: dict[str, Any]) -> list[str]:
+    """The workers of a cluster, one line each, and the job queue."""
+    lines = [f"workers: {cluster['workers_alive']} alive of {len(cluster['workers'])}"]
+    for node in cluster["workers"]:
+        state = "alive" if node["alive"] else _coloured("silent", "red")
+        lines.append(f"  {node['name']}: {state}, heartbeat {node['heartbeat_age']:.0f} s ago, "
+                     f"{node['host']} pid {node['pid']}, config {node['config_version'] or '?'}")
+    queue = cluster.get("queue")
+    if queue is not None:
+        oldest = queue["oldest_waiting_age"]
+        lines.append(f"queue:   {queue['waiting']} jobs waiting ({queue['polls_waiting']} polls), "
+                     f"{queue['running']} running" + ("" if oldest is None else f", oldest waiting {oldest:.0f} s"))
     return lines
 
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import click
 
 from monitor.cli.context import App, echo_jsonl, echo_table
-from monitor.durations import parse_since
+from monitor.config.durations import parse_since
 from monitor.errors import MonitorError, UsageError
-from monitor.store import Store
+from monitor.store.database import Store
 
 
 @click.command("stories")
@@ -47,7 +47,7 @@ def stories_command(app: App, since: str | None, feed: str | None, limit: int | 
 def parse_since_option(text: str) -> datetime:
     """--since as a moment; a bad value is a usage error (exit 2) naming the option."""
     try:
-        return parse_since(text, datetime.now(timezone.utc))
+        return parse_since(text, datetime.now(UTC))
     except ValueError as exc:
         raise UsageError(f"--since: {exc}") from None
 

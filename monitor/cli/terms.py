@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import shutil
 import unicodedata
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import click
 
 from monitor.cli.context import App, tell_daemon
 from monitor.cli.output import bold, echo_jsonl, emit
 from monitor.cli.rules import rules_group
-from monitor.match.edit import add_aliases, add_exclude, list_terms, remove_aliases, set_rule_enabled
+from monitor.edit.watch import add_aliases, add_exclude, list_terms, remove_aliases, set_rule_enabled
 
 WATCH_FILE = "watch.toml"
 _NAME_COLUMN_MIN = len("ENTITY")

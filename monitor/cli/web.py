@@ -33,8 +33,8 @@ def web_command(ctx: click.Context, http: str | None) -> None:
     """
     if ctx.invoked_subcommand is not None:
         return
+    from monitor.config.listen import bind, parse_listen
     from monitor.web.auth import guard_for
-    from monitor.web.listen import bind, parse_listen
 
     app: App = ctx.obj
     config = app.config()
@@ -47,13 +47,15 @@ def web_command(ctx: click.Context, http: str | None) -> None:
 
 
 async def _serve(app: App, config, guard, sock) -> None:
-    from monitor.metrics import Metrics
-    from monitor.store import Store, StoreThread
+    from monitor.config.paths import DatabaseURL
+    from monitor.ingest.pipeline import utc_now
+    from monitor.read.status import cluster_view
+    from monitor.runtime.metrics import Metrics
+    from monitor.store.database import Store, StoreThread
+    from monitor.store.outbox import counts
     from monitor.web.app import create_app
     from monitor.web.context import WebContext
     from monitor.web.server import WebServer
-
-    from monitor.alert.outbox import counts
 
     store = StoreThread(app.db_path)
     metrics = Metrics()
@@ -65,6 +67,11 @@ async def _serve(app: App, config, guard, sock) -> None:
             by_status[state.status] = by_status.get(state.status, 0) + 1
         metrics.set_feed_statuses(by_status)
         metrics.set_alerts_pending((await store.call(counts)).get("pending", 0))
+        if isinstance(app.db_path, DatabaseURL):
+            view = await store.call(cluster_view, utc_now())
+            queue = view["queue"] or {"waiting": 0, "running": 0, "oldest_waiting_age": None}
+            metrics.set_cluster(view["workers_alive"], queue["waiting"], queue["running"],
+                                queue["oldest_waiting_age"])
 
     await refresh()
     context = WebContext(store=store, config_dir=config.dir, db_path=app.db_path, guard=guard,

@@ -20,23 +20,23 @@ import shutil
 import signal
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable, Iterator
 
 from monitor.alert.outbox import list_alerts
-from monitor.config import load_config
-from monitor.configedit import add_feed
+from monitor.config.durations import format_duration
+from monitor.config.load import load_config
+from monitor.config.paths import init_config_dir
 from monitor.demo.samples import SampleFeed, SampleStory, load_samples
 from monitor.demo.server import DemoFeedServer
-from monitor.durations import format_duration
+from monitor.edit.feeds import add_feed
 from monitor.errors import UsageError
-from monitor.paths import init_config_dir
-from monitor.service import Prepared, prepare
-from monitor.store import Store
+from monitor.ingest.prepare import Prepared, prepare
+from monitor.store.database import Store
 
 MIN_DURATION = 10.0  # seconds: time for a first poll, the added story and its poll
 TICK = 0.25  # seconds between looks at the database
@@ -148,10 +148,10 @@ class _Demo:
                 loop.remove_signal_handler(sig)
 
     async def _run(self) -> DemoResult:
-        from monitor.daemon import Daemon
+        from monitor.runtime.daemon import Daemon
 
         feeds = load_samples()
-        with DemoFeedServer(feeds, datetime.now(timezone.utc)) as server:
+        with DemoFeedServer(feeds, datetime.now(UTC)) as server:
             prepared, rules = self._configure(feeds, server)
             self._introduce(feeds, server, rules, prepared.config.poll.backlog_window)
             narrator = _Narrator(self.say, self.elapsed, feeds, prepared.config.poll.backlog_window)
@@ -176,7 +176,7 @@ class _Demo:
         from monitor.match import load_watch
 
         init_config_dir(self.config_dir, no_feeds=True)
-        with _quiet("monitor.config"):  # warnings about the short intervals, which are deliberate
+        with _quiet("monitor.config.load"):  # warnings about the short intervals, which are deliberate
             for feed in feeds:
                 add_feed(self.config_dir, url=server.feed_url(feed), name=feed.title,
                          interval=format_duration(self.interval), language=feed.language,
@@ -205,8 +205,8 @@ class _Demo:
             f"({format_duration(backlog_window)}) can alert; older ones are stored quietly.")
         say("")
 
-    async def _watch(self, server: DemoFeedServer, feeds: list[SampleFeed], reader: "_Reader",
-                     narrator: "_Narrator") -> None:
+    async def _watch(self, server: DemoFeedServer, feeds: list[SampleFeed], reader: _Reader,
+                     narrator: _Narrator) -> None:
         """Narrate until the time is up; publish the held-back story once the first polls are told."""
         publish_at = self.started + self.duration / 3
         pending = [(feed, story) for feed in feeds for story in feed.held_back]
@@ -220,12 +220,12 @@ class _Demo:
                 self._publish(server, feed, story, narrator)
             try:
                 await asyncio.wait_for(self.stop.wait(), timeout=max(0.0, min(TICK, self.deadline - now)))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     def _publish(self, server: DemoFeedServer, feed: SampleFeed, story: SampleStory,
-                 narrator: "_Narrator") -> None:
-        server.publish(feed, story, datetime.now(timezone.utc))
+                 narrator: _Narrator) -> None:
+        server.publish(feed, story, datetime.now(UTC))
         narrator.expect(feed, story)
         self.say("")
         self.say(f"{self.elapsed()}  News breaks: {feed.title} publishes “{story.title}”.")

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from importlib import resources
 from xml.sax.saxutils import escape
 
-from monitor.durations import parse_duration
+from monitor.config.durations import parse_duration
 
 FEEDS_PACKAGE = "monitor.demo"
 FEEDS_FOLDER = "feeds"
@@ -111,4 +111,4 @@ def render_page(feed: SampleFeed, story: SampleStory) -> bytes:
     return (f'<!doctype html><html lang="{feed.language}"><meta charset="utf-8">'
             f"<title>{escape(story.title)}</title><h1>{escape(story.title)}</h1>"
             f"<p>{escape(story.summary)}</p><p><i>{escape(feed.title)}: a sample story of "
-            f"<code>monitor demo</code>.</i></p></html>").encode("utf-8")
+            f"<code>monitor demo</code>.</i></p></html>").encode()

@@ -13,8 +13,7 @@ import threading
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from monitor.demo.samples import (Published, SampleFeed, SampleStory, backlog_at, render_page,
-                                  render_rss, story_path)
+from monitor.demo.samples import Published, SampleFeed, SampleStory, backlog_at, render_page, render_rss, story_path
 
 HOST = "127.0.0.1"
 
@@ -34,7 +33,7 @@ class DemoFeedServer:
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="monitor-demo-feeds",
                                         daemon=True)
 
-    def __enter__(self) -> "DemoFeedServer":
+    def __enter__(self) -> DemoFeedServer:
         self._thread.start()
         return self
 

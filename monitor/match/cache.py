@@ -106,7 +106,7 @@ def save(path: Path, key: str, words: Words) -> None:
         log.info("watch cache %s not written (%s)", path, exc)
 
 
-def compile_watch(watch: "Watch", watch_text: bytes, folder: Path | None) -> "Matcher":
+def compile_watch(watch: Watch, watch_text: bytes, folder: Path | None) -> Matcher:
     """The watch compiled, with its word analyses read from (or written to) FOLDER/CACHE_FILE;
     FOLDER None compiles without the cache."""
     from monitor.match.engine import Matcher

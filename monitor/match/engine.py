@@ -14,18 +14,31 @@ from __future__ import annotations
 
 import time
 from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 from monitor.errors import ConfigError
+from monitor.languages import language_code
 from monitor.match import explain
 from monitor.match.explain import Occurrence
-from monitor.match.query import (FIELDS, And, Near, Node, Not, Or, QueryError, Ref, Scope, Term,
-                                 parse_query, true_without_hits)
-from monitor.match.text import (UK, RU, UK_RU, WORDS, Analyser, WordInfo, WordPattern, language_code,
-                                language_mode)
+from monitor.match.query import (
+    FIELDS,
+    And,
+    Near,
+    Node,
+    Not,
+    Or,
+    QueryError,
+    Ref,
+    Scope,
+    Term,
+    parse_query,
+    true_without_hits,
+)
+from monitor.match.text import RU, UK, UK_RU, WORDS, Analyser, WordInfo, WordPattern, language_mode
 from monitor.match.watch import Entity, Rule, Watch
 from monitor.models import Entry, Match
+from monitor.stories import repeats_summary
 
 Hits = dict[int, list[Occurrence]]  # term set id -> its occurrences
 Evaluate = Callable[[Hits], "list[Occurrence] | None"]  # None: false; a list: true, with its support
@@ -271,7 +284,7 @@ class Matcher:
         self.evaluations = 0  # rules evaluated so far: shows the index skips rules without hits
 
     @classmethod
-    def compile(cls, watch: Watch, analyser: Analyser | None = None) -> "Matcher":
+    def compile(cls, watch: Watch, analyser: Analyser | None = None) -> Matcher:
         """ANALYSER reads the watch's terms (monitor.match.cache passes one holding the
         analyses of an earlier run); it must use the watch's fold_diacritics."""
         builder = _Builder(watch, analyser or Analyser(fold_diacritics=watch.fold_diacritics))
@@ -296,8 +309,8 @@ class Matcher:
         texts = {"title": (title or "")[:FIELD_LIMITS["title"]],
                  "summary": (summary or "")[:FIELD_LIMITS["summary"]],
                  "content": (content or "")[:FIELD_LIMITS["content"]]}
-        if texts["content"].strip() == texts["summary"].strip():
-            texts["content"] = ""  # many feeds repeat the summary as content: count it once
+        if repeats_summary(texts["summary"], texts["content"]):
+            texts["content"] = ""  # counted once, as the summary
         deadline = None if budget is None else time.monotonic() + budget
         mode = language_mode(language, *texts.values())
         hits: Hits = {}
@@ -444,16 +457,18 @@ def _drop_excluded(hits: Hits, excluded: dict[int, list[tuple[str, int, int]]]) 
                 ends.append(furthest)
             reach[field_name] = ([first for first, _ in spans], ends)
 
-        def inside(o: Occurrence) -> bool:
-            firsts, ends = reach.get(o.field, ((), ()))
-            before = bisect_right(firsts, o.first)
-            return before > 0 and ends[before - 1] >= o.last
-
-        kept = [o for o in occurrences if not inside(o)]
+        kept = [o for o in occurrences if not _inside(o, reach)]
         if kept:
             hits[set_id] = kept
         else:
             del hits[set_id]
+
+
+def _inside(o: Occurrence, reach: dict[str, tuple[Sequence[int], Sequence[int]]]) -> bool:
+    """Whether `o` lies within one of the spans whose starts and running furthest ends `reach` holds."""
+    firsts, ends = reach.get(o.field, ((), ()))
+    before = bisect_right(firsts, o.first)
+    return before > 0 and ends[before - 1] >= o.last
 
 
 def _outermost(occurrences: list[Occurrence]) -> list[Occurrence]:

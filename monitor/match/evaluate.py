@@ -14,9 +14,10 @@ the text names at all. Borderline items are counted but never scored.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from monitor.errors import UsageError
 from monitor.match.engine import Matcher

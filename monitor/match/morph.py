@@ -18,12 +18,12 @@ if TYPE_CHECKING:
 
 LANGUAGES = ("uk", "ru")
 
-_analysers: dict[str, "MorphAnalyzer"] = {}
+_analysers: dict[str, MorphAnalyzer] = {}
 _load_seconds: dict[str, float] = {}
 _lock = threading.Lock()
 
 
-def _analyser(lang: str) -> "MorphAnalyzer":
+def _analyser(lang: str) -> MorphAnalyzer:
     """The analyser for LANG, created on first use (importing pymorphy3 alone costs start-up)."""
     analyser = _analysers.get(lang)
     if analyser is None:

@@ -1,7 +1,7 @@
 """The rule query language: lexer, parser and syntax tree.
 
 The grammar (loosest binding first) is documented for users in
-`monitor.match`; in short:
+docs/watch-language.md; in short:
 
     query   := or_expr
     or_expr := and_expr ("OR" and_expr)*
@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Union
 
 from monitor.match.text import TermError, check_term
 
@@ -76,26 +76,26 @@ class Ref:
 
 @dataclass(frozen=True)
 class And:
-    left: "Node"
-    right: "Node"
+    left: Node
+    right: Node
 
 
 @dataclass(frozen=True)
 class Or:
-    left: "Node"
-    right: "Node"
+    left: Node
+    right: Node
 
 
 @dataclass(frozen=True)
 class Not:
-    operand: "Node"
+    operand: Node
     start: int
 
 
 @dataclass(frozen=True)
 class Near:
-    left: "Node"
-    right: "Node"
+    left: Node
+    right: Node
     distance: int  # at most this many words between the two hits
     ordered: bool  # ONEAR: the left hit comes first
     start: int
@@ -104,11 +104,11 @@ class Near:
 @dataclass(frozen=True)
 class Scope:
     fields: frozenset[str]
-    operand: "Node"
+    operand: Node
     start: int
 
 
-Node = Union[Term, Ref, And, Or, Not, Near, Scope]
+Node = Term | Ref | And | Or | Not | Near | Scope
 
 
 # -- lexer ---------------------------------------------------------------------

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
+from monitor.languages import language_code
 from monitor.match import morph
 
 # Han characters are words on their own: Chinese has no spaces, and an alias
@@ -84,11 +85,6 @@ class TermError(ValueError):
         super().__init__(message)
         self.message = message
         self.offset = offset
-
-
-def language_code(language: str) -> str:
-    """The primary subtag, lower case: "uk-UA" -> "uk"."""
-    return re.split(r"[-_]", language.strip().lower(), maxsplit=1)[0]
 
 
 def language_mode(language: str | None, *texts: str) -> str:

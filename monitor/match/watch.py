@@ -12,15 +12,16 @@ import bisect
 import difflib
 import re
 import tomllib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
+from monitor.config.tomlpos import key_line, value_column
 from monitor.errors import ConfigError
-from monitor.match.query import (Node, QueryError, Ref, parse_query, query_warnings, true_without_hits,
-                                 walk)
-from monitor.match.text import TermError, check_term, language_code
-from monitor.tomlpos import key_line, value_column
+from monitor.languages import language_code
+from monitor.match.query import Node, QueryError, Ref, parse_query, query_warnings, true_without_hits, walk
+from monitor.match.text import TermError, check_term
 
 SEVERITIES = ("info", "warning", "critical")
 _NAME = re.compile(r"[\w-]+")
@@ -253,7 +254,7 @@ class _Loader:
         key: KeyPath = ("rule", name)
         self.known_keys(body, _RULE_KEYS, key)
         query = self.string(body, "query", key)
-        tree = self.query(query, key + ("query",), known)
+        tree = self.rule_query(query, key + ("query",), known)
         severity = self.string(body, "severity", key, "info")
         if severity not in SEVERITIES:
             close = difflib.get_close_matches(severity.lower(), SEVERITIES, n=1)
@@ -272,7 +273,7 @@ class _Loader:
             line=key_line(self.text, key + ("query",)),
         )
 
-    def query(self, query: str, key: KeyPath, known: Mapping[str, Mapping[str, object]]) -> Node:
+    def rule_query(self, query: str, key: KeyPath, known: Mapping[str, Mapping[str, object]]) -> Node:
         rule = key[1]
         try:
             tree = parse_query(query)
@@ -414,4 +415,4 @@ def _spells(text: str, offsets: list[int], string: str) -> bool:
     if len(offsets) != len(string) + 1:
         return False
     return all(text[at] in ("\\", char) or text.startswith("\r\n", at) and char == "\n"
-               for at, char in zip(offsets, string))
+               for at, char in zip(offsets, string, strict=False))

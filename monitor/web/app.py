@@ -141,7 +141,7 @@ class Sessions:
 def _loopback_host(scope: Scope) -> bool:
     """The Host header names this machine: without a password, a page reached under any
     other name could be a DNS-rebinding site reading it from the person's browser."""
-    from monitor.web.listen import is_loopback
+    from monitor.config.listen import is_loopback
 
     host = Request(scope).headers.get("host", "")
     if host.startswith("["):
@@ -229,7 +229,7 @@ def _bounded(receive: Receive) -> Receive:
         nonlocal received
         try:
             message = await asyncio.wait_for(receive(), BODY_TIMEOUT)
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             raise HTTPException(408, "the request body took too long") from None
         received += len(message.get("body", b""))
         if received > MAX_BODY:

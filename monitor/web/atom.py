@@ -9,14 +9,15 @@ import json
 import re
 import uuid
 import xml.etree.ElementTree as ET
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 from monitor.alert.render import render_alert
 from monitor.models import AlertView, RuleHit
-from monitor.search import latest_matches
-from monitor.store import StoreThread, from_text, to_text
+from monitor.store.database import StoreThread
+from monitor.store.matches import latest_matches
+from monitor.store.values import from_text, to_text
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
 ATOM_TYPE = "application/atom+xml; charset=utf-8"
@@ -33,7 +34,7 @@ async def matches_atom(store: StoreThread, *, title: str, limit: int = 100) -> b
     """An Atom 1.0 feed of the latest matched stories, one entry per story with every rule
     it matched and why."""
     rows = await store.call(latest_matches, limit)
-    return build_atom(rows, title=title, now=datetime.now(timezone.utc))
+    return build_atom(rows, title=title, now=datetime.now(UTC))
 
 
 def build_atom(rows: list[dict[str, Any]], *, title: str, now: datetime) -> bytes:

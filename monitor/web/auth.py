@@ -154,8 +154,8 @@ def _unb64(text: str) -> bytes:
 def guard_for(host: str, port: int, config_dir: Path) -> Guard:
     """The guard for serving on HOST; UsageError when HOST is reachable from other
     machines and no password is set (the pages can change the watch and send alerts)."""
+    from monitor.config.listen import is_loopback, show_address
     from monitor.errors import UsageError
-    from monitor.web.listen import is_loopback, show_address
 
     password_hash = read_password_hash(config_dir)
     if password_hash is None and not is_loopback(host):

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from monitor.service import utc_now
+from monitor.config.paths import DatabaseLocation
+from monitor.ingest.pipeline import utc_now
 
 T = TypeVar("T")
 
 if TYPE_CHECKING:
-    from monitor.metrics import Metrics
-    from monitor.store import StoreThread
+    from monitor.runtime.metrics import Metrics
+    from monitor.store.database import StoreThread
     from monitor.web.auth import Guard
 
 
@@ -26,11 +28,11 @@ class WebContext:
     that holds the database, if any", as the CLI's edits do.
     """
 
-    store: "StoreThread"
+    store: StoreThread
     config_dir: Path
-    db_path: Path
-    guard: "Guard"
-    metrics: "Metrics"
+    db_path: DatabaseLocation
+    guard: Guard
+    metrics: Metrics
     timezone: str = "UTC"
     healthy: Callable[[], bool] = lambda: True
     reload: Callable[[], Awaitable[bool]] | None = None
@@ -44,7 +46,7 @@ class WebContext:
         all go through `store`'s one thread."""
         import asyncio
 
-        from monitor.store import Store
+        from monitor.store.database import Store
 
         def run() -> T:
             store = Store.open(self.db_path, readonly=True)

@@ -10,9 +10,10 @@ from __future__ import annotations
 import hmac
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from markupsafe import Markup
@@ -88,7 +89,8 @@ def render(request: Request, template: str, status_code: int = 200, **values: An
     session = session_of(request)
     values.setdefault("title", template.removesuffix(".html").capitalize())
     served = {getattr(route, "path", "") for route in request.app.routes}
-    page = {"csrf": guard.csrf_token(session), "flashes": _flashes(request), "nav": [(k, v) for k, v in NAV if f"/{k}" in served], "logged_in": session.logged_in,
+    page = {"csrf": guard.csrf_token(session), "flashes": _flashes(request),
+            "nav": [(k, v) for k, v in NAV if f"/{k}" in served], "logged_in": session.logged_in,
             "needs_login": guard.needs_login, **values}
     response = TEMPLATES.TemplateResponse(request, template, page, status_code=status_code)
     response.headers["cache-control"] = "no-store"
@@ -152,10 +154,10 @@ async def login_page(request: Request) -> Response:
 
 
 async def login(request: Request, form: FormData) -> Response:
-    from monitor.web.app import set_session_cookie
-
     import asyncio
     import time
+
+    from monitor.web.app import set_session_cookie
 
     guard = context_of(request).guard
     password = form.get("password")
@@ -229,8 +231,19 @@ async def apply_config(context) -> str:
         if await context.reload():
             return "Applied."
         return "The daemon refused the new config and keeps the previous one: see `monitor status`."
-    from monitor.lock import signal_daemon
+    from monitor.config.paths import DatabaseURL
+    from monitor.store.lock import signal_daemon
 
+    if isinstance(context.db_path, DatabaseURL):  # a cluster that runs pushed configs gets this one
+        from monitor.edit.push import push_if_clustered
+        from monitor.errors import MonitorError
+
+        try:
+            pushed = await asyncio.to_thread(push_if_clustered, context.config_dir, context.db_path)
+        except MonitorError as error:
+            return f"Saved, but not pushed to the cluster: {error}"
+        if pushed is not None:
+            return f"Pushed as config version {pushed.version}: every worker runs it within seconds."
     try:
         pid = await asyncio.to_thread(signal_daemon, context.db_path)
     except OSError as error:

@@ -17,12 +17,13 @@ import asyncio
 import contextlib
 import logging
 import socket
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from monitor.web.listen import BACKLOG
+from monitor.config.listen import BACKLOG
 
 log = logging.getLogger("monitor.web")
 
@@ -113,7 +114,7 @@ class WebServer:
         self._server.should_exit = True
         try:
             await asyncio.wait_for(asyncio.shield(self._task), STOP_GRACE + 3)
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             self._server.force_exit = True
             self._task.cancel()
         except Exception as exc:  # noqa: BLE001 - stopping must not fail the daemon's exit

@@ -13,7 +13,7 @@ import logging
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timezone
+from datetime import UTC
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -22,8 +22,9 @@ import tomlkit
 from hypothesis import event, example, given
 from hypothesis import strategies as st
 
-from monitor.alert.destinations import ALERTS_FILE, SECRETS_FILE, AlertsConfig, load_alerts
-from monitor.config import FEEDS_FILE, MONITOR_FILE, Config, ConfigErrors, load_config
+from monitor.alert.destinations import ALERTS_FILE, AlertsConfig, load_alerts
+from monitor.alert.secrets import SECRETS_FILE
+from monitor.config.load import FEEDS_FILE, MONITOR_FILE, Config, ConfigErrors, load_config
 from monitor.errors import ConfigError
 from monitor.match import Watch, load_watch
 
@@ -152,7 +153,7 @@ def tomlish_files(draw: st.DrawFn, urls: st.SearchStrategy[str], request_headers
 _scalars = st.one_of(
     st.integers(-10**30, 10**30), st.floats(allow_nan=True, allow_infinity=True), st.booleans(),
     _words, _durations, _sizes, _zones, _levels,
-    st.datetimes(timezones=st.just(timezone.utc)) | st.datetimes(), st.dates(), st.times(),
+    st.datetimes(timezones=st.just(UTC)) | st.datetimes(), st.dates(), st.times(),
 )
 
 

@@ -18,10 +18,10 @@ from pathlib import Path
 from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 
+from monitor.ingest.parse import MAX_GUID_CHARS, MAX_TEXT_CHARS, MAX_TITLE_CHARS, parse_feed
 from monitor.match import Matcher, load_watch
 from monitor.match.engine import match_entry
 from monitor.models import Entry, ParseError
-from monitor.parse import MAX_GUID_CHARS, MAX_TEXT_CHARS, MAX_TITLE_CHARS, parse_feed
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = {path.name: path.read_bytes() for path in sorted((ROOT / "tests/fixtures/feeds").iterdir())

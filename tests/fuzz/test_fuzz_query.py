@@ -14,11 +14,10 @@ from __future__ import annotations
 import inspect
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
-
 from hypothesis import event, example, given
 from hypothesis import strategies as st
 
@@ -127,9 +126,10 @@ def toml_strings(draw: st.DrawFn, value: str) -> str:
     escapes = draw(st.lists(st.booleans(), min_size=len(value), max_size=len(value))) \
         if form == "basic_escaped" else [False] * len(value)
     if form == "multiline_basic":
-        body = "".join(char if char == "\n" else _basic_escape(char, flag) for char, flag in zip(value, escapes))
+        body = "".join(char if char == "\n" else _basic_escape(char, flag)
+                       for char, flag in zip(value, escapes, strict=True))
         return f'"""\n{body}"""'
-    return '"' + "".join(_basic_escape(char, flag) for char, flag in zip(value, escapes)) + '"'
+    return '"' + "".join(_basic_escape(char, flag) for char, flag in zip(value, escapes, strict=False)) + '"'
 
 
 @st.composite

@@ -11,10 +11,10 @@ from __future__ import annotations
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from monitor.htmltext import fold_whitespace, html_to_text
+from monitor.ingest.htmltext import fold_whitespace, html_to_text
 from monitor.match import Entity, Matcher, Rule, Watch
 from monitor.match.query import parse_query
-from monitor.match.text import UK, RU, UK_RU, Analyser, TermError, check_term, language_mode, spans
+from monitor.match.text import RU, UK, UK_RU, Analyser, TermError, check_term, language_mode, spans
 from monitor.urls import canonical_url
 
 # Every code point Python can hold, lone surrogates included: the parser replaces them in
@@ -102,7 +102,8 @@ def test_an_alias_inserted_into_any_text_is_found_where_it_was_put(alias: str, b
     for hit in matches[0].hits:  # every hit, the inserted one and any chance one, slices to the alias' words
         found = [raw for _, _, raw in spans(text[hit.start:hit.end])]
         assert len(found) == len(pattern)
-        assert all(word.matches(analyser.word(raw, mode)) for word, raw in zip(pattern, found)), (hit, found)
+        assert all(word.matches(analyser.word(raw, mode))
+                   for word, raw in zip(pattern, found, strict=True)), (hit, found)
 
 
 @given(any_text, any_text, any_text, st.sampled_from([None, "uk", "ru", "en", "zh-CN", "xx"]))

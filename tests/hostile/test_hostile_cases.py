@@ -12,18 +12,26 @@ import asyncio
 import random
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
 from bench.chaos.hostile import CASES, OK, HostileServer, Outcome, Plan, Served
-from monitor.fetch import Fetcher
-from monitor.models import (FeedState, FetchOutcome, FetchRequest, FetchResult, FetchSettings,
-                            ParsedFeed, ParseError, PollSettings)
-from monitor.parse import MAX_ATTRIBUTES, MAX_TITLE_CHARS, parse_feed
-from monitor.schedule import after_poll
+from monitor.ingest.fetch import Fetcher
+from monitor.ingest.parse import MAX_ATTRIBUTES, MAX_TITLE_CHARS, parse_feed
+from monitor.ingest.schedule import after_poll
+from monitor.models import (
+    FeedState,
+    FetchOutcome,
+    FetchRequest,
+    FetchResult,
+    FetchSettings,
+    ParsedFeed,
+    ParseError,
+    PollSettings,
+)
 
 # Short limits so that the cases that hang cost about a second each.
 SETTINGS = FetchSettings(connect_timeout=1.0, read_timeout=1.0, deadline=2.0)
@@ -45,7 +53,7 @@ def poll(server: HostileServer, case: str, feed: str) -> Polled:
 
     async def fetch() -> FetchResult:
         async with Fetcher(SETTINGS) as fetcher:
-            return await fetcher.fetch(FetchRequest(feed=feed, url=url), datetime.now(timezone.utc))
+            return await fetcher.fetch(FetchRequest(feed=feed, url=url), datetime.now(UTC))
 
     started = time.monotonic()
     result = asyncio.run(fetch())
@@ -55,7 +63,7 @@ def poll(server: HostileServer, case: str, feed: str) -> Polled:
             parsed = parse_feed(result.body, dict(result.headers), feed=feed, url=result.final_url)
         except ParseError as error:
             parse_error = str(error)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     columns = after_poll(FeedState(1, feed, url, "new"), result, now, interval=60,
                          poll=PollSettings(), rng=random.Random(0), parse_error=parse_error).columns
     status = columns["status"]
@@ -194,7 +202,7 @@ def test_credentials_do_not_follow_a_301_to_another_host(hostile):
     async def fetch() -> FetchResult:
         async with Fetcher(SETTINGS) as fetcher:
             return await fetcher.fetch(FetchRequest(feed="t-cred", url=url, headers={
-                CREDENTIAL_HEADER: "127.0.0.2", "Authorization": "Basic YTpi"}), datetime.now(timezone.utc))
+                CREDENTIAL_HEADER: "127.0.0.2", "Authorization": "Basic YTpi"}), datetime.now(UTC))
 
     result = asyncio.run(fetch())
     assert result.outcome is FetchOutcome.OK and urlsplit(result.final_url).hostname == "127.0.0.3"

@@ -66,14 +66,15 @@ CORRECTIONS: dict[str, tuple[bool | None, str]] = {
     "ru-r068": (None, _TRADE), "ru-r069": (None, _TRADE), "ru-r070": (None, _TRADE), "ru-r071": (None, _TRADE),
 }
 DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-HARD = re.compile(r"chin|beijing|hong kong|taiwan|xi jinping|\bpla\b|russia|ukrain|kyiv|kiev|putin|donbas|luhansk|lugansk|"
+HARD = re.compile(r"chin|beijing|hong kong|taiwan|xi jinping|\bpla\b|russia|ukrain|kyiv|kiev|putin|donbas|"
+                  r"luhansk|lugansk|"
                   r"war\b|китай|китаї|пекін|пекин|тайван|кнр|ноак|росі|росс|рф\b|україн|украин|війн|войн|путін|путин|"
                   r"обстріл|обстрел|санкці|санкци|лавров|зеленськ|зеленск", re.IGNORECASE)
 
 
 def fixture_records() -> list[dict]:
     sys.path.insert(0, str(ROOT))
-    from monitor.parse import parse_feed
+    from monitor.ingest.parse import parse_feed
 
     records = []
     for name, (outlet, lang) in FEEDS.items():
@@ -97,7 +98,8 @@ def raw_records() -> list[dict]:
             head, title, summary = lines[number:number + 3]
             where = f"{path.name}:{number + 1}"
             fields = head.split("|")
-            if fields[0] != "@" or len(fields) not in {7, 8} or not title.startswith("T|") or not summary.startswith("S|"):
+            malformed = fields[0] != "@" or len(fields) not in {7, 8}
+            if malformed or not title.startswith("T|") or not summary.startswith("S|"):
                 raise SystemExit(f"{where}: malformed record")
             _, lang, label, url, date, outlet, query, *date_source = fields
             if lang not in {"en", "uk", "ru"} or label not in {"0", "1", "b"} or not url.startswith("http"):

@@ -36,15 +36,17 @@ def db_rows(db: Path, sql: str, *args) -> list[tuple]:
 class DaemonProcess:
     """Starts `monitor run ARGS` with the given environment; collects stderr lines."""
 
+    COMMAND = "run"
+
     def __init__(self, env: dict[str, str], *args: str) -> None:
         self.env = env
         self.args = args
         self.proc: subprocess.Popen | None = None
         self.lines: list[str] = []
 
-    def start(self) -> "DaemonProcess":
+    def start(self) -> DaemonProcess:
         self.lines = []
-        self.proc = subprocess.Popen([sys.executable, "-m", "monitor", "run", *self.args],
+        self.proc = subprocess.Popen([sys.executable, "-m", "monitor", self.COMMAND, *self.args],
                                      env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      text=True)
         threading.Thread(target=self._read, daemon=True).start()
@@ -76,6 +78,12 @@ class DaemonProcess:
             self.proc.wait()
 
 
+class WorkerProcess(DaemonProcess):
+    """Starts `monitor worker ARGS`: one worker of a cluster on a PostgreSQL database."""
+
+    COMMAND = "worker"
+
+
 class NotifySocket:
     """A real AF_UNIX datagram socket to pass as NOTIFY_SOCKET; records every message."""
 
@@ -93,7 +101,7 @@ class NotifySocket:
         while not self._stop.is_set():
             try:
                 data = self.sock.recv(65536)
-            except (socket.timeout, OSError):
+            except (TimeoutError, OSError):
                 continue
             self.messages.append(data.decode("utf-8"))
 

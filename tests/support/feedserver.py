@@ -13,10 +13,10 @@ import email.utils
 import hashlib
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Callable
 
 Route = Callable[[BaseHTTPRequestHandler], None]
 
@@ -149,7 +149,7 @@ class FeedServer:
     def url(self, path: str) -> str:
         return f"http://{self.host}:{self.port}{path}"
 
-    def start(self) -> "FeedServer":
+    def start(self) -> FeedServer:
         self._thread.start()
         return self
 
@@ -160,7 +160,7 @@ class FeedServer:
     def requests_to(self, path: str) -> list[LoggedRequest]:
         return [r for r in self.requests if r.path == path]
 
-    def __enter__(self) -> "FeedServer":
+    def __enter__(self) -> FeedServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -14,9 +14,9 @@ import secrets as random_tokens
 import socket
 import sqlite3
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 SIOCGIFADDR = 0x8915  # Linux ioctl: an interface's IPv4 address
 TCP_LISTEN = "0A"  # the socket state column of /proc/net/tcp
@@ -82,7 +82,7 @@ def database_cells(db: Path) -> Iterator[tuple[str, str, object]]:
                 continue
             columns = [description[0] for description in cursor.description]
             for row in cursor:
-                for column, value in zip(columns, row):
+                for column, value in zip(columns, row, strict=False):
                     yield table, column, value
 
 

@@ -34,7 +34,7 @@ class SmtpSink:
     def url(self, to: str = "desk@example.org", sender: str = "monitor@example.org") -> str:
         return f"mailto://127.0.0.1:{self.port}?from={sender}&to={to}"
 
-    def start(self) -> "SmtpSink":
+    def start(self) -> SmtpSink:
         from aiosmtpd.controller import Controller
 
         sink = self
@@ -102,7 +102,7 @@ class Webhook:
     def url(self, userinfo: str = "") -> str:
         return f"json://{userinfo + '@' if userinfo else ''}127.0.0.1:{self.port}/hook"
 
-    def start(self) -> "Webhook":
+    def start(self) -> Webhook:
         self._thread.start()
         return self
 

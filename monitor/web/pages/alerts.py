@@ -37,8 +37,8 @@ def routes() -> list[Any]:
 
 async def _alerting(context):
     """The destinations and policy as the daemon would build them from the config folder."""
-    from monitor.config import load_config
-    from monitor.service import prepare
+    from monitor.config.load import load_config
+    from monitor.ingest.prepare import prepare
 
     def build():
         return prepare(load_config(context.config_dir)).alerting
@@ -47,7 +47,8 @@ async def _alerting(context):
 
 
 async def alerts_page(request: Request) -> Response:
-    from monitor.alert.outbox import counts, list_alerts
+    from monitor.alert.outbox import list_alerts
+    from monitor.store.outbox import counts
 
     context = context_of(request)
     state = request.query_params.get("state", "failed")
@@ -68,8 +69,8 @@ async def alerts_page(request: Request) -> Response:
 
 async def send_test(request: Request, form: FormData) -> Response:
     """A test message to one destination (or all), as `monitor alerts test` sends it."""
-    from monitor.alert.dispatch import send
-    from monitor.alert.render import render_test
+    from monitor.alert.apprise_send import send
+    from monitor.alert.notices import render_test
 
     context = context_of(request)
     try:
@@ -84,7 +85,7 @@ async def send_test(request: Request, form: FormData) -> Response:
     outcomes = await asyncio.gather(*(
         send(d, render_test(d.name, alerting.tz, now), timeout=alerting.settings.send_timeout)
         for d in chosen))
-    lines = [f"{d.name}: {'ok' if o.ok else 'failed: ' + str(o.error)}" for d, o in zip(chosen, outcomes)]
+    lines = [f"{d.name}: {'ok' if o.ok else 'failed: ' + str(o.error)}" for d, o in zip(chosen, outcomes, strict=False)]
     key = "done" if all(o.ok for o in outcomes) else "problem"
     return back(request, form, "/alerts", **{key: "Test message: " + "; ".join(lines)})
 
@@ -92,7 +93,7 @@ async def send_test(request: Request, form: FormData) -> Response:
 async def retry_alerts(request: Request, form: FormData) -> Response:
     """Failed and dead alerts become due now; the daemon sends them within seconds, and
     with no daemon on this database they are sent at once (as `monitor alerts retry`)."""
-    from monitor.alert.outbox import retry
+    from monitor.store.outbox import retry
 
     context = context_of(request)
     ids = None
@@ -110,9 +111,9 @@ async def retry_alerts(request: Request, form: FormData) -> Response:
 
 
 async def _deliver_without_daemon(context) -> str:
-    from monitor.lock import DaemonLock
+    from monitor.store.lock import daemon_lock
 
-    lock = DaemonLock(context.db_path)
+    lock = daemon_lock(context.db_path)
     if lock.held_by_other():
         return "The running daemon sends them within seconds."
     try:

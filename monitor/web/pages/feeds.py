@@ -24,7 +24,7 @@ def routes() -> list[Any]:
 
 
 async def _config(context):
-    from monitor.config import load_config
+    from monitor.config.load import load_config
 
     return await asyncio.to_thread(load_config, context.config_dir)
 
@@ -32,16 +32,16 @@ async def _config(context):
 async def _health(context, config) -> list[dict[str, Any]]:
     """The feeds' health rows, with the running daemon's per-feed storage failures
     (kept in its lock file, the one place it can say so when the database cannot)."""
-    from monitor.feedhealth import feed_health
-    from monitor.lock import DaemonLock
+    from monitor.read.feedhealth import feed_health
+    from monitor.store.lock import daemon_lock
 
-    not_stored = await asyncio.to_thread(DaemonLock(context.db_path).feed_problems)
+    not_stored = await asyncio.to_thread(daemon_lock(context.db_path).feed_problems)
     return await context.store.call(feed_health, config.feeds, context.clock(), not_stored)
 
 
 async def feeds_page(request: Request) -> Response:
-    from monitor.durations import format_duration
-    from monitor.feedhealth import SORT_KEYS, sort_rows
+    from monitor.config.durations import format_duration
+    from monitor.read.feedhealth import SORT_KEYS, sort_rows
 
     context = context_of(request)
     config = await _config(context)
@@ -57,9 +57,9 @@ async def feeds_page(request: Request) -> Response:
 async def add(request: Request, form: FormData) -> Response:
     """Add by a feed's URL or a page's: a page is searched for its feeds; when it lists
     several, the page asks which (the same discovery as `monitor feeds add`)."""
-    from monitor.configedit import add_feed, check_new_feed_options, name_from_title
-    from monitor.discover import Candidate, DiscoveryError, discover
-    from monitor.fetch import Fetcher
+    from monitor.edit.feeds import add_feed, check_new_feed_options, name_from_title
+    from monitor.ingest.discover import Candidate, DiscoveryError, discover
+    from monitor.ingest.fetch import Fetcher
     from monitor.masking import mask_text, mask_url
 
     context = context_of(request)
@@ -96,8 +96,8 @@ async def add(request: Request, form: FormData) -> Response:
 
 
 async def _choose(request: Request, form: FormData, found) -> Response:
-    from monitor.durations import format_duration
-    from monitor.feedhealth import SORT_KEYS
+    from monitor.config.durations import format_duration
+    from monitor.read.feedhealth import SORT_KEYS
 
     context = context_of(request)
     config = await _config(context)
@@ -109,7 +109,7 @@ async def _choose(request: Request, form: FormData, found) -> Response:
 
 
 async def feed_action(request: Request, form: FormData) -> Response:
-    from monitor.configedit import remove_feed
+    from monitor.edit.feeds import remove_feed
 
     context = context_of(request)
     name, action = request.path_params["name"], request.path_params["action"]
@@ -151,8 +151,8 @@ def _change_state(store, feeds, name: str, action: str, now) -> str:
 
 
 async def import_opml(request: Request, form: FormData) -> Response:
-    from monitor.configedit import NewFeed, add_feeds
-    from monitor.opml import parse_opml
+    from monitor.edit.feeds import NewFeed, add_feeds
+    from monitor.edit.opml import parse_opml
 
     context = context_of(request)
     upload = form.get("file")
@@ -177,8 +177,8 @@ async def export(request: Request) -> Response:
     """OPML 2.0 of the configured feeds. As `monitor feeds export`: credentials are removed
     and secret query values (`?apikey=`) masked, unless `with_secrets=1` asks to keep
     them (an explicit choice, for moving the feeds to another reader)."""
+    from monitor.edit.opml import export_opml
     from monitor.masking import mask_query_values
-    from monitor.opml import export_opml
     from monitor.urls import strip_userinfo
 
     config = await _config(context_of(request))

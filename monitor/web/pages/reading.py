@@ -33,7 +33,7 @@ def _since(context, period: str):
 
 
 async def search_page(request: Request) -> Response:
-    from monitor.search import index_pending, needs_watch, parse_search, search
+    from monitor.read.search import index_pending, needs_watch, parse_search, search
 
     context = context_of(request)
     query = request.query_params.get("q", "").strip()[:MAX_QUERY]
@@ -45,8 +45,8 @@ async def search_page(request: Request) -> Response:
         try:
             watch = None
             if needs_watch(parse_search(query)):
-                from monitor.config import load_config
-                from monitor.service import load_watch_for
+                from monitor.config.load import load_config
+                from monitor.ingest.prepare import load_watch_for
 
                 watch = await asyncio.to_thread(lambda: load_watch_for(load_config(context.config_dir)))
 
@@ -66,7 +66,7 @@ async def search_page(request: Request) -> Response:
 
 
 async def _report(request: Request):
-    from monitor.report import build_report
+    from monitor.read.report import build_report
 
     context = context_of(request)
     period = request.query_params.get("period", "7d")
@@ -86,7 +86,7 @@ async def report_page(request: Request) -> Response:
 async def report_chart(request: Request) -> Response:
     """The chart as an image of its own: its styles are inline, which the pages' CSP
     forbids; as an image it can run nothing and fetch nothing."""
-    from monitor.report import chart_svg
+    from monitor.read.report import chart_svg
 
     report, _ = await _report(request)
     svg = await asyncio.to_thread(chart_svg, report)
@@ -97,7 +97,7 @@ async def report_chart(request: Request) -> Response:
 
 async def report_file(request: Request) -> Response:
     """The self-contained HTML report of `monitor report --html`, to download."""
-    from monitor.report import render_html
+    from monitor.read.report import render_html
 
     report, _ = await _report(request)
     page = await asyncio.to_thread(render_html, report)

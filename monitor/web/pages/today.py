@@ -56,7 +56,7 @@ def routes() -> list[Any]:
 
 
 def _since(period: str, now: datetime, tz: str) -> datetime | None:
-    from monitor.status import local_midnight
+    from monitor.read.status import local_midnight
 
     if period == "today":
         return local_midnight(now, tz)
@@ -66,8 +66,9 @@ def _since(period: str, now: datetime, tz: str) -> datetime | None:
 
 
 async def today(request: Request) -> Response:
-    from monitor.search import list_matches, match_facets
-    from monitor.triage import group_stories
+    from monitor.read.search import list_matches
+    from monitor.read.triage import group_stories
+    from monitor.store.matches import match_facets
 
     context = context_of(request)
     query = request.query_params
@@ -89,7 +90,7 @@ async def today(request: Request) -> Response:
 
 
 async def story(request: Request) -> Response:
-    from monitor.search import get_story
+    from monitor.read.search import get_story
 
     context = context_of(request)
     found = await context.store.call(get_story, request.path_params["story_id"])
@@ -113,7 +114,7 @@ def _ids(story_id: int, form: FormData) -> list[int]:
 
 async def false_positive(request: Request, form: FormData) -> Response:
     """The same record `monitor mute` writes: the backtest and `rules eval` read it."""
-    from monitor.search import mute
+    from monitor.read.search import mute
 
     context = context_of(request)
     reason = str(form.get("reason") or "").strip()[:500] or None
@@ -129,7 +130,7 @@ async def false_positive(request: Request, form: FormData) -> Response:
 
 
 async def relevant(request: Request, form: FormData) -> Response:
-    from monitor.search import mark_relevant
+    from monitor.read.search import mark_relevant
 
     context = context_of(request)
     try:

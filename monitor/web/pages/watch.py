@@ -94,7 +94,7 @@ async def edit(request: Request, form: FormData) -> Response:
         return await _page(request, text=text, original=original, status_code=422,
                            error=_located(exc), **values)
     if action == "save":
-        from monitor.match.edit import replace_watch_text
+        from monitor.edit.watch import replace_watch_text
 
         try:
             await asyncio.to_thread(replace_watch_text, path, text, expected_old=original)
@@ -128,9 +128,9 @@ def _try(watch, sample: str) -> list[dict[str, Any]]:
 
 
 async def _backtest(context, edited, period: str) -> dict[str, Any]:
-    from monitor.backtest import compare, rules_matcher
-    from monitor.config import load_config
+    from monitor.config.load import load_config
     from monitor.match import Matcher
+    from monitor.read.backtest import compare, rules_matcher
 
     config = await asyncio.to_thread(load_config, context.config_dir)
     tags_by_feed = {f.name: f.tags for f in config.feeds}
@@ -147,7 +147,7 @@ async def _backtest(context, edited, period: str) -> dict[str, Any]:
 
 
 async def toggle_rule(request: Request, form: FormData) -> Response:
-    from monitor.match.edit import set_rule_enabled
+    from monitor.edit.watch import set_rule_enabled
 
     context = context_of(request)
     name = request.path_params["name"]
@@ -164,7 +164,7 @@ async def toggle_rule(request: Request, form: FormData) -> Response:
 
 async def edit_entity(request: Request, form: FormData) -> Response:
     """Add an alias, remove one, or add an exclusion: `monitor terms add|remove|exclude`."""
-    from monitor.match.edit import add_aliases, add_exclude, remove_aliases
+    from monitor.edit.watch import add_aliases, add_exclude, remove_aliases
 
     context = context_of(request)
     path = _watch_path(context)

@@ -1,0 +1,1 @@
+"""The config folder: load and check monitor.toml and feeds.toml, positions, durations, paths."""

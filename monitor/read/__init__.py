@@ -1,0 +1,1 @@
+"""Reading back what was stored: search, status, report, triage, feed health, backtests."""

@@ -1,0 +1,1 @@
+"""The long-running daemon and its plumbing: metrics, sd_notify, privileges."""

@@ -1,0 +1,1 @@
+"""The store: every line of SQL, the schema and its migrations."""
