@@ -224,6 +224,27 @@ def test_a_flood_of_half_sent_requests_does_not_stop_the_polls(env, feed_server,
     assert "Traceback" not in output and "Too many open files" not in output, output[-3000:]
 
 
+def test_running_out_of_descriptors_while_accepting_is_one_warning_line(caplog) -> None:
+    """asyncio reports each refused accept with a traceback; the server logs one line per minute."""
+    loop = asyncio.new_event_loop()
+    others: list[dict] = []
+    loop.set_exception_handler(lambda _loop, context: others.append(context))
+    try:
+        web_server._quiet_accept_errors(loop)
+        with caplog.at_level(logging.WARNING, logger="monitor.web"):
+            for _ in range(3):
+                loop.call_exception_handler({"message": "socket.accept() out of system resource",
+                                             "exception": OSError(24, "Too many open files")})
+            loop.call_exception_handler({"message": "Task exception was never retrieved",
+                                         "exception": ValueError("x")})
+    finally:
+        loop.close()
+    accepts = [r for r in caplog.records if r.name == "monitor.web"]
+    assert len(accepts) == 1 and accepts[0].exc_info is None
+    assert "paused accepting" in accepts[0].getMessage()
+    assert [c["message"] for c in others] == ["Task exception was never retrieved"]
+
+
 def test_monitor_web_alone_serves_the_pages_and_current_gauges(env, tmp_path) -> None:
     from support.daemon import DaemonProcess  # noqa: F401 (same environment as the daemon tests)
     from web_support import build_matches_db

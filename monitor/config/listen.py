@@ -15,7 +15,12 @@ import socket
 from monitor.errors import UsageError
 
 LOOPBACK = "127.0.0.1"
-BACKLOG = 128  # connections the kernel queues before the server accepts them
+# Connections the kernel queues before the server accepts them. asyncio also
+# accepts up to this many in one go before any of them can be shed and closed,
+# so it bounds the descriptors a burst of connections takes at once: kept small
+# so that a flood stays well inside a 256-descriptor limit (the shed ones are
+# closed within a loop turn, the waiting ones are retried by the client's kernel).
+BACKLOG = 32
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
                        r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
 

@@ -8,7 +8,9 @@ and SIGINT for itself.
 Connections are bounded, so a flood of half-sent requests cannot use up the
 daemon's file descriptors (its polls need them): beyond MAX_CONNECTIONS a new
 connection is answered 503 and closed at once, and a connection that has not
-sent a whole request head within HEAD_TIMEOUT is closed.
+sent a whole request head within HEAD_TIMEOUT is closed. Should the process
+still run out of descriptors, asyncio pauses accepting for a second; that is
+logged as one warning line, not as asyncio's traceback per refused accept.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -32,6 +35,7 @@ HEAD_TIMEOUT = 10.0  # seconds a connection may take to send a request head
 KEEP_ALIVE = 5.0  # seconds an idle connection is kept after a response
 MAX_HEAD = 16 * 1024  # bytes of request line and headers
 STOP_GRACE = 2.0  # seconds running requests get on shutdown
+ACCEPT_WARNING_EVERY = 60.0  # seconds between warnings that accepting paused
 _SHED = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n"
          b"content-length: 20\r\nretry-after: 5\r\nconnection: close\r\n\r\ntoo many connections")
 
@@ -91,6 +95,7 @@ class WebServer:
 
     async def start(self) -> None:
         """Start serving; returns once the socket accepts connections."""
+        _quiet_accept_errors(asyncio.get_running_loop())
         self._task = asyncio.get_running_loop().create_task(self._server.serve(sockets=[self.sock]))
         while not self._server.started:
             if self._task.done():
@@ -121,3 +126,30 @@ class WebServer:
             log.warning("http server stopped with error=%s", exc)
         self._task = None
         self.sock.close()
+
+
+def _quiet_accept_errors(loop: asyncio.AbstractEventLoop) -> None:
+    """Log asyncio's "accept() out of system resource" as one rate-limited warning line.
+
+    asyncio reports it through the loop's exception handler with a traceback
+    each time, though it is a situation (too many open connections), not a bug;
+    every other report goes on to the handler that was there before.
+    """
+    previous = loop.get_exception_handler()
+    last_warning = -ACCEPT_WARNING_EVERY
+
+    def handle(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        nonlocal last_warning
+        error = context.get("exception")
+        if isinstance(error, OSError) and "accept()" in context.get("message", ""):
+            now = time.monotonic()
+            if now - last_warning >= ACCEPT_WARNING_EVERY:
+                last_warning = now
+                log.warning("http paused accepting connections for a second: %s", error.strerror or error)
+            return
+        if previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handle)
