@@ -24,6 +24,8 @@ from typing import Any
 
 import click
 
+from monitor.cli.table import GAP, table_lines
+
 _CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _CONTROLS_IN_CELL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _C1_AND_DEL = re.compile(r"[\x7f-\x9f]")
@@ -92,11 +94,15 @@ def echo_jsonl(rows: Iterable[dict[str, Any]]) -> None:
 
 
 def echo_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    """A table: on a terminal drawn by rich to fit its width (long cells wrap inside their column);
-    piped, plain columns two spaces apart, stable for scripts."""
+    """A table: on a terminal fitted to its width (long cells wrap inside their column, see
+    cli/table.py); piped, plain columns two spaces apart, stable for scripts."""
     cells = [[escape_controls(feed_text(value), cell=True) for value in row] for row in rows]
     if is_tty():
-        _rich_table(headers, cells)
+        head, body = table_lines(headers, cells, terminal_width(), FLEXIBLE_COLUMNS)
+        for line in head:
+            emit(GAP.join(bold(part) if part.strip() else part for part in line).rstrip())
+        for line in body:
+            emit(GAP.join(line).rstrip())
         return
     widths = [len(h) for h in headers]
     for row in cells:
@@ -104,20 +110,3 @@ def echo_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     click.echo("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=False)).rstrip())
     for row in cells:
         click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=False)).rstrip())
-
-
-def _rich_table(headers: Sequence[str], rows: list[list[str]]) -> None:
-    from rich.console import Console  # only commands that print a table on a terminal pay for rich
-    from rich.table import Table
-    from rich.text import Text
-
-    table = Table(box=None, pad_edge=False, header_style="bold", show_edge=False, expand=False)
-    for header in headers:
-        flexible = header in FLEXIBLE_COLUMNS
-        # Flexible columns wrap inside themselves (a word longer than the column is
-        # folded); the short ones (status, counts, times) stay on one line.
-        table.add_column(header, no_wrap=not flexible, overflow="fold" if flexible else "ellipsis",
-                         min_width=min(len(header), 10) if flexible else None)
-    for row in rows:
-        table.add_row(*(Text(value) for value in row))  # Text: never read as rich markup
-    Console(width=terminal_width(), highlight=False, soft_wrap=False).print(table)
