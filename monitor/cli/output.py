@@ -24,8 +24,6 @@ from typing import Any
 
 import click
 
-from monitor.cli.table import GAP, table_lines
-
 _CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _CONTROLS_IN_CELL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _C1_AND_DEL = re.compile(r"[\x7f-\x9f]")
@@ -98,6 +96,8 @@ def echo_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     cli/table.py); piped, plain columns two spaces apart, stable for scripts."""
     cells = [[escape_controls(feed_text(value), cell=True) for value in row] for row in rows]
     if is_tty():
+        from monitor.cli.table import GAP, table_lines  # only a table on a terminal needs it
+
         head, body = table_lines(headers, cells, terminal_width(), FLEXIBLE_COLUMNS)
         for line in head:
             emit(GAP.join(bold(part) if part.strip() else part for part in line).rstrip())
