@@ -8,7 +8,7 @@ where they can and inside a word only when the word alone is wider than the
 column; the short ones (status, counts, times) stay on one line and are cut
 with an ellipsis only if the flexible ones cannot make room.
 
-Our own code rather than a table library: it is some eighty lines, and the one
+Our own code rather than a table library: it is about a hundred lines, and the one
 library we used for it (rich) also made httpx import its command-line module on
 every import, a cost every poll paid.
 """
