@@ -21,6 +21,9 @@ PathKey = tuple["str | int", ...]
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 # Numbers, booleans, dates and times; a date may be followed by " HH:MM...".
 _BARE_VALUE = re.compile(r"[A-Za-z0-9_+\-.:]+(?: [0-9]{2}:[A-Za-z0-9_+\-.:]*)?")
+# Runs the scanner may take in one step (a char-by-char loop made the watch's scan a tenth of a re-poll).
+_BASIC_RUN = re.compile(r'[^"\\\n]+')
+_BLANKS = re.compile(r"[ \t\r\n]+")
 _ESCAPES = {"b": "\b", "t": "\t", "n": "\n", "f": "\f", "r": "\r", '"': '"', "\\": "\\", "e": "\x1b"}
 
 
@@ -45,7 +48,7 @@ class _Scanner:
     def __init__(self, text: str) -> None:
         self.text = text
         self.pos = 0
-        self.line_starts = [0] + [i + 1 for i, char in enumerate(text) if char == "\n"]
+        self.line_starts = [0] + [match.end() for match in re.finditer("\n", text)]
         self.keys: dict[PathKey, int] = {}
         self.tables: list[TableSpan] = []
         self.last_index: dict[PathKey, int] = {}  # concrete array-of-tables path -> last index
@@ -76,7 +79,7 @@ class _Scanner:
         while self.pos < len(self.text):
             char = self.peek()
             if char in " \t\r\n":
-                self.pos += 1
+                self.pos = _BLANKS.match(self.text, self.pos).end()
             elif char == "#":
                 self.skip_to_line_end()
             else:
@@ -130,8 +133,9 @@ class _Scanner:
             if char == "\\":
                 out.append(self.read_escape())
                 continue
-            out.append(char)
-            self.pos += 1
+            run = _BASIC_RUN.match(self.text, self.pos)
+            out.append(run.group())
+            self.pos = run.end()
         return "".join(out)
 
     def read_escape(self) -> str:

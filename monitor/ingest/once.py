@@ -55,7 +55,8 @@ async def run_once(config: Config, db_path: DatabaseLocation, match: MatchFn | N
         states = {s.name: s for s in await store.call(Store.feed_states)}
         now = clock()
         due = [feed for feed in config.feeds if feed.name in states and is_due(states[feed.name], now)]
-        skipped = [feed for feed in config.feeds if feed not in due]
+        due_names = {feed.name for feed in due}  # not `feed in due`: comparing feeds pairwise is O(n²)
+        skipped = [feed for feed in config.feeds if feed.name not in due_names]
         async with Fetcher(config.fetch) as fetcher:
             pipeline = Pipeline(config, store, fetcher, match, clock=clock, alerting=alerting)
             try:

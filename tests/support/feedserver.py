@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import email.utils
 import hashlib
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -102,11 +103,12 @@ def drip(body: bytes, delay: float = 1.0, chunk: int = 1,
 
 @dataclass
 class FeedServer:
-    """Threaded HTTP server on 127.0.0.1 with a mutable route table."""
+    """Threaded HTTP server on 127.0.0.1 with a mutable route table; HTTPS when given a TLS context."""
 
     host: str = "127.0.0.1"
     routes: dict[str, Route] = field(default_factory=dict)
     requests: list[LoggedRequest] = field(default_factory=list)
+    tls: ssl.SSLContext | None = None
 
     def __post_init__(self) -> None:
         server = self
@@ -139,6 +141,8 @@ class FeedServer:
                 pass  # clients that hang up early are part of the tests
 
         self._httpd = QuietServer((self.host, 0), Handler)
+        if self.tls is not None:  # a failed handshake is an OSError in accept(), which socketserver drops
+            self._httpd.socket = self.tls.wrap_socket(self._httpd.socket, server_side=True)
         self._thread = threading.Thread(target=self._httpd.serve_forever,
                                         kwargs={"poll_interval": 0.05}, daemon=True)
 
@@ -147,7 +151,8 @@ class FeedServer:
         return self._httpd.server_address[1]
 
     def url(self, path: str) -> str:
-        return f"http://{self.host}:{self.port}{path}"
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://{self.host}:{self.port}{path}"
 
     def start(self) -> FeedServer:
         self._thread.start()
